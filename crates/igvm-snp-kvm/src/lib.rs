@@ -1,0 +1,3 @@
+//! # igvm-snp-kvm
+//!
+//! Executes an [`igvm_snp::LaunchPlan`] on Linux KVM.

@@ -1,0 +1,365 @@
+//! The planner: one pass over the directives in file order, emitting maximal
+//! runs of contiguous same-type pages. Nothing is reordered.
+
+use std::collections::HashMap;
+
+use igvm_defs::IgvmPlatformType;
+
+use super::classify::{PageClass, classify};
+use super::options::{ParameterInserts, PlanOptions};
+use super::{
+    HostVisibleRange, LaunchPlan, LaunchStep, RequiredMemory, SharedRun, SnpPlatform, StepSource,
+    overlap,
+};
+use crate::config::{GpaRange, LaunchConfig};
+use crate::digest::PAGE_SIZE;
+use crate::error::{Error, HeaderRef, Result};
+use crate::id_block::LaunchFinish;
+use crate::page_type::PageType;
+use crate::params::{self, ParameterArea, ParameterWrite, UnfilledParameter};
+use crate::parse::{DirectiveKind, IgvmFile, InitializationKind, platform_name};
+use crate::policy::SnpPolicy;
+use crate::vmsa::BootVmsa;
+
+const PAGE: u64 = PAGE_SIZE as u64;
+
+/// The SEV-SNP platform of a file.
+pub(crate) fn snp_platform(file: &IgvmFile<'_>) -> Result<SnpPlatform> {
+    let Some(p) = file.platform(IgvmPlatformType::SEV_SNP) else {
+        let found = file
+            .platforms()
+            .iter()
+            .map(|p| platform_name(p.platform_type()))
+            .collect::<Vec<_>>()
+            .join(", ");
+        return Err(Error::NoSnpPlatform { found });
+    };
+    Ok(SnpPlatform {
+        at: p.at,
+        compatibility_mask: p.mask(),
+        highest_vtl: p.header.highest_vtl,
+        shared_gpa_boundary: p.header.shared_gpa_boundary,
+    })
+}
+
+/// The guest policy for SEV-SNP, and a check of the other initialization
+/// headers that apply to it.
+fn policy(file: &IgvmFile<'_>, mask: u32, config: &LaunchConfig) -> Result<SnpPolicy> {
+    let mut found: Option<(u64, usize)> = None;
+    for init in file.initializations() {
+        match init.kind.compatibility_mask() {
+            Some(m) if m & mask != 0 => {}
+            _ => continue,
+        }
+        match &init.kind {
+            InitializationKind::GuestPolicy(h) => {
+                if let Some((_, first)) = found {
+                    return Err(Error::DuplicateGuestPolicy { at: init.at, first });
+                }
+                found = Some((h.policy, init.at.index));
+            }
+            InitializationKind::RelocatableRegion { .. } => {
+                return Err(Error::UnsupportedForSnp {
+                    at: init.at,
+                    what: "a relocatable region",
+                });
+            }
+            InitializationKind::PageTableRelocation { .. } => {
+                return Err(Error::UnsupportedForSnp {
+                    at: init.at,
+                    what: "a page table relocation region",
+                });
+            }
+            InitializationKind::CcaPolicy { .. } => {
+                return Err(Error::UnsupportedForSnp {
+                    at: init.at,
+                    what: "a CCA policy",
+                });
+            }
+            // CoRIM documents describe the image; they are not launched.
+            _ => {}
+        }
+    }
+    let bits = found
+        .map(|(p, _)| p)
+        .or(config.default_policy)
+        .ok_or(Error::MissingGuestPolicy)?;
+    SnpPolicy::new(bits)
+}
+
+/// Whether `range` is covered by the sorted, non-overlapping `memory`.
+fn covered(range: GpaRange, memory: &[GpaRange]) -> bool {
+    let Some(end) = range.end() else {
+        return false;
+    };
+    let mut at = range.gpa;
+    for m in memory {
+        let Some(m_end) = m.end() else { continue };
+        if m.gpa <= at && at < m_end {
+            at = m_end;
+            if at >= end {
+                return true;
+            }
+        }
+    }
+    at >= end
+}
+
+fn end_of(at: HeaderRef, gpa: u64, pages: u64) -> Result<u64> {
+    pages
+        .checked_mul(PAGE)
+        .and_then(|len| gpa.checked_add(len))
+        .ok_or(Error::GpaRangeOverflow { at, gpa, pages })
+}
+
+struct Builder {
+    steps: Vec<LaunchStep>,
+    run: Option<LaunchStep>,
+    shared: Vec<SharedRun>,
+}
+
+impl Builder {
+    fn flush(&mut self) {
+        if let Some(mut run) = self.run.take() {
+            run.index = self.steps.len();
+            self.steps.push(run);
+        }
+    }
+
+    fn push(&mut self, mut step: LaunchStep) {
+        self.flush();
+        step.index = self.steps.len();
+        self.steps.push(step);
+    }
+
+    fn page(&mut self, ty: PageType, gpa: u64, pages: u64, directive: usize) {
+        if let Some(run) = &mut self.run {
+            if run.page_type == ty && run.gpa + run.pages * PAGE == gpa {
+                run.pages += pages;
+                run.directives.end = directive + 1;
+                return;
+            }
+        }
+        self.flush();
+        self.run = Some(LaunchStep {
+            index: 0,
+            gpa,
+            pages,
+            page_type: ty,
+            source: StepSource::PageData,
+            directives: directive..directive + 1,
+        });
+    }
+
+    fn shared(&mut self, gpa: u64, pages: u64, directive: usize) {
+        if let Some(run) = self.shared.last_mut() {
+            if run.gpa + run.pages * PAGE == gpa && run.directives.end == directive {
+                run.pages += pages;
+                run.directives.end = directive + 1;
+                return;
+            }
+        }
+        self.shared.push(SharedRun {
+            gpa,
+            pages,
+            directives: directive..directive + 1,
+        });
+    }
+}
+
+pub(super) fn build<'a>(
+    file: IgvmFile<'a>,
+    config: &LaunchConfig,
+    options: PlanOptions,
+) -> Result<LaunchPlan<'a>> {
+    let platform = snp_platform(&file)?;
+    let mask = platform.compatibility_mask;
+    let memory = config.sorted_memory()?;
+    let policy = policy(&file, mask, config)?;
+
+    let mut b = Builder {
+        steps: Vec::new(),
+        run: None,
+        shared: Vec::new(),
+    };
+    let mut areas: Vec<ParameterArea<'a>> = Vec::new();
+    let mut area_of: HashMap<u32, usize> = HashMap::new();
+    let mut vmsa: Option<BootVmsa<'a>> = None;
+    let mut finish = LaunchFinish::new(config.host_data);
+    let mut unfilled = Vec::new();
+    let mut required = Vec::new();
+    let mut host_visible = Vec::new();
+
+    for (i, d) in file.directives().iter().enumerate() {
+        if let Some(m) = d.kind.compatibility_mask() {
+            if m & mask == 0 {
+                continue;
+            }
+        }
+        match &d.kind {
+            DirectiveKind::PageData { header, .. } => {
+                let Some((class, pages)) = classify(d, mask, options) else {
+                    continue;
+                };
+                end_of(d.at, header.gpa, pages)?;
+                match class {
+                    PageClass::Launch(ty) => b.page(ty, header.gpa, pages, i),
+                    PageClass::Shared => b.shared(header.gpa, pages, i),
+                }
+            }
+            DirectiveKind::ParameterArea { header, initial } => {
+                area_of.insert(header.parameter_area_index, areas.len());
+                areas.push(ParameterArea {
+                    declared: d.at,
+                    index: header.parameter_area_index,
+                    size: header.number_of_bytes,
+                    initial,
+                    writes: Vec::new(),
+                    inserted_at: None,
+                });
+            }
+            DirectiveKind::Parameter { kind, header } => {
+                let index = header.parameter_area_index;
+                let Some(&ai) = area_of.get(&index) else {
+                    return Err(Error::UnknownParameterArea { at: d.at, index });
+                };
+                let area = &mut areas[ai];
+                match params::value(d.at, *kind, config, &memory, area.size, header)? {
+                    Some(bytes) => area.writes.push(ParameterWrite {
+                        directive: d.at,
+                        kind: *kind,
+                        offset: u64::from(header.byte_offset),
+                        bytes,
+                    }),
+                    None => unfilled.push(UnfilledParameter {
+                        directive: d.at,
+                        kind: *kind,
+                        area_index: index,
+                    }),
+                }
+            }
+            DirectiveKind::ParameterInsert(h) => {
+                let index = h.parameter_area_index;
+                let Some(&ai) = area_of.get(&index) else {
+                    return Err(Error::UnknownParameterArea { at: d.at, index });
+                };
+                let area = &mut areas[ai];
+                area.inserted_at = Some((h.gpa, d.at));
+                let pages = match options.parameter_inserts {
+                    ParameterInserts::EveryPage => area.pages(),
+                    ParameterInserts::FirstPageOnly => 1,
+                };
+                end_of(d.at, h.gpa, pages)?;
+                b.push(LaunchStep {
+                    index: 0,
+                    gpa: h.gpa,
+                    pages,
+                    page_type: PageType::Unmeasured,
+                    source: StepSource::ParameterArea { area: ai },
+                    directives: i..i + 1,
+                });
+            }
+            DirectiveKind::VpContext { header, data } => {
+                if header.vp_index != 0 {
+                    return Err(Error::ApVpContext {
+                        at: d.at,
+                        vp_index: header.vp_index,
+                    });
+                }
+                if data.len() != PAGE_SIZE {
+                    return Err(Error::FileDataOutOfBounds {
+                        at: d.at,
+                        file_offset: header.file_offset,
+                        len: PAGE,
+                        data_start: file.data_start(),
+                        file_len: file.bytes().len(),
+                    });
+                }
+                let gpa = header.gpa.get();
+                if gpa % (2 << 20) == 0 {
+                    return Err(Error::VmsaGpa2MbAligned { at: d.at, gpa });
+                }
+                vmsa = Some(BootVmsa::new(d.at, gpa, header.vp_index, data)?);
+                b.push(LaunchStep {
+                    index: 0,
+                    gpa,
+                    pages: 1,
+                    page_type: PageType::Vmsa,
+                    source: StepSource::Vmsa,
+                    directives: i..i + 1,
+                });
+            }
+            DirectiveKind::RequiredMemory(h) => {
+                let range = GpaRange::new(h.gpa, u64::from(h.number_of_bytes));
+                if !memory.is_empty() && !covered(range, &memory) {
+                    return Err(Error::RequiredMemoryMissing {
+                        at: d.at,
+                        gpa: range.gpa,
+                        size: range.size,
+                    });
+                }
+                required.push(RequiredMemory {
+                    at: d.at,
+                    range,
+                    vtl2_protectable: h.flags.vtl2_protectable(),
+                });
+            }
+            DirectiveKind::SnpIdBlock(h) => {
+                if let Some(first) = finish.id_block_directive {
+                    return Err(Error::DuplicateIdBlock {
+                        at: d.at,
+                        first: first.index,
+                    });
+                }
+                finish.set_from_igvm(d.at, h, policy);
+            }
+            DirectiveKind::ErrorRange(h) => {
+                let range = GpaRange::new(h.gpa, u64::from(h.size_bytes));
+                end_of(d.at, h.gpa, range.size / PAGE)?;
+                host_visible.push(HostVisibleRange { at: d.at, range });
+            }
+            DirectiveKind::VbsMeasurement { .. } => {
+                return Err(Error::UnsupportedForSnp {
+                    at: d.at,
+                    what: "a VBS measurement",
+                });
+            }
+            DirectiveKind::Optional { .. } => {}
+        }
+    }
+    b.flush();
+    let vmsa = vmsa.ok_or(Error::NoVmsa)?;
+    overlap::check(&file, mask, options, &b.steps, &b.shared, &host_visible)?;
+
+    Ok(LaunchPlan {
+        file,
+        options,
+        platform,
+        policy,
+        steps: b.steps,
+        vmsa,
+        parameter_areas: areas,
+        shared: b.shared,
+        error_ranges: host_visible,
+        required_memory: required,
+        finish,
+        unfilled,
+        config_memory: memory,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn coverage_across_adjacent_ranges() {
+        let mem = [GpaRange::new(0, 0x1000), GpaRange::new(0x1000, 0x1000)];
+        assert!(covered(GpaRange::new(0, 0x2000), &mem));
+        assert!(covered(GpaRange::new(0x800, 0x1000), &mem));
+        assert!(!covered(GpaRange::new(0, 0x3000), &mem));
+        assert!(!covered(GpaRange::new(u64::MAX - 0xfff, 0x2000), &mem));
+        let gap = [GpaRange::new(0, 0x1000), GpaRange::new(0x2000, 0x1000)];
+        assert!(!covered(GpaRange::new(0, 0x3000), &gap));
+    }
+}

@@ -1,0 +1,511 @@
+//! The SEV-SNP launch plan: an ordered list of SNP_LAUNCH_UPDATE steps plus
+//! the LAUNCH_START and LAUNCH_FINISH inputs, built from a parsed file and
+//! the VMM's configuration. The same steps drive execution (the backend
+//! crate) and the launch digest ([`LaunchPlan::launch_digest`]).
+
+mod build;
+mod classify;
+mod options;
+mod overlap;
+
+use std::ops::Range;
+
+use serde::Serialize;
+
+pub use options::{ParameterInserts, PlanOptions, SharedPages, ZeroPages};
+
+use crate::config::{GpaRange, LaunchConfig};
+use crate::digest::{DigestChain, LaunchDigest, PAGE_SIZE, TraceEntry, page_hash};
+use crate::error::{Error, HeaderRef, Result};
+use crate::id_block::LaunchFinish;
+use crate::page_type::PageType;
+use crate::params::{ParameterArea, UnfilledParameter};
+use crate::parse::{DirectiveKind, IgvmFile};
+use crate::policy::SnpPolicy;
+use crate::vmsa::BootVmsa;
+
+use classify::PageClass;
+
+/// The SEV-SNP platform chosen from the file.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct SnpPlatform {
+    /// The platform header.
+    pub at: HeaderRef,
+    /// Its one-bit compatibility mask; a header applies to SEV-SNP when its
+    /// mask shares this bit.
+    pub compatibility_mask: u32,
+    /// Highest VTL (VMPL) the file uses.
+    pub highest_vtl: u8,
+    /// The shared GPA boundary (vTOM) the file declares.
+    pub shared_gpa_boundary: u64,
+}
+
+/// Where a step's pages come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case", tag = "kind")]
+pub enum StepSource {
+    /// `PAGE_DATA` directives within the step's directive range.
+    PageData,
+    /// A parameter area (index into [`LaunchPlan::parameter_areas`]).
+    ParameterArea {
+        /// Index into the plan's parameter areas.
+        area: usize,
+    },
+    /// The boot VMSA ([`LaunchPlan::vmsa`]).
+    Vmsa,
+}
+
+/// One SNP_LAUNCH_UPDATE: a run of contiguous 4 KiB pages of one type.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct LaunchStep {
+    /// Position in the plan.
+    pub index: usize,
+    /// First GPA.
+    pub gpa: u64,
+    /// Number of 4 KiB pages.
+    pub pages: u64,
+    /// Page type of every page.
+    pub page_type: PageType,
+    /// Where the contents come from.
+    pub source: StepSource,
+    /// Directives (indices into [`IgvmFile::directives`]) the step came
+    /// from; for `PageData` every page-importing SEV-SNP directive in this
+    /// range belongs to the step, in order.
+    pub directives: Range<usize>,
+}
+
+impl LaunchStep {
+    /// The GPA range the step launches.
+    pub fn range(&self) -> GpaRange {
+        GpaRange::new(self.gpa, self.pages * PAGE_SIZE as u64)
+    }
+}
+
+/// Pages loaded into shared (host-visible) memory and not launched.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SharedRun {
+    /// First GPA.
+    pub gpa: u64,
+    /// Pages.
+    pub pages: u64,
+    /// Directives the pages came from.
+    pub directives: Range<usize>,
+}
+
+/// A host-visible range from an `ERROR_RANGE` directive.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct HostVisibleRange {
+    /// The directive.
+    pub at: HeaderRef,
+    /// The range.
+    pub range: GpaRange,
+}
+
+/// A `REQUIRED_MEMORY` directive for SEV-SNP.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RequiredMemory {
+    /// The directive.
+    pub at: HeaderRef,
+    /// The range.
+    pub range: GpaRange,
+    /// Whether VTL2 may protect it.
+    pub vtl2_protectable: bool,
+}
+
+/// The contents of one 4 KiB page of a plan.
+#[derive(Debug, Clone, Copy)]
+pub enum PageBytes<'p> {
+    /// All zeros.
+    Zero,
+    /// A prefix of the page (at most 4096 bytes, the rest zeros), borrowed.
+    Data(&'p [u8]),
+    /// Page `page` of a parameter area.
+    Parameter {
+        /// The area.
+        area: &'p ParameterArea<'p>,
+        /// Page index within the area.
+        page: u64,
+    },
+}
+
+impl PageBytes<'_> {
+    /// Writes the page into `out` (which must be 4096 bytes long).
+    pub fn write_to(&self, out: &mut [u8]) {
+        match self {
+            PageBytes::Zero => out[..PAGE_SIZE].fill(0),
+            PageBytes::Data(d) => {
+                let n = d.len().min(PAGE_SIZE);
+                out[..n].copy_from_slice(&d[..n]);
+                out[n..PAGE_SIZE].fill(0);
+            }
+            PageBytes::Parameter { area, page } => area.write_page(*page, out),
+        }
+    }
+
+    /// SHA-384 of the 4096-byte page.
+    pub fn hash(&self) -> [u8; 48] {
+        match self {
+            PageBytes::Zero => page_hash(&[]),
+            PageBytes::Data(d) => page_hash(d),
+            PageBytes::Parameter { .. } => {
+                let mut buf = vec![0u8; PAGE_SIZE];
+                self.write_to(&mut buf);
+                page_hash(&buf)
+            }
+        }
+    }
+}
+
+/// An ordered, inspectable SEV-SNP launch plan.
+///
+/// ```
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// # let bytes = igvm_snp::demo::demo_igvm();
+/// use igvm_snp::{LaunchConfig, LaunchPlan, PlanOptions, GpaRange};
+/// let config = LaunchConfig::new(1, vec![GpaRange::new(0, 16 << 20)]);
+/// let plan = LaunchPlan::new(&bytes, &config, PlanOptions::default())?;
+/// for step in plan.steps() {
+///     println!("{:#x} {} x{}", step.gpa, step.page_type, step.pages);
+/// }
+/// println!("launch digest {}", plan.launch_digest());
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone)]
+pub struct LaunchPlan<'a> {
+    file: IgvmFile<'a>,
+    options: PlanOptions,
+    platform: SnpPlatform,
+    policy: SnpPolicy,
+    steps: Vec<LaunchStep>,
+    vmsa: BootVmsa<'a>,
+    parameter_areas: Vec<ParameterArea<'a>>,
+    shared: Vec<SharedRun>,
+    error_ranges: Vec<HostVisibleRange>,
+    required_memory: Vec<RequiredMemory>,
+    finish: LaunchFinish,
+    unfilled: Vec<UnfilledParameter>,
+    config_memory: Vec<GpaRange>,
+}
+
+impl<'a> LaunchPlan<'a> {
+    /// Parses `bytes` and plans its SEV-SNP launch.
+    ///
+    /// # Errors
+    /// Any parse error, any SEV-SNP rule the file breaks, or a configuration
+    /// that does not fit the file.
+    pub fn new(bytes: &'a [u8], config: &LaunchConfig, options: PlanOptions) -> Result<Self> {
+        Self::from_file(IgvmFile::parse(bytes)?, config, options)
+    }
+
+    /// Plans the SEV-SNP launch of a parsed file.
+    ///
+    /// # Errors
+    /// As [`LaunchPlan::new`], without the parse errors.
+    pub fn from_file(
+        file: IgvmFile<'a>,
+        config: &LaunchConfig,
+        options: PlanOptions,
+    ) -> Result<Self> {
+        build::build(file, config, options)
+    }
+
+    /// The parsed file.
+    pub fn file(&self) -> &IgvmFile<'a> {
+        &self.file
+    }
+
+    /// The options the plan was built with.
+    pub fn options(&self) -> PlanOptions {
+        self.options
+    }
+
+    /// The SEV-SNP platform.
+    pub fn platform(&self) -> &SnpPlatform {
+        &self.platform
+    }
+
+    /// The SNP_LAUNCH_START policy.
+    pub fn policy(&self) -> SnpPolicy {
+        self.policy
+    }
+
+    /// The SNP_LAUNCH_UPDATE steps, in order.
+    pub fn steps(&self) -> &[LaunchStep] {
+        &self.steps
+    }
+
+    /// The boot CPU's VMSA.
+    pub fn vmsa(&self) -> &BootVmsa<'a> {
+        &self.vmsa
+    }
+
+    /// The `vmsa_features` KVM_SEV_INIT2 needs so that KVM accepts the VMSA.
+    pub fn init2_vmsa_features(&self) -> u64 {
+        self.vmsa.init2_vmsa_features()
+    }
+
+    /// Parameter areas, in declaration order.
+    pub fn parameter_areas(&self) -> &[ParameterArea<'a>] {
+        &self.parameter_areas
+    }
+
+    /// Host-visible pages, loaded into shared memory and not launched.
+    pub fn shared_runs(&self) -> &[SharedRun] {
+        &self.shared
+    }
+
+    /// Host-visible error-report ranges.
+    pub fn error_ranges(&self) -> &[HostVisibleRange] {
+        &self.error_ranges
+    }
+
+    /// Memory the file requires.
+    pub fn required_memory(&self) -> &[RequiredMemory] {
+        &self.required_memory
+    }
+
+    /// The SNP_LAUNCH_FINISH inputs.
+    pub fn finish(&self) -> &LaunchFinish {
+        &self.finish
+    }
+
+    /// Parameters the configuration had no value for (left as the area's
+    /// initial contents). Measurement does not depend on them; execution
+    /// should refuse them (see [`LaunchPlan::require_all_parameters`]).
+    pub fn unfilled_parameters(&self) -> &[UnfilledParameter] {
+        &self.unfilled
+    }
+
+    /// The configured RAM ranges, sorted.
+    pub fn configured_memory(&self) -> &[GpaRange] {
+        &self.config_memory
+    }
+
+    /// Fails on the first parameter the configuration did not fill.
+    ///
+    /// # Errors
+    /// [`Error::ParameterNotConfigured`].
+    pub fn require_all_parameters(&self) -> Result<()> {
+        match self.unfilled.first() {
+            None => Ok(()),
+            Some(u) => Err(Error::ParameterNotConfigured {
+                at: u.directive,
+                kind: u.kind.name(),
+                index: u.area_index,
+            }),
+        }
+    }
+
+    /// Total pages launched.
+    pub fn launched_pages(&self) -> u64 {
+        self.steps.iter().map(|s| s.pages).sum()
+    }
+
+    /// Every GPA range the plan writes (launched and shared), unsorted.
+    pub fn loaded_ranges(&self) -> impl Iterator<Item = GpaRange> + '_ {
+        self.steps
+            .iter()
+            .map(LaunchStep::range)
+            .chain(
+                self.shared
+                    .iter()
+                    .map(|s| GpaRange::new(s.gpa, s.pages * PAGE_SIZE as u64)),
+            )
+            .chain(self.error_ranges.iter().map(|e| e.range))
+    }
+
+    /// The pages of a step, in ascending GPA order, with their contents.
+    pub fn step_pages<'p>(
+        &'p self,
+        step: &'p LaunchStep,
+    ) -> impl Iterator<Item = (u64, PageBytes<'p>)> + 'p {
+        StepPages::new(self, step)
+    }
+
+    /// The pages of a shared run, in ascending GPA order.
+    pub fn shared_pages<'p>(
+        &'p self,
+        run: &'p SharedRun,
+    ) -> impl Iterator<Item = (u64, PageBytes<'p>)> + 'p {
+        let mask = self.platform.compatibility_mask;
+        let options = self.options;
+        self.file.directives()[run.directives.clone()]
+            .iter()
+            .filter(move |d| {
+                matches!(
+                    classify::classify(d, mask, options),
+                    Some((PageClass::Shared, _))
+                )
+            })
+            .flat_map(page_data_pages)
+    }
+
+    /// The launch digest the AMD-SP computes for this plan.
+    pub fn launch_digest(&self) -> LaunchDigest {
+        let mut chain = DigestChain::new();
+        for step in &self.steps {
+            if step.page_type.measures_contents() {
+                for (gpa, page) in self.step_pages(step) {
+                    chain.update(step.page_type, gpa, &page.hash());
+                }
+            } else {
+                for p in 0..step.pages {
+                    chain.update(step.page_type, step.gpa + p * PAGE_SIZE as u64, &[0; 48]);
+                }
+            }
+        }
+        chain.digest()
+    }
+
+    /// The measurement page by page: GPA, type, contents hash and the
+    /// running digest after each page.
+    pub fn measure_trace(&self) -> Vec<TraceEntry> {
+        let mut chain = DigestChain::new();
+        let mut out = Vec::new();
+        for step in &self.steps {
+            for (gpa, page) in self.step_pages(step) {
+                let contents = if step.page_type.measures_contents() {
+                    page.hash()
+                } else {
+                    [0; 48]
+                };
+                chain.update(step.page_type, gpa, &contents);
+                out.push(TraceEntry {
+                    step: step.index,
+                    gpa,
+                    page_type: step.page_type,
+                    contents: LaunchDigest(contents),
+                    digest: chain.digest(),
+                });
+            }
+        }
+        out
+    }
+
+    /// Checks the ID block's expected digest against `computed` (normally
+    /// [`LaunchPlan::launch_digest`]). Passes when the file has no ID block.
+    ///
+    /// # Errors
+    /// [`Error::IdBlockMismatch`] with both values.
+    pub fn check_id_block(&self, computed: &LaunchDigest) -> Result<()> {
+        match self.finish.expected_digest {
+            Some(expected) if expected != *computed => Err(Error::IdBlockMismatch {
+                expected,
+                computed: *computed,
+            }),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// The pages of one `PAGE_DATA` directive (1, or 512 for a 2 MiB page).
+fn page_data_pages<'p>(
+    d: &'p crate::parse::Directive<'p>,
+) -> impl Iterator<Item = (u64, PageBytes<'p>)> + 'p {
+    let (gpa, data, pages) = match &d.kind {
+        DirectiveKind::PageData { header, data } => {
+            let pages = if header.flags.is_2mb_page() { 512 } else { 1 };
+            (header.gpa, *data, pages)
+        }
+        _ => (0, &[][..], 0),
+    };
+    (0..pages).map(move |p| {
+        let off = p as usize * PAGE_SIZE;
+        let bytes = if data.is_empty() {
+            PageBytes::Zero
+        } else {
+            PageBytes::Data(&data[off..off + PAGE_SIZE])
+        };
+        (gpa + p * PAGE_SIZE as u64, bytes)
+    })
+}
+
+/// Iterator over a step's pages.
+struct StepPages<'p> {
+    inner: Box<dyn Iterator<Item = (u64, PageBytes<'p>)> + 'p>,
+}
+
+impl<'p> StepPages<'p> {
+    fn new(plan: &'p LaunchPlan<'p>, step: &'p LaunchStep) -> Self {
+        let inner: Box<dyn Iterator<Item = (u64, PageBytes<'p>)> + 'p> = match step.source {
+            StepSource::PageData => {
+                let mask = plan.platform.compatibility_mask;
+                let options = plan.options;
+                let ty = step.page_type;
+                Box::new(
+                    plan.file.directives()[step.directives.clone()]
+                        .iter()
+                        .filter(move |d| {
+                            matches!(classify::classify(d, mask, options),
+                                Some((PageClass::Launch(t), _)) if t == ty)
+                        })
+                        .flat_map(page_data_pages),
+                )
+            }
+            StepSource::ParameterArea { area } => {
+                let area = &plan.parameter_areas[area];
+                let gpa = step.gpa;
+                Box::new((0..step.pages).map(move |p| {
+                    (
+                        gpa + p * PAGE_SIZE as u64,
+                        PageBytes::Parameter { area, page: p },
+                    )
+                }))
+            }
+            StepSource::Vmsa => Box::new(std::iter::once((
+                step.gpa,
+                PageBytes::Data(plan.vmsa.bytes),
+            ))),
+        };
+        StepPages { inner }
+    }
+}
+
+impl<'p> Iterator for StepPages<'p> {
+    type Item = (u64, PageBytes<'p>);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        self.inner.next()
+    }
+}
+
+/// The JSON form of a plan.
+#[derive(Serialize)]
+struct PlanJson<'p> {
+    platform: &'p SnpPlatform,
+    policy: SnpPolicy,
+    options: PlanOptions,
+    vmsa: &'p BootVmsa<'p>,
+    sev_features: u64,
+    init2_vmsa_features: u64,
+    launched_pages: u64,
+    steps: &'p [LaunchStep],
+    parameter_areas: &'p [ParameterArea<'p>],
+    shared_runs: &'p [SharedRun],
+    error_ranges: &'p [HostVisibleRange],
+    required_memory: &'p [RequiredMemory],
+    unfilled_parameters: &'p [UnfilledParameter],
+    finish: &'p LaunchFinish,
+}
+
+impl Serialize for LaunchPlan<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        PlanJson {
+            platform: &self.platform,
+            policy: self.policy,
+            options: self.options,
+            vmsa: &self.vmsa,
+            sev_features: self.vmsa.sev_features(),
+            init2_vmsa_features: self.init2_vmsa_features(),
+            launched_pages: self.launched_pages(),
+            steps: &self.steps,
+            parameter_areas: &self.parameter_areas,
+            shared_runs: &self.shared,
+            error_ranges: &self.error_ranges,
+            required_memory: &self.required_memory,
+            unfilled_parameters: &self.unfilled,
+            finish: &self.finish,
+        }
+        .serialize(s)
+    }
+}
