@@ -20,10 +20,12 @@
 //! | 0xFFFFFFFFF000 | VMSA (VP 0) | VMSA |
 
 use igvm::snp_defs::{SevFeatures, SevSelector, SevVmsa};
-use igvm::{IgvmDirectiveHeader, IgvmFile, IgvmInitializationHeader, IgvmPlatformHeader, IgvmRevision};
+use igvm::{
+    IgvmDirectiveHeader, IgvmFile, IgvmInitializationHeader, IgvmPlatformHeader, IgvmRevision,
+};
 use igvm_defs::{
-    IGVM_VHS_PARAMETER, IGVM_VHS_PARAMETER_INSERT, IGVM_VHS_SUPPORTED_PLATFORM,
-    IgvmPageDataFlags, IgvmPageDataType, IgvmPlatformType,
+    IGVM_VHS_PARAMETER, IGVM_VHS_PARAMETER_INSERT, IGVM_VHS_SUPPORTED_PLATFORM, IgvmPageDataFlags,
+    IgvmPageDataType, IgvmPlatformType,
 };
 use zerocopy::FromZeros;
 
@@ -203,13 +205,15 @@ pub fn demo_file() -> IgvmFile {
     // an empty file is the documented fallback and fails to parse.
     IgvmFile::new(
         IgvmRevision::V1,
-        vec![IgvmPlatformHeader::SupportedPlatform(IGVM_VHS_SUPPORTED_PLATFORM {
-            compatibility_mask: mask,
-            highest_vtl: 0,
-            platform_type: IgvmPlatformType::SEV_SNP,
-            platform_version: 1,
-            shared_gpa_boundary: 0,
-        })],
+        vec![IgvmPlatformHeader::SupportedPlatform(
+            IGVM_VHS_SUPPORTED_PLATFORM {
+                compatibility_mask: mask,
+                highest_vtl: 0,
+                platform_type: IgvmPlatformType::SEV_SNP,
+                platform_version: 1,
+                shared_gpa_boundary: 0,
+            },
+        )],
         vec![IgvmInitializationHeader::GuestPolicy {
             policy: 0x30000,
             compatibility_mask: mask,

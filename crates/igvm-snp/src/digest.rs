@@ -239,7 +239,10 @@ mod tests {
     fn short_page_hash_is_padded() {
         let mut full = [0u8; PAGE_SIZE];
         full[..3].copy_from_slice(&[1, 2, 3]);
-        assert_eq!(page_hash(&[1, 2, 3]), <[u8; 48]>::from(Sha384::digest(full)));
+        assert_eq!(
+            page_hash(&[1, 2, 3]),
+            <[u8; 48]>::from(Sha384::digest(full))
+        );
     }
 
     #[test]

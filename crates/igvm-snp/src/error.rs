@@ -162,7 +162,9 @@ pub enum Error {
     },
     /// A header in a section that already ended (platform, then
     /// initialization, then directives).
-    #[error("{at}: {name} header comes after a {after} header; sections must be in order platform, initialization, directive")]
+    #[error(
+        "{at}: {name} header comes after a {after} header; sections must be in order platform, initialization, directive"
+    )]
     HeaderOutOfOrder {
         /// The header.
         at: HeaderRef,
@@ -258,7 +260,9 @@ pub enum Error {
         found: String,
     },
     /// A header's compatibility mask shares no bit with a declared platform.
-    #[error("{at}: compatibility mask {mask:#x} matches no declared platform (declared: {declared:#x})")]
+    #[error(
+        "{at}: compatibility mask {mask:#x} matches no declared platform (declared: {declared:#x})"
+    )]
     MaskMatchesNoPlatform {
         /// The header.
         at: HeaderRef,
@@ -409,7 +413,9 @@ pub enum Error {
     #[error("the file has no SEV-SNP VP context (VMSA) for the boot CPU")]
     NoVmsa,
     /// A VP context for an AP; SEV-SNP launches take one VMSA, the boot CPU's.
-    #[error("{at}: VP context for VP index {vp_index}; an SEV-SNP launch takes only the boot CPU's (VP index 0)")]
+    #[error(
+        "{at}: VP context for VP index {vp_index}; an SEV-SNP launch takes only the boot CPU's (VP index 0)"
+    )]
     ApVpContext {
         /// The header.
         at: HeaderRef,
@@ -468,7 +474,9 @@ pub enum Error {
         first: usize,
     },
     /// The ID block's launch digest differs from the computed one.
-    #[error("the ID block's launch digest differs from the computed one: ID block {expected}, computed {computed}")]
+    #[error(
+        "the ID block's launch digest differs from the computed one: ID block {expected}, computed {computed}"
+    )]
     IdBlockMismatch {
         /// `ld` from the ID block.
         expected: LaunchDigest,
@@ -499,7 +507,9 @@ pub enum Error {
     },
     /// A parameter the file asks for but the configuration does not provide;
     /// reported when a plan is executed.
-    #[error("{at}: the file asks for a {kind} parameter (area {index}) but the configuration gives none")]
+    #[error(
+        "{at}: the file asks for a {kind} parameter (area {index}) but the configuration gives none"
+    )]
     ParameterNotConfigured {
         /// The header.
         at: HeaderRef,

@@ -7,7 +7,9 @@
 //! qx, qy) are copied into the firmware layout, dropping the IGVM public
 //! key's extra reserved u32.
 
-use igvm_defs::{IGVM_VHS_SNP_ID_BLOCK, IGVM_VHS_SNP_ID_BLOCK_PUBLIC_KEY, IGVM_VHS_SNP_ID_BLOCK_SIGNATURE};
+use igvm_defs::{
+    IGVM_VHS_SNP_ID_BLOCK, IGVM_VHS_SNP_ID_BLOCK_PUBLIC_KEY, IGVM_VHS_SNP_ID_BLOCK_SIGNATURE,
+};
 use serde::Serialize;
 use zerocopy::{FromBytes, FromZeros, Immutable, IntoBytes, KnownLayout};
 
@@ -177,7 +179,13 @@ impl LaunchFinish {
         policy: SnpPolicy,
     ) {
         let ld = LaunchDigest(h.ld);
-        self.id_block = Some(IdBlock::new(ld, policy, h.family_id, h.image_id, h.guest_svn));
+        self.id_block = Some(IdBlock::new(
+            ld,
+            policy,
+            h.family_id,
+            h.image_id,
+            h.guest_svn,
+        ));
         let author = h.author_key_enabled == 1;
         self.id_auth = Some(Box::new(IdAuth {
             id_key_algo: h.id_key_algorithm,

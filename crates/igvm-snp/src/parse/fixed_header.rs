@@ -32,12 +32,11 @@ const V2_LEN: usize = size_of::<IGVM_FIXED_HEADER_V2>();
 
 /// Reads and checks the fixed header and the checksum.
 pub(crate) fn read(file: &[u8]) -> Result<Layout> {
-    let (v1, _) = IGVM_FIXED_HEADER::read_from_prefix(file).map_err(|_| {
-        Error::TruncatedFixedHeader {
+    let (v1, _) =
+        IGVM_FIXED_HEADER::read_from_prefix(file).map_err(|_| Error::TruncatedFixedHeader {
             len: file.len(),
             needed: V1_LEN,
-        }
-    })?;
+        })?;
     if v1.magic != IGVM_MAGIC_VALUE {
         return Err(Error::BadMagic { found: v1.magic });
     }
@@ -112,7 +111,11 @@ pub fn fix_checksum(file: &mut [u8]) {
     let Ok((v1, _)) = IGVM_FIXED_HEADER::read_from_prefix(file) else {
         return;
     };
-    let fixed_len = if v1.format_version == 2 { V2_LEN } else { V1_LEN };
+    let fixed_len = if v1.format_version == 2 {
+        V2_LEN
+    } else {
+        V1_LEN
+    };
     let var_start = v1.variable_header_offset as usize;
     let var_end = var_start as u64 + u64::from(v1.variable_header_size);
     if file.len() < fixed_len || var_start < fixed_len || var_end > file.len() as u64 {

@@ -94,8 +94,16 @@ pub(crate) fn body_size(typ: u32) -> Option<usize> {
         PARAMETER_INSERT => size_of::<IGVM_VHS_PARAMETER_INSERT>(),
         VP_CONTEXT => size_of::<IGVM_VHS_VP_CONTEXT>(),
         REQUIRED_MEMORY => size_of::<IGVM_VHS_REQUIRED_MEMORY>(),
-        VP_COUNT_PARAMETER | SRAT | MADT | MMIO_RANGES | MEMORY_MAP | COMMAND_LINE | SLIT
-        | PPTT | DEVICE_TREE | ENVIRONMENT_INFO_PARAMETER => size_of::<IGVM_VHS_PARAMETER>(),
+        VP_COUNT_PARAMETER
+        | SRAT
+        | MADT
+        | MMIO_RANGES
+        | MEMORY_MAP
+        | COMMAND_LINE
+        | SLIT
+        | PPTT
+        | DEVICE_TREE
+        | ENVIRONMENT_INFO_PARAMETER => size_of::<IGVM_VHS_PARAMETER>(),
         SNP_ID_BLOCK => size_of::<IGVM_VHS_SNP_ID_BLOCK>(),
         ERROR_RANGE => size_of::<IGVM_VHS_ERROR_RANGE>(),
         VBS_MEASUREMENT => size_of::<IGVM_VHS_VBS_MEASUREMENT>(),

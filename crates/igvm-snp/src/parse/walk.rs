@@ -13,8 +13,7 @@ use zerocopy::FromBytes;
 
 use super::header_types::{self as ht, OPTIONAL_BIT};
 use super::{
-    Directive, DirectiveKind, IgvmFile, Initialization, InitializationKind, ParameterKind,
-    Platform,
+    Directive, DirectiveKind, IgvmFile, Initialization, InitializationKind, ParameterKind, Platform,
 };
 use crate::error::{Error, HeaderRef, Result, Section};
 
@@ -237,7 +236,12 @@ fn initialization<'a>(
             }
         }
         ht::VERSION_STRING => InitializationKind::VersionString(raw),
-        _ => return Err(Error::UnknownHeaderType { offset: at.offset, typ }),
+        _ => {
+            return Err(Error::UnknownHeaderType {
+                offset: at.offset,
+                typ,
+            });
+        }
     })
 }
 
@@ -378,6 +382,11 @@ fn directive<'a>(
         ht::PPTT => parameter(ParameterKind::Pptt),
         ht::DEVICE_TREE => parameter(ParameterKind::DeviceTree),
         ht::ENVIRONMENT_INFO_PARAMETER => parameter(ParameterKind::EnvironmentInfo),
-        _ => return Err(Error::UnknownHeaderType { offset: at.offset, typ }),
+        _ => {
+            return Err(Error::UnknownHeaderType {
+                offset: at.offset,
+                typ,
+            });
+        }
     })
 }

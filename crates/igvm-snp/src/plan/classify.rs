@@ -19,7 +19,11 @@ pub(crate) enum PageClass {
 
 /// The class and page count of a `PAGE_DATA` directive that applies to the
 /// SEV-SNP mask; `None` for any other directive.
-pub(crate) fn classify(d: &Directive<'_>, mask: u32, options: PlanOptions) -> Option<(PageClass, u64)> {
+pub(crate) fn classify(
+    d: &Directive<'_>,
+    mask: u32,
+    options: PlanOptions,
+) -> Option<(PageClass, u64)> {
     let DirectiveKind::PageData { header, data } = &d.kind else {
         return None;
     };

@@ -344,17 +344,33 @@ impl<'a> LaunchPlan<'a> {
     pub fn launch_digest(&self) -> LaunchDigest {
         let mut chain = DigestChain::new();
         for step in &self.steps {
-            if step.page_type.measures_contents() {
-                for (gpa, page) in self.step_pages(step) {
-                    chain.update(step.page_type, gpa, &page.hash());
-                }
-            } else {
-                for p in 0..step.pages {
-                    chain.update(step.page_type, step.gpa + p * PAGE_SIZE as u64, &[0; 48]);
-                }
-            }
+            self.extend_chain(&mut chain, step);
         }
         chain.digest()
+    }
+
+    /// The launch digest after each step, in step order (the last one is
+    /// [`LaunchPlan::launch_digest`]).
+    pub fn step_digests(&self) -> Vec<LaunchDigest> {
+        let mut chain = DigestChain::new();
+        let mut out = Vec::with_capacity(self.steps.len());
+        for step in &self.steps {
+            self.extend_chain(&mut chain, step);
+            out.push(chain.digest());
+        }
+        out
+    }
+
+    fn extend_chain(&self, chain: &mut DigestChain, step: &LaunchStep) {
+        if step.page_type.measures_contents() {
+            for (gpa, page) in self.step_pages(step) {
+                chain.update(step.page_type, gpa, &page.hash());
+            }
+        } else {
+            for p in 0..step.pages {
+                chain.update(step.page_type, step.gpa + p * PAGE_SIZE as u64, &[0; 48]);
+            }
+        }
     }
 
     /// The measurement page by page: GPA, type, contents hash and the

@@ -28,7 +28,8 @@ pub(super) fn check(
     shared: &[SharedRun],
     host: &[HostVisibleRange],
 ) -> Result<()> {
-    let mut spans: Vec<(u64, u64, Owner)> = Vec::with_capacity(steps.len() + shared.len() + host.len());
+    let mut spans: Vec<(u64, u64, Owner)> =
+        Vec::with_capacity(steps.len() + shared.len() + host.len());
     for (i, s) in steps.iter().enumerate() {
         spans.push((s.gpa, s.gpa + s.pages * PAGE, Owner::Step(i)));
     }

@@ -1,0 +1,110 @@
+//! Human-readable views of a plan.
+
+use std::fmt::Write as _;
+
+use igvm_snp::{LaunchPlan, PAGE_SIZE, StepSource};
+
+/// The plan as a table: one row per SNP_LAUNCH_UPDATE step, with the
+/// directive it came from and the running digest after the step.
+pub fn plan_table(plan: &LaunchPlan<'_>) -> String {
+    let mut s = String::new();
+    let p = plan.platform();
+    let _ = writeln!(
+        s,
+        "SEV-SNP platform: mask {:#x}, policy {}, VMSA at {:#x} (SEV features {:#x}, INIT2 vmsa_features {:#x})",
+        p.compatibility_mask,
+        plan.policy(),
+        plan.vmsa().gpa,
+        plan.vmsa().sev_features(),
+        plan.init2_vmsa_features()
+    );
+    let _ = writeln!(
+        s,
+        "{:>4}  {:<33}  {:>7}  {:<10}  {:<18}  digest after step",
+        "step", "GPA range", "pages", "type", "directive"
+    );
+    let digests = plan.step_digests();
+    for (step, digest) in plan.steps().iter().zip(digests) {
+        let end = step.gpa + step.pages * PAGE_SIZE as u64 - 1;
+        let dirs = &step.directives;
+        let source = match step.source {
+            StepSource::PageData if dirs.len() > 1 => format!("#{}..#{}", dirs.start, dirs.end - 1),
+            StepSource::PageData => format!("#{}", dirs.start),
+            StepSource::ParameterArea { area } => {
+                format!(
+                    "#{} area {}",
+                    dirs.start,
+                    plan.parameter_areas()[area].index
+                )
+            }
+            StepSource::Vmsa => format!("#{} VMSA", dirs.start),
+        };
+        let d = digest.to_string();
+        let _ = writeln!(
+            s,
+            "{:>4}  {:#015x}-{:#015x}  {:>7}  {:<10}  {:<18}  {}…",
+            step.index,
+            step.gpa,
+            end,
+            step.pages,
+            step.page_type.name(),
+            source,
+            &d[..16]
+        );
+    }
+    for run in plan.shared_runs() {
+        let _ = writeln!(
+            s,
+            "   -  {:#015x} shared (host visible, not measured) x{}",
+            run.gpa, run.pages
+        );
+    }
+    for area in plan.parameter_areas() {
+        for w in &area.writes {
+            let _ = writeln!(
+                s,
+                "param  area {} +{:#x}: {} ({} bytes)",
+                area.index,
+                w.offset,
+                w.kind.name(),
+                w.bytes.len()
+            );
+        }
+    }
+    for u in plan.unfilled_parameters() {
+        let _ = writeln!(
+            s,
+            "param  area {}: {} not configured (left as in the file)",
+            u.area_index,
+            u.kind.name()
+        );
+    }
+    if let Some(ld) = plan.finish().expected_digest {
+        let _ = writeln!(s, "ID block expects digest {ld}");
+    }
+    let _ = writeln!(
+        s,
+        "{} steps, {} pages launched, launch digest {}",
+        plan.steps().len(),
+        plan.launched_pages(),
+        plan.launch_digest()
+    );
+    s
+}
+
+/// The per-page trace as text.
+pub fn trace_table(plan: &LaunchPlan<'_>) -> String {
+    let mut s = String::new();
+    for e in plan.measure_trace() {
+        let _ = writeln!(
+            s,
+            "{:>4} {:#015x} {:<10} {} {}",
+            e.step,
+            e.gpa,
+            e.page_type.name(),
+            e.contents,
+            e.digest
+        );
+    }
+    s
+}
