@@ -5,6 +5,7 @@
 
 mod build;
 mod classify;
+mod measure;
 mod options;
 mod overlap;
 
@@ -15,7 +16,7 @@ use serde::Serialize;
 pub use options::{ParameterInserts, PlanOptions, SharedPages, ZeroPages};
 
 use crate::config::{GpaRange, LaunchConfig};
-use crate::digest::{DigestChain, LaunchDigest, PAGE_SIZE, TraceEntry, page_hash};
+use crate::digest::{LaunchDigest, PAGE_SIZE, page_hash};
 use crate::error::{Error, HeaderRef, Result};
 use crate::id_block::LaunchFinish;
 use crate::page_type::PageType;
@@ -338,64 +339,6 @@ impl<'a> LaunchPlan<'a> {
                 )
             })
             .flat_map(page_data_pages)
-    }
-
-    /// The launch digest the AMD-SP computes for this plan.
-    pub fn launch_digest(&self) -> LaunchDigest {
-        let mut chain = DigestChain::new();
-        for step in &self.steps {
-            self.extend_chain(&mut chain, step);
-        }
-        chain.digest()
-    }
-
-    /// The launch digest after each step, in step order (the last one is
-    /// [`LaunchPlan::launch_digest`]).
-    pub fn step_digests(&self) -> Vec<LaunchDigest> {
-        let mut chain = DigestChain::new();
-        let mut out = Vec::with_capacity(self.steps.len());
-        for step in &self.steps {
-            self.extend_chain(&mut chain, step);
-            out.push(chain.digest());
-        }
-        out
-    }
-
-    fn extend_chain(&self, chain: &mut DigestChain, step: &LaunchStep) {
-        if step.page_type.measures_contents() {
-            for (gpa, page) in self.step_pages(step) {
-                chain.update(step.page_type, gpa, &page.hash());
-            }
-        } else {
-            for p in 0..step.pages {
-                chain.update(step.page_type, step.gpa + p * PAGE_SIZE as u64, &[0; 48]);
-            }
-        }
-    }
-
-    /// The measurement page by page: GPA, type, contents hash and the
-    /// running digest after each page.
-    pub fn measure_trace(&self) -> Vec<TraceEntry> {
-        let mut chain = DigestChain::new();
-        let mut out = Vec::new();
-        for step in &self.steps {
-            for (gpa, page) in self.step_pages(step) {
-                let contents = if step.page_type.measures_contents() {
-                    page.hash()
-                } else {
-                    [0; 48]
-                };
-                chain.update(step.page_type, gpa, &contents);
-                out.push(TraceEntry {
-                    step: step.index,
-                    gpa,
-                    page_type: step.page_type,
-                    contents: LaunchDigest(contents),
-                    digest: chain.digest(),
-                });
-            }
-        }
-        out
     }
 
     /// Checks the ID block's expected digest against `computed` (normally
