@@ -169,7 +169,7 @@ fn file_data<'a>(
     len: u64,
 ) -> Result<&'a [u8]> {
     let start = file_offset as usize;
-    let end = file_offset as u64 + len;
+    let end = u64::from(file_offset).saturating_add(len);
     if start < file.data_start || end > file.bytes.len() as u64 {
         return Err(Error::FileDataOutOfBounds {
             at,
