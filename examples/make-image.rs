@@ -11,10 +11,12 @@
 
 use std::process::ExitCode;
 
-use igvm::{IgvmDirectiveHeader, IgvmFile, IgvmInitializationHeader, IgvmPlatformHeader, IgvmRevision};
+use igvm::{
+    IgvmDirectiveHeader, IgvmFile, IgvmInitializationHeader, IgvmPlatformHeader, IgvmRevision,
+};
 use igvm_defs::{
-    IGVM_VHS_PARAMETER, IGVM_VHS_PARAMETER_INSERT, IGVM_VHS_SUPPORTED_PLATFORM,
-    IgvmPageDataFlags, IgvmPageDataType, IgvmPlatformType,
+    IGVM_VHS_PARAMETER, IGVM_VHS_PARAMETER_INSERT, IGVM_VHS_SUPPORTED_PLATFORM, IgvmPageDataFlags,
+    IgvmPageDataType, IgvmPlatformType,
 };
 
 fn main() -> ExitCode {
@@ -74,13 +76,15 @@ fn main() -> ExitCode {
     });
     let file = IgvmFile::new(
         IgvmRevision::V1,
-        vec![IgvmPlatformHeader::SupportedPlatform(IGVM_VHS_SUPPORTED_PLATFORM {
-            compatibility_mask: 1,
-            highest_vtl: 0,
-            platform_type: IgvmPlatformType::SEV_SNP,
-            platform_version: 1,
-            shared_gpa_boundary: 0,
-        })],
+        vec![IgvmPlatformHeader::SupportedPlatform(
+            IGVM_VHS_SUPPORTED_PLATFORM {
+                compatibility_mask: 1,
+                highest_vtl: 0,
+                platform_type: IgvmPlatformType::SEV_SNP,
+                platform_version: 1,
+                shared_gpa_boundary: 0,
+            },
+        )],
         vec![IgvmInitializationHeader::GuestPolicy {
             policy: 0x30000,
             compatibility_mask: 1,
