@@ -1,3 +1,5 @@
 //! # igvm-snp-kvm
 //!
 //! Executes an [`igvm_snp::LaunchPlan`] on Linux KVM.
+
+pub mod sev;

@@ -1,0 +1,198 @@
+//! The SEV-SNP launch commands on a real KVM VM (`KVM_MEMORY_ENCRYPT_OP`
+//! with the kvm-bindings payloads and the `/dev/sev` fd).
+//!
+//! Cannot run on a host without SEV-SNP; reviewed against the uAPI notes
+//! (`kvm_sev_init` with GHCB version 2, `kvm_sev_snp_launch_start`,
+//! `kvm_sev_snp_launch_update` looped until `len` is 0, the 88-byte
+//! `kvm_sev_snp_launch_finish`).
+
+use std::fs::{File, OpenOptions};
+use std::io;
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::OpenOptionsExt;
+
+use igvm_snp::PageType;
+use kvm_bindings::{KVM_MEMORY_ATTRIBUTE_PRIVATE, kvm_memory_attributes};
+use kvm_ioctls::VmFd;
+use vmm_sys_util::errno::Error as Errno;
+use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
+
+use super::commands::{
+    LaunchFinishInput, LaunchStartInput, LaunchUpdate, PAGE_SIZE, PrivateMemory, SevCommand,
+    SnpFirmware, UpdateReport, VmsaPageTypeSupport,
+};
+use super::error::{CommandContext, InputError, SevError};
+use super::firmware_error::FirmwareError;
+use super::ioctl::{Payload, SevPayload, encrypt_op};
+use super::progress::{CallFailure, run_update};
+use super::vmsa_check::check_launch_vmsa;
+
+/// The SEV firmware device.
+pub const SEV_DEVICE: &str = "/dev/sev";
+
+/// A page-aligned page, for bouncing unaligned sources (KVM requires
+/// `uaddr` to be 4 KiB-aligned).
+#[repr(C, align(4096))]
+#[derive(FromBytes, IntoBytes, Immutable, KnownLayout)]
+struct AlignedPage([u8; 4096]);
+
+/// The SEV-SNP launch commands on a KVM VM created with type
+/// `KVM_X86_SNP_VM` (4).
+#[derive(Debug)]
+pub struct KvmSnp<'vm> {
+    vm: &'vm VmFd,
+    sev: File,
+    vmsa_features: Option<u64>,
+    vmsa_support: VmsaPageTypeSupport,
+}
+
+impl<'vm> KvmSnp<'vm> {
+    /// Commands for `vm`, with `sev` an open `/dev/sev` (passed to KVM as
+    /// `sev_fd`).
+    pub fn new(vm: &'vm VmFd, sev: File) -> Self {
+        KvmSnp {
+            vm,
+            sev,
+            vmsa_features: None,
+            vmsa_support: VmsaPageTypeSupport::Unknown,
+        }
+    }
+
+    /// Opens [`SEV_DEVICE`] read-write (close-on-exec) for `vm`.
+    ///
+    /// # Errors
+    /// The open's I/O error.
+    pub fn open(vm: &'vm VmFd) -> io::Result<Self> {
+        let sev = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .custom_flags(libc::O_CLOEXEC)
+            .open(SEV_DEVICE)?;
+        Ok(KvmSnp::new(vm, sev))
+    }
+
+    fn issue<T: SevPayload>(
+        &self,
+        payload: &mut Payload<'_, T>,
+        context: &CommandContext,
+    ) -> Result<(), CallFailure> {
+        encrypt_op(self.vm, self.sev.as_raw_fd(), payload, context)
+    }
+
+    fn single<T: SevPayload>(
+        &self,
+        payload: &mut Payload<'_, T>,
+        command: SevCommand,
+    ) -> Result<(), SevError> {
+        let context = CommandContext::command(command);
+        self.issue(payload, &context).map_err(|f| SevError::Failed {
+            context,
+            errno: f.errno,
+            firmware: f.firmware,
+            completed_pages: 0,
+            ioctl_calls: 1,
+        })
+    }
+
+    fn run(&self, update: &mut LaunchUpdate<'_>) -> Result<UpdateReport, SevError> {
+        let probe = self.vmsa_support != VmsaPageTypeSupport::Supported;
+        run_update(update, probe, |req| {
+            let context = CommandContext::update(req.gfn * PAGE_SIZE, req.pages, req.page_type);
+            let mut payload =
+                Payload::launch_update(req.gfn, req.pages, req.page_type.value(), req.source)
+                    // `run_update` passes exactly `pages` pages of source.
+                    .ok_or(CallFailure {
+                        errno: Errno::new(libc::EFAULT),
+                        firmware: FirmwareError::Success,
+                        rejection: None,
+                    })?;
+            self.issue(&mut payload, &context)?;
+            Ok(payload.remaining())
+        })
+    }
+}
+
+impl SnpFirmware for KvmSnp<'_> {
+    fn init2(&mut self, vmsa_features: u64) -> Result<(), SevError> {
+        self.single(&mut Payload::init2(vmsa_features), SevCommand::Init2)?;
+        self.vmsa_features = Some(vmsa_features);
+        Ok(())
+    }
+
+    fn launch_start(&mut self, input: &LaunchStartInput) -> Result<(), SevError> {
+        let mut payload = Payload::launch_start(input.policy, input.gosvw);
+        self.single(&mut payload, SevCommand::LaunchStart)
+    }
+
+    /// Checks the input (and a VMSA page against the INIT2 features) so
+    /// that an `EINVAL` on a VMSA page can only mean the page type is
+    /// unsupported or the memory is not set up; bounces an unaligned source
+    /// through an aligned copy (copied back afterwards, for the CPUID
+    /// write-back); then loops over partial progress.
+    fn launch_update(&mut self, update: &mut LaunchUpdate<'_>) -> Result<UpdateReport, SevError> {
+        let page_type = update.page_type();
+        let context = CommandContext::update(update.gpa(), update.pages(), page_type);
+        let input = |problem| SevError::Input { context, problem };
+        update.check().map_err(input)?;
+        if let (PageType::Vmsa, Some(features), Some(page)) =
+            (page_type, self.vmsa_features, update.source())
+        {
+            check_launch_vmsa(page, features).map_err(|p| input(InputError::Vmsa(p)))?;
+        }
+        let unaligned = update
+            .source()
+            .is_some_and(|s| s.as_ptr() as usize % PAGE_SIZE as usize != 0);
+        let retry = update.cpuid_retry_choice();
+        let result = match update.source_mut() {
+            Some(source) if unaligned => {
+                let mut bounce: Vec<AlignedPage> = source
+                    .chunks(PAGE_SIZE as usize)
+                    .map(|c| {
+                        let mut p = AlignedPage([0; 4096]);
+                        p.0[..c.len()].copy_from_slice(c);
+                        p
+                    })
+                    .collect();
+                let mut inner = LaunchUpdate::new(
+                    context.gpa.unwrap_or_default(),
+                    context.pages,
+                    page_type,
+                    Some(bounce.as_mut_bytes()),
+                )
+                .map_err(input)?
+                .cpuid_retry(retry);
+                let result = self.run(&mut inner);
+                source.copy_from_slice(bounce.as_bytes());
+                result
+            }
+            _ => self.run(update),
+        };
+        self.vmsa_support.observe(page_type, &result);
+        result
+    }
+
+    fn launch_finish(&mut self, input: &LaunchFinishInput<'_>) -> Result<(), SevError> {
+        let mut payload = Payload::launch_finish(input.id, input.vcek_disabled, input.host_data);
+        self.single(&mut payload, SevCommand::LaunchFinish)
+    }
+
+    fn vmsa_page_type(&self) -> VmsaPageTypeSupport {
+        self.vmsa_support
+    }
+}
+
+impl PrivateMemory for KvmSnp<'_> {
+    /// `KVM_SET_MEMORY_ATTRIBUTES` with `KVM_MEMORY_ATTRIBUTE_PRIVATE`.
+    fn set_private(&mut self, gpa: u64, size: u64) -> Result<(), SevError> {
+        let attributes = kvm_memory_attributes {
+            address: gpa,
+            size,
+            attributes: u64::from(KVM_MEMORY_ATTRIBUTE_PRIVATE),
+            flags: 0,
+        };
+        tracing::debug!(target: "igvm_snp_kvm::sev", "set private [{gpa:#x}, +{size:#x})");
+        self.vm
+            .set_memory_attributes(attributes)
+            .map_err(|errno| SevError::SetPrivate { gpa, size, errno })
+    }
+}

@@ -1,0 +1,32 @@
+//! The SEV-SNP command layer: the launch commands as one trait
+//! ([`SnpFirmware`]), the real KVM implementation ([`KvmSnp`]), a software
+//! model of the AMD Secure Processor ([`FirmwareModel`]), firmware status
+//! codes by name, and the CPUID page with its entry-by-entry diff.
+//!
+//! Everything that issues `KVM_MEMORY_ENCRYPT_OP` goes through one
+//! function in the private `ioctl` module, which logs (target
+//! `igvm_snp_kvm::sev`) the command, GPA range, page type, errno and
+//! firmware status.
+
+mod commands;
+pub mod cpuid;
+mod error;
+mod firmware_error;
+mod ioctl;
+mod kvm;
+pub mod model;
+mod progress;
+mod vmsa_check;
+
+pub use commands::{
+    CpuidRetry, GHCB_VERSION, IdInput, KVM_SEV_SNP_PAGE_TYPE_VMSA, LaunchFinishInput,
+    LaunchStartInput, LaunchUpdate, PAGE_SIZE, PrivateMemory, SevCommand, SnpFirmware,
+    UpdateReport, VmsaPageTypeSupport,
+};
+pub use cpuid::{CpuidDiff, CpuidFunction, CpuidMismatch, SnpCpuidInfo};
+pub use error::{CommandContext, InputError, SevError};
+pub use firmware_error::FirmwareError;
+pub use kvm::KvmSnp;
+pub use model::{FirmwareModel, ModelConfig, ModelPhase, ModelRejection};
+pub use progress::MAX_TRANSIENT_RETRIES;
+pub use vmsa_check::{VmsaProblem, check_launch_vmsa};
