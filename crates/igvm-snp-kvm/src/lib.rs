@@ -2,4 +2,5 @@
 //!
 //! Executes an [`igvm_snp::LaunchPlan`] on Linux KVM.
 
+pub mod preflight;
 pub mod sev;

@@ -26,7 +26,7 @@ pub use commands::{
 pub use cpuid::{CpuidDiff, CpuidFunction, CpuidMismatch, SnpCpuidInfo};
 pub use error::{CommandContext, InputError, SevError};
 pub use firmware_error::FirmwareError;
-pub use kvm::KvmSnp;
+pub use kvm::{KvmSnp, SEV_DEVICE};
 pub use model::{FirmwareModel, ModelConfig, ModelPhase, ModelRejection};
 pub use progress::MAX_TRANSIENT_RETRIES;
 pub use vmsa_check::{VmsaProblem, check_launch_vmsa};
