@@ -257,6 +257,13 @@ impl PreflightReport {
         }
     }
 
+    /// Whether INIT2 would accept these `vmsa_features` (false when KVM
+    /// did not report its supported set).
+    pub fn supports_vmsa_features(&self, requested: u64) -> bool {
+        self.supported_vmsa_features()
+            .is_some_and(|supported| requested & !supported == 0)
+    }
+
     /// Everything an SEV-SNP launch needs that is missing, in probe order.
     pub fn missing(&self) -> Vec<Missing> {
         let mut missing = Vec::new();
@@ -346,6 +353,16 @@ mod tests {
     use super::*;
 
     #[test]
+    fn kvm_device_attr_layout() {
+        use std::mem::{offset_of, size_of};
+        assert_eq!(size_of::<kvm_device_attr>(), 24);
+        assert_eq!(offset_of!(kvm_device_attr, flags), 0);
+        assert_eq!(offset_of!(kvm_device_attr, group), 4);
+        assert_eq!(offset_of!(kvm_device_attr, attr), 8);
+        assert_eq!(offset_of!(kvm_device_attr, addr), 16);
+    }
+
+    #[test]
     fn ioctl_number_matches_the_uapi() {
         // _IOW(KVMIO, 0xe2, struct kvm_device_attr) with a 24-byte struct.
         assert_eq!(KVM_GET_DEVICE_ATTR(), 0x4018_aee2);
@@ -383,6 +400,8 @@ mod tests {
         };
         assert_eq!(r.require_snp(), Ok(()));
         assert_eq!(r.supported_vmsa_features(), Some(0x20));
+        assert!(r.supports_vmsa_features(0x20) && r.supports_vmsa_features(0));
+        assert!(!r.supports_vmsa_features(0x21));
         let no_snp = PreflightReport {
             vm_types: 1,
             memory_attributes: 0,

@@ -458,6 +458,22 @@ mod tests {
     }
 
     #[test]
+    fn page_type_values_match_kvm() {
+        use kvm_bindings::*;
+        let kvm = [
+            (PageType::Normal, KVM_SEV_SNP_PAGE_TYPE_NORMAL),
+            (PageType::Zero, KVM_SEV_SNP_PAGE_TYPE_ZERO),
+            (PageType::Unmeasured, KVM_SEV_SNP_PAGE_TYPE_UNMEASURED),
+            (PageType::Secrets, KVM_SEV_SNP_PAGE_TYPE_SECRETS),
+            (PageType::Cpuid, KVM_SEV_SNP_PAGE_TYPE_CPUID),
+        ];
+        for (t, v) in kvm {
+            assert_eq!(u32::from(t.value()), v, "{t}");
+        }
+        assert_eq!(PageType::Vmsa.value(), KVM_SEV_SNP_PAGE_TYPE_VMSA);
+    }
+
+    #[test]
     fn command_ids_match_the_uapi() {
         assert_eq!(SevCommand::Init2.id(), 22);
         assert_eq!(SevCommand::LaunchStart.id(), 100);

@@ -196,3 +196,31 @@ impl PrivateMemory for KvmSnp<'_> {
             .map_err(|errno| SevError::SetPrivate { gpa, size, errno })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::mem::{align_of, offset_of, size_of};
+
+    use super::*;
+
+    #[test]
+    fn kvm_memory_attributes_layout() {
+        assert_eq!(size_of::<kvm_memory_attributes>(), 32);
+        assert_eq!(offset_of!(kvm_memory_attributes, address), 0);
+        assert_eq!(offset_of!(kvm_memory_attributes, size), 8);
+        assert_eq!(offset_of!(kvm_memory_attributes, attributes), 16);
+        assert_eq!(offset_of!(kvm_memory_attributes, flags), 24);
+        assert_eq!(KVM_MEMORY_ATTRIBUTE_PRIVATE, 8);
+    }
+
+    #[test]
+    fn bounce_pages_are_page_aligned() {
+        assert_eq!(
+            (size_of::<AlignedPage>(), align_of::<AlignedPage>()),
+            (4096, 4096)
+        );
+        let v: Vec<AlignedPage> = (0..3).map(|_| AlignedPage([0; 4096])).collect();
+        assert_eq!(v.as_bytes().as_ptr() as usize % 4096, 0);
+        assert_eq!(v.as_bytes().len(), 3 * 4096);
+    }
+}

@@ -189,3 +189,182 @@ where
     report.pages = total;
     Ok(report)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fail(errno: i32, firmware: FirmwareError) -> CallFailure {
+        CallFailure {
+            errno: Errno::new(errno),
+            firmware,
+            rejection: None,
+        }
+    }
+
+    /// One recorded call: gfn, pages, (first source byte, source length).
+    type Call = (u64, u64, Option<(u8, usize)>);
+
+    /// A kernel that does at most `per_call` pages, recording each call.
+    fn chunked(
+        per_call: u64,
+        calls: &mut Vec<Call>,
+    ) -> impl FnMut(CallRequest<'_>) -> Result<Remaining, CallFailure> + '_ {
+        move |req| {
+            calls.push((req.gfn, req.pages, req.source.map(|s| (s[0], s.len()))));
+            let n = req.pages.min(per_call);
+            Ok(Remaining {
+                gfn: req.gfn + n,
+                pages: req.pages - n,
+            })
+        }
+    }
+
+    #[test]
+    fn each_call_gets_the_remaining_range_and_source() {
+        let mut data: Vec<u8> = (0..5 * 4096).map(|i| (i / 4096) as u8).collect();
+        let mut u = LaunchUpdate::with_source(0x10000, PageType::Normal, &mut data).unwrap();
+        let mut calls = Vec::new();
+        let report = run_update(&mut u, false, chunked(2, &mut calls)).unwrap();
+        assert_eq!((report.pages, report.ioctl_calls), (5, 3));
+        assert_eq!(
+            calls,
+            vec![
+                (0x10, 5, Some((0, 5 * 4096))),
+                (0x12, 3, Some((2, 3 * 4096))),
+                (0x14, 1, Some((4, 4096))),
+            ]
+        );
+        let mut u = LaunchUpdate::zero(0x10000, 3).unwrap();
+        let mut calls = Vec::new();
+        run_update(&mut u, false, chunked(5, &mut calls)).unwrap();
+        assert_eq!(calls, vec![(0x10, 3, None)]);
+    }
+
+    #[test]
+    fn no_or_inconsistent_progress_is_an_error() {
+        let context = CommandContext::update(0x10000, 2, PageType::Zero);
+        let mut u = LaunchUpdate::zero(0x10000, 2).unwrap();
+        let e = run_update(&mut u, false, |r| {
+            Ok(Remaining {
+                gfn: r.gfn,
+                pages: r.pages,
+            })
+        })
+        .unwrap_err();
+        assert_eq!(
+            e,
+            SevError::BadProgress {
+                context,
+                pages_before: 2,
+                pages_after: 2,
+                gfn_before: 0x10,
+                gfn_after: 0x10
+            }
+        );
+        let e = run_update(&mut u, false, |r| {
+            Ok(Remaining {
+                gfn: r.gfn + 2,
+                pages: r.pages - 1,
+            })
+        })
+        .unwrap_err();
+        assert!(matches!(
+            e,
+            SevError::BadProgress {
+                gfn_after: 0x12,
+                pages_after: 1,
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn eintr_is_retried_other_errors_are_not() {
+        let mut u = LaunchUpdate::zero(0x10000, 1).unwrap();
+        let mut n = 0;
+        let report = run_update(&mut u, false, |r| {
+            n += 1;
+            if n == 1 {
+                return Err(fail(libc::EINTR, FirmwareError::Success));
+            }
+            Ok(Remaining {
+                gfn: r.gfn + 1,
+                pages: 0,
+            })
+        })
+        .unwrap();
+        assert_eq!((report.ioctl_calls, report.transient_retries), (2, 1));
+
+        let e = run_update(&mut u, false, |_| {
+            Err(fail(libc::EIO, FirmwareError::InvalidPageState))
+        })
+        .unwrap_err();
+        assert_eq!(e.firmware(), Some(FirmwareError::InvalidPageState));
+        assert!(matches!(
+            e,
+            SevError::Failed {
+                ioctl_calls: 1,
+                completed_pages: 0,
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn einval_on_a_vmsa_page_means_unsupported_only_while_probing() {
+        let mut page = vec![0u8; 4096];
+        let mut u = LaunchUpdate::with_source(0x5000, PageType::Vmsa, &mut page).unwrap();
+        let e = run_update(&mut u, true, |_| {
+            Err(fail(libc::EINVAL, FirmwareError::Success))
+        })
+        .unwrap_err();
+        assert!(matches!(e, SevError::VmsaPageTypeUnsupported { .. }), "{e}");
+        let e = run_update(&mut u, false, |_| {
+            Err(fail(libc::EINVAL, FirmwareError::Success))
+        })
+        .unwrap_err();
+        assert!(matches!(e, SevError::Failed { .. }), "{e}");
+        let mut normal = vec![0u8; 4096];
+        let mut u = LaunchUpdate::with_source(0x5000, PageType::Normal, &mut normal).unwrap();
+        let e = run_update(&mut u, true, |_| {
+            Err(fail(libc::EINVAL, FirmwareError::Success))
+        })
+        .unwrap_err();
+        assert!(matches!(e, SevError::Failed { .. }), "{e}");
+    }
+
+    #[test]
+    fn cpuid_rejection_diffs_what_the_kernel_wrote_back() {
+        let mut page = vec![0u8; 4096];
+        page[0] = 1; // count
+        page[16] = 7; // entries[0].eax_in
+        let mut u = LaunchUpdate::with_source(0x80e000, PageType::Cpuid, &mut page).unwrap();
+        let e = run_update(&mut u, false, |r| {
+            if let Some(s) = r.source {
+                s[16 + 28] = 0xff; // entries[0].ebx
+            }
+            Err(fail(libc::EIO, FirmwareError::InvalidParam))
+        })
+        .unwrap_err();
+        let SevError::CpuidRejected { diff, retried, .. } = e else {
+            panic!("{e}");
+        };
+        assert!(!retried);
+        assert_eq!(diff.mismatches.len(), 1);
+        assert_eq!(
+            (
+                diff.mismatches[0].provided.ebx,
+                diff.mismatches[0].expected.ebx
+            ),
+            (0, 0xff)
+        );
+        assert_eq!(u.source().unwrap()[16 + 28], 0xff);
+        // EIO with another status on a CPUID page is a plain failure.
+        let e = run_update(&mut u, false, |_| {
+            Err(fail(libc::EIO, FirmwareError::InvalidAddress))
+        })
+        .unwrap_err();
+        assert!(matches!(e, SevError::Failed { .. }), "{e}");
+    }
+}
