@@ -38,6 +38,20 @@ struct AlignedPage([u8; 4096]);
 
 /// The SEV-SNP launch commands on a KVM VM created with type
 /// `KVM_X86_SNP_VM` (4).
+///
+/// ```no_run
+/// use igvm_snp_kvm::sev::{KvmSnp, LaunchStartInput, PrivateMemory, SnpFirmware};
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let kvm = kvm_ioctls::Kvm::new()?;
+/// let vm = kvm.create_vm_with_type(u64::from(kvm_bindings::KVM_X86_SNP_VM))?;
+/// let mut snp = KvmSnp::open(&vm)?;
+/// snp.init2(0)?; // before any vCPU exists
+/// // ... guest_memfd-backed memslots ...
+/// snp.set_private(0, 2 << 20)?;
+/// snp.launch_start(&LaunchStartInput { policy: 0x30000, gosvw: [0; 16] })?;
+/// // ... launch_update per plan step, launch_finish ...
+/// # Ok(()) }
+/// ```
 #[derive(Debug)]
 pub struct KvmSnp<'vm> {
     vm: &'vm VmFd,
@@ -130,8 +144,8 @@ impl SnpFirmware for KvmSnp<'_> {
     /// through an aligned copy (copied back afterwards, for the CPUID
     /// write-back); then loops over partial progress.
     fn launch_update(&mut self, update: &mut LaunchUpdate<'_>) -> Result<UpdateReport, SevError> {
-        let page_type = update.page_type();
-        let context = CommandContext::update(update.gpa(), update.pages(), page_type);
+        let (gpa, pages, page_type) = (update.gpa(), update.pages(), update.page_type());
+        let context = CommandContext::update(gpa, pages, page_type);
         let input = |problem| SevError::Input { context, problem };
         update.check().map_err(input)?;
         if let (PageType::Vmsa, Some(features), Some(page)) =
@@ -153,14 +167,10 @@ impl SnpFirmware for KvmSnp<'_> {
                         p
                     })
                     .collect();
-                let mut inner = LaunchUpdate::new(
-                    context.gpa.unwrap_or_default(),
-                    context.pages,
-                    page_type,
-                    Some(bounce.as_mut_bytes()),
-                )
-                .map_err(input)?
-                .cpuid_retry(retry);
+                let mut inner =
+                    LaunchUpdate::new(gpa, pages, page_type, Some(bounce.as_mut_bytes()))
+                        .map_err(input)?
+                        .cpuid_retry(retry);
                 let result = self.run(&mut inner);
                 source.copy_from_slice(bounce.as_bytes());
                 result
