@@ -326,8 +326,12 @@ impl<'a> LaunchFinishInput<'a> {
 /// No capability number is known for the proposed kernel support, so
 /// backends find out by trying: current kernels reject type 2 with
 /// `EINVAL` in their first parameter check, before any state changes. The
-/// backends check every other field first, so that `EINVAL` on a VMSA page
-/// is taken to mean "unsupported" (see [`SevError::VmsaPageTypeUnsupported`]).
+/// backends check every other field first (shape, source, one page, the
+/// VMSA's VMPL and SEV_FEATURES against INIT2, LAUNCH_START done), so that
+/// `EINVAL` on a VMSA page is taken to mean "unsupported" (see
+/// [`SevError::VmsaPageTypeUnsupported`]). What they cannot check is the
+/// memory: on a kernel with the page type, a VMSA GPA that is not private
+/// or not in a guest_memfd memslot also gives `EINVAL`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum VmsaPageTypeSupport {
     /// No VMSA page has been submitted yet.

@@ -57,6 +57,7 @@ pub struct KvmSnp<'vm> {
     vm: &'vm VmFd,
     sev: File,
     vmsa_features: Option<u64>,
+    started: bool,
     vmsa_support: VmsaPageTypeSupport,
 }
 
@@ -68,6 +69,7 @@ impl<'vm> KvmSnp<'vm> {
             vm,
             sev,
             vmsa_features: None,
+            started: false,
             vmsa_support: VmsaPageTypeSupport::Unknown,
         }
     }
@@ -109,7 +111,9 @@ impl<'vm> KvmSnp<'vm> {
     }
 
     fn run(&self, update: &mut LaunchUpdate<'_>) -> Result<UpdateReport, SevError> {
-        let probe = self.vmsa_support != VmsaPageTypeSupport::Supported;
+        // Before LAUNCH_START KVM answers EINVAL to every update, so only
+        // after it does EINVAL on a VMSA page say anything about the type.
+        let probe = self.started && self.vmsa_support != VmsaPageTypeSupport::Supported;
         run_update(update, probe, |req| {
             let context = CommandContext::update(req.gfn * PAGE_SIZE, req.pages, req.page_type);
             let mut payload =
@@ -135,7 +139,9 @@ impl SnpFirmware for KvmSnp<'_> {
 
     fn launch_start(&mut self, input: &LaunchStartInput) -> Result<(), SevError> {
         let mut payload = Payload::launch_start(input.policy, input.gosvw);
-        self.single(&mut payload, SevCommand::LaunchStart)
+        self.single(&mut payload, SevCommand::LaunchStart)?;
+        self.started = true;
+        Ok(())
     }
 
     /// Checks the input (and a VMSA page against the INIT2 features) so
