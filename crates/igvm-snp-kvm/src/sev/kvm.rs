@@ -24,7 +24,7 @@ use super::commands::{
 use super::error::{CommandContext, InputError, SevError};
 use super::firmware_error::FirmwareError;
 use super::ioctl::{Payload, SevPayload, encrypt_op};
-use super::progress::{CallFailure, run_update};
+use super::progress::{CallFailure, CallRequest, Remaining, run_update};
 use super::vmsa_check::check_launch_vmsa;
 
 /// The SEV firmware device.
@@ -110,23 +110,60 @@ impl<'vm> KvmSnp<'vm> {
         })
     }
 
-    fn run(&self, update: &mut LaunchUpdate<'_>) -> Result<UpdateReport, SevError> {
-        // Before LAUNCH_START KVM answers EINVAL to every update, so only
-        // after it does EINVAL on a VMSA page say anything about the type.
-        let probe = self.started && self.vmsa_support != VmsaPageTypeSupport::Supported;
-        run_update(update, probe, |req| {
-            let context = CommandContext::update(req.gfn * PAGE_SIZE, req.pages, req.page_type);
-            let mut payload =
-                Payload::launch_update(req.gfn, req.pages, req.page_type.value(), req.source)
-                    // `run_update` passes exactly `pages` pages of source.
-                    .ok_or(CallFailure {
-                        errno: Errno::new(libc::EFAULT),
-                        firmware: FirmwareError::Success,
-                        rejection: None,
-                    })?;
-            self.issue(&mut payload, &context)?;
-            Ok(payload.remaining())
-        })
+    /// One KVM_SEV_SNP_LAUNCH_UPDATE ioctl.
+    fn update_call(&self, req: CallRequest<'_>) -> Result<Remaining, CallFailure> {
+        let context = CommandContext::update(req.gfn * PAGE_SIZE, req.pages, req.page_type);
+        let mut payload =
+            Payload::launch_update(req.gfn, req.pages, req.page_type.value(), req.source)
+                // `run_update` passes exactly `pages` pages of source.
+                .ok_or(CallFailure {
+                    errno: Errno::new(libc::EFAULT),
+                    firmware: FirmwareError::Success,
+                    rejection: None,
+                })?;
+        self.issue(&mut payload, &context)?;
+        Ok(payload.remaining())
+    }
+}
+
+fn is_page_aligned(s: &[u8]) -> bool {
+    s.as_ptr() as usize % PAGE_SIZE as usize == 0
+}
+
+/// [`run_update`], but a source that is not 4 KiB-aligned (KVM requires
+/// `uaddr` to be) goes through a page-aligned copy, which is copied back
+/// afterwards so the caller sees a CPUID page the firmware corrected.
+fn run_aligned<F>(
+    update: &mut LaunchUpdate<'_>,
+    probe: bool,
+    call: F,
+) -> Result<UpdateReport, SevError>
+where
+    F: FnMut(CallRequest<'_>) -> Result<Remaining, CallFailure>,
+{
+    let (gpa, pages, page_type) = (update.gpa(), update.pages(), update.page_type());
+    let retry = update.cpuid_retry_choice();
+    match update.source_mut() {
+        Some(source) if !is_page_aligned(source) => {
+            let mut bounce: Vec<AlignedPage> = source
+                .chunks(PAGE_SIZE as usize)
+                .map(|c| {
+                    let mut p = AlignedPage([0; 4096]);
+                    p.0[..c.len()].copy_from_slice(c);
+                    p
+                })
+                .collect();
+            let mut inner = LaunchUpdate::new(gpa, pages, page_type, Some(bounce.as_mut_bytes()))
+                .map_err(|problem| SevError::Input {
+                    context: CommandContext::update(gpa, pages, page_type),
+                    problem,
+                })?
+                .cpuid_retry(retry);
+            let result = run_update(&mut inner, probe, call);
+            source.copy_from_slice(bounce.as_bytes());
+            result
+        }
+        _ => run_update(update, probe, call),
     }
 }
 
@@ -146,9 +183,8 @@ impl SnpFirmware for KvmSnp<'_> {
 
     /// Checks the input (and a VMSA page against the INIT2 features) so
     /// that an `EINVAL` on a VMSA page can only mean the page type is
-    /// unsupported or the memory is not set up; bounces an unaligned source
-    /// through an aligned copy (copied back afterwards, for the CPUID
-    /// write-back); then loops over partial progress.
+    /// unsupported or the memory is not set up; then loops over partial
+    /// progress, bouncing an unaligned source (see `run_aligned`).
     fn launch_update(&mut self, update: &mut LaunchUpdate<'_>) -> Result<UpdateReport, SevError> {
         let (gpa, pages, page_type) = (update.gpa(), update.pages(), update.page_type());
         let context = CommandContext::update(gpa, pages, page_type);
@@ -159,30 +195,10 @@ impl SnpFirmware for KvmSnp<'_> {
         {
             check_launch_vmsa(page, features).map_err(|p| input(InputError::Vmsa(p)))?;
         }
-        let unaligned = update
-            .source()
-            .is_some_and(|s| s.as_ptr() as usize % PAGE_SIZE as usize != 0);
-        let retry = update.cpuid_retry_choice();
-        let result = match update.source_mut() {
-            Some(source) if unaligned => {
-                let mut bounce: Vec<AlignedPage> = source
-                    .chunks(PAGE_SIZE as usize)
-                    .map(|c| {
-                        let mut p = AlignedPage([0; 4096]);
-                        p.0[..c.len()].copy_from_slice(c);
-                        p
-                    })
-                    .collect();
-                let mut inner =
-                    LaunchUpdate::new(gpa, pages, page_type, Some(bounce.as_mut_bytes()))
-                        .map_err(input)?
-                        .cpuid_retry(retry);
-                let result = self.run(&mut inner);
-                source.copy_from_slice(bounce.as_bytes());
-                result
-            }
-            _ => self.run(update),
-        };
+        // Before LAUNCH_START KVM answers EINVAL to every update, so only
+        // after it does EINVAL on a VMSA page say anything about the type.
+        let probe = self.started && self.vmsa_support != VmsaPageTypeSupport::Supported;
+        let result = run_aligned(update, probe, |req| self.update_call(req));
         self.vmsa_support.observe(page_type, &result);
         result
     }
@@ -227,6 +243,52 @@ mod tests {
         assert_eq!(offset_of!(kvm_memory_attributes, attributes), 16);
         assert_eq!(offset_of!(kvm_memory_attributes, flags), 24);
         assert_eq!(KVM_MEMORY_ATTRIBUTE_PRIVATE, 8);
+    }
+
+    #[test]
+    fn unaligned_sources_are_bounced_and_copied_back() {
+        let mut backing = vec![0u8; 3 * 4096];
+        let start = backing.as_ptr().align_offset(4096) + 8;
+        let source = &mut backing[start..start + 4096];
+        source[0] = 1; // CPUID count
+        let mut u = LaunchUpdate::with_source(0x80e000, PageType::Cpuid, source).unwrap();
+        let mut seen_aligned = Vec::new();
+        let e = run_aligned(&mut u, false, |req| {
+            let s = req.source.unwrap();
+            seen_aligned.push(is_page_aligned(s));
+            s[16 + 24] = 0x42; // entries[0].eax, as the firmware corrects it
+            Err(CallFailure {
+                errno: Errno::new(libc::EIO),
+                firmware: FirmwareError::InvalidParam,
+                rejection: None,
+            })
+        })
+        .unwrap_err();
+        assert_eq!(seen_aligned, [true]);
+        let SevError::CpuidRejected { diff, .. } = e else {
+            panic!("{e}");
+        };
+        assert_eq!(diff.mismatches[0].expected.eax, 0x42);
+        assert_eq!(backing[start + 16 + 24], 0x42, "written back to the caller");
+        assert_eq!(backing[start - 1], 0, "nothing outside the source");
+    }
+
+    #[test]
+    fn aligned_sources_are_passed_as_they_are() {
+        let mut pages: Vec<AlignedPage> = (0..2).map(|_| AlignedPage([3; 4096])).collect();
+        let bytes = pages.as_mut_bytes();
+        let addr = bytes.as_ptr() as usize;
+        let mut u = LaunchUpdate::with_source(0x1000, PageType::Normal, bytes).unwrap();
+        let mut seen = Vec::new();
+        run_aligned(&mut u, false, |req| {
+            seen.push(req.source.unwrap().as_ptr() as usize);
+            Ok(Remaining {
+                gfn: req.gfn + req.pages,
+                pages: 0,
+            })
+        })
+        .unwrap();
+        assert_eq!(seen, [addr]);
     }
 
     #[test]
