@@ -67,6 +67,25 @@ impl fmt::Display for CommandContext {
     }
 }
 
+/// `, firmware status NAME (0xNN)`, or nothing when the firmware reported
+/// success (KVM refused before reaching it).
+fn firmware_note(firmware: FirmwareError) -> String {
+    if firmware == FirmwareError::Success {
+        String::new()
+    } else {
+        format!(", firmware status {firmware}")
+    }
+}
+
+/// For LAUNCH_UPDATE: how far the range got.
+fn progress_note(context: &CommandContext, completed_pages: u64, ioctl_calls: u32) -> String {
+    if context.command == SevCommand::LaunchUpdate {
+        format!(" ({completed_pages} page(s) done before, {ioctl_calls} call(s))")
+    } else {
+        String::new()
+    }
+}
+
 /// A malformed command input, found before any ioctl.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum InputError {
@@ -131,8 +150,9 @@ pub enum SevError {
     },
     /// The kernel or the firmware refused the command.
     #[error(
-        "{context}: {errno}, firmware status {firmware} \
-         ({completed_pages} page(s) done before, {ioctl_calls} call(s))"
+        "{context}: {errno}{}{}",
+        firmware_note(*.firmware),
+        progress_note(.context, *.completed_pages, *.ioctl_calls)
     )]
     Failed {
         /// The command and the range still to do.
@@ -174,7 +194,7 @@ pub enum SevError {
     },
     /// The software model refused the command; it reports what the
     /// kernel / firmware would (`errno`, `firmware`) and why.
-    #[error("{context}: model rejects: {rejection} (as {errno}, firmware status {firmware})")]
+    #[error("{context}: model rejects: {rejection} (as {errno}{})", firmware_note(*.firmware))]
     ModelRejected {
         /// The command and the range still to do.
         context: CommandContext,
@@ -253,5 +273,45 @@ impl SevError {
             SevError::ModelRejected { rejection, .. } => Some(rejection),
             _ => None,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn failures_name_command_range_type_errno_and_firmware() {
+        let e = SevError::Failed {
+            context: CommandContext::update(0x80e000, 1, PageType::Cpuid),
+            errno: Errno::new(libc::EIO),
+            firmware: FirmwareError::InvalidAddress,
+            completed_pages: 2,
+            ioctl_calls: 3,
+        };
+        assert_eq!(
+            e.to_string(),
+            format!(
+                "SNP_LAUNCH_UPDATE of 1 CPUID page(s) [0x80e000, 0x80f000): {}, \
+                 firmware status INVALID_ADDRESS (0x09) (2 page(s) done before, 3 call(s))",
+                Errno::new(libc::EIO)
+            )
+        );
+        let e = SevError::Failed {
+            context: CommandContext::command(SevCommand::LaunchFinish),
+            errno: Errno::new(libc::EIO),
+            firmware: FirmwareError::BadMeasurement,
+            completed_pages: 0,
+            ioctl_calls: 1,
+        };
+        assert_eq!(
+            e.to_string(),
+            format!(
+                "SNP_LAUNCH_FINISH: {}, firmware status BAD_MEASUREMENT (0x0b)",
+                Errno::new(libc::EIO)
+            )
+        );
+        assert_eq!(e.firmware(), Some(FirmwareError::BadMeasurement));
+        assert_eq!(e.errno(), Some(Errno::new(libc::EIO)));
     }
 }
