@@ -1,0 +1,420 @@
+//! Preflight: does this host's KVM and SEV firmware offer what an SEV-SNP
+//! launch needs? Probed without creating a VM:
+//!
+//! * `/dev/kvm` opens;
+//! * `KVM_CHECK_EXTENSION(KVM_CAP_VM_TYPES = 235)` has bit 4 (`KVM_X86_SNP_VM`);
+//! * `KVM_CAP_GUEST_MEMFD` (234), `KVM_CAP_USER_MEMORY2` (231) are present and
+//!   `KVM_CAP_MEMORY_ATTRIBUTES` (233) includes `KVM_MEMORY_ATTRIBUTE_PRIVATE`;
+//! * `KVM_GET_DEVICE_ATTR` on the `/dev/kvm` fd, group `KVM_X86_GRP_SEV` (1),
+//!   attribute `KVM_X86_SEV_VMSA_FEATURES` (0), gives the supported
+//!   `vmsa_features` (INIT2 exists only where it does);
+//! * `/dev/sev` opens read-write.
+//!
+//! ```no_run
+//! let report = igvm_snp_kvm::preflight::PreflightReport::probe();
+//! println!("{report}");
+//! if let Err(e) = report.require_snp() {
+//!     eprintln!("{e}");
+//! }
+//! ```
+
+use std::ffi::CString;
+use std::fmt;
+use std::fs::OpenOptions;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+
+use kvm_bindings::{
+    KVM_CAP_GUEST_MEMFD, KVM_CAP_MEMORY_ATTRIBUTES, KVM_CAP_USER_MEMORY2, KVM_CAP_VM_TYPES,
+    KVM_MEMORY_ATTRIBUTE_PRIVATE, KVM_X86_GRP_SEV, KVM_X86_SEV_VMSA_FEATURES, KVM_X86_SNP_VM,
+    kvm_device_attr,
+};
+use kvm_ioctls::Kvm;
+use vmm_sys_util::errno::Error as Errno;
+use vmm_sys_util::ioctl::ioctl_with_ref;
+
+/// The KVM device.
+pub const KVM_DEVICE: &str = "/dev/kvm";
+
+/// kvm-ioctls has no device-attribute call on the system fd, and its ioctl
+/// numbers are private.
+mod nr {
+    use kvm_bindings::kvm_device_attr;
+
+    const KVMIO: u32 = 0xAE;
+    vmm_sys_util::ioctl_iow_nr!(KVM_GET_DEVICE_ATTR, KVMIO, 0xe2, kvm_device_attr);
+}
+use nr::KVM_GET_DEVICE_ATTR;
+
+/// The result of reading a KVM device attribute.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AttrProbe {
+    /// Not asked (KVM did not open).
+    NotProbed,
+    /// The attribute's value.
+    Value(u64),
+    /// The ioctl failed (`ENXIO`: no such attribute here).
+    Failed(Errno),
+}
+
+/// What the host offers for SEV-SNP.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PreflightReport {
+    /// The KVM device probed.
+    pub kvm_path: PathBuf,
+    /// Why it did not open, if it did not.
+    pub kvm_error: Option<String>,
+    /// `KVM_CAP_VM_TYPES` bitmap (0 when unsupported or not probed).
+    pub vm_types: u64,
+    /// `KVM_CAP_GUEST_MEMFD`.
+    pub guest_memfd: bool,
+    /// `KVM_CAP_USER_MEMORY2`.
+    pub user_memory2: bool,
+    /// `KVM_CAP_MEMORY_ATTRIBUTES` bitmap.
+    pub memory_attributes: u64,
+    /// `KVM_X86_SEV_VMSA_FEATURES`: the `vmsa_features` INIT2 accepts.
+    pub vmsa_features: AttrProbe,
+    /// The SEV device probed.
+    pub sev_path: PathBuf,
+    /// Why it did not open, if it did not.
+    pub sev_error: Option<String>,
+}
+
+/// Something an SEV-SNP launch needs that the host lacks.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Missing {
+    /// The KVM device does not open.
+    Kvm {
+        /// Path.
+        path: PathBuf,
+        /// Why.
+        error: String,
+    },
+    /// `KVM_X86_SNP_VM` is not among the VM types.
+    SnpVmType {
+        /// The VM types bitmap.
+        vm_types: u64,
+    },
+    /// No guest_memfd.
+    GuestMemfd,
+    /// No `KVM_SET_USER_MEMORY_REGION2`.
+    UserMemory2,
+    /// No private memory attribute.
+    PrivateMemoryAttribute {
+        /// The attributes bitmap.
+        memory_attributes: u64,
+    },
+    /// No `KVM_X86_SEV_VMSA_FEATURES` (so no KVM_SEV_INIT2).
+    VmsaFeatures {
+        /// The errno, if the ioctl ran.
+        errno: Option<Errno>,
+    },
+    /// The SEV device does not open.
+    SevDevice {
+        /// Path.
+        path: PathBuf,
+        /// Why.
+        error: String,
+    },
+}
+
+impl fmt::Display for Missing {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Missing::Kvm { path, error } => {
+                write!(f, "{} cannot be opened: {error}", path.display())
+            }
+            Missing::SnpVmType { vm_types } => write!(
+                f,
+                "KVM does not offer the SEV-SNP VM type (KVM_CAP_VM_TYPES = {vm_types:#x}, bit 4 clear)"
+            ),
+            Missing::GuestMemfd => write!(f, "KVM lacks guest_memfd (KVM_CAP_GUEST_MEMFD)"),
+            Missing::UserMemory2 => {
+                write!(
+                    f,
+                    "KVM lacks KVM_SET_USER_MEMORY_REGION2 (KVM_CAP_USER_MEMORY2)"
+                )
+            }
+            Missing::PrivateMemoryAttribute { memory_attributes } => write!(
+                f,
+                "KVM lacks the private memory attribute (KVM_CAP_MEMORY_ATTRIBUTES = {memory_attributes:#x})"
+            ),
+            Missing::VmsaFeatures { errno } => {
+                write!(
+                    f,
+                    "KVM does not report SEV VMSA features (no KVM_SEV_INIT2)"
+                )?;
+                match errno {
+                    Some(e) => write!(f, ": KVM_GET_DEVICE_ATTR: {e}"),
+                    None => Ok(()),
+                }
+            }
+            Missing::SevDevice { path, error } => {
+                write!(f, "{} cannot be opened: {error}", path.display())
+            }
+        }
+    }
+}
+
+/// The host cannot launch SEV-SNP guests.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("SEV-SNP is not available on this host: {}", list(.missing))]
+pub struct PreflightError {
+    /// Everything missing.
+    pub missing: Vec<Missing>,
+}
+
+fn list(missing: &[Missing]) -> String {
+    missing
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+fn open_kvm(path: &Path) -> Result<Kvm, String> {
+    let c = CString::new(path.as_os_str().as_bytes()).map_err(|e| e.to_string())?;
+    Kvm::new_with_path(&c).map_err(|e| e.to_string())
+}
+
+fn extension(kvm: &Kvm, cap: u32) -> u64 {
+    u64::try_from(kvm.check_extension_raw(cap.into())).unwrap_or(0)
+}
+
+/// Reads an `u64` attribute of the KVM system fd.
+fn system_attr(kvm: &Kvm, group: u32, attr: u64) -> AttrProbe {
+    let mut value = 0u64;
+    let request = kvm_device_attr {
+        flags: 0,
+        group,
+        attr,
+        addr: std::ptr::from_mut(&mut value) as u64,
+    };
+    // SAFETY: `kvm` is an open /dev/kvm fd; KVM_GET_DEVICE_ATTR reads the
+    // `kvm_device_attr` (borrowed for the call) and writes at most one u64
+    // to `request.addr`, which points to `value`, alive and not otherwise
+    // borrowed until after the call.
+    let ret = unsafe { ioctl_with_ref(kvm, KVM_GET_DEVICE_ATTR(), &request) };
+    if ret == 0 {
+        AttrProbe::Value(value)
+    } else {
+        AttrProbe::Failed(Errno::last())
+    }
+}
+
+impl PreflightReport {
+    /// Probes [`KVM_DEVICE`] and [`crate::sev::SEV_DEVICE`].
+    pub fn probe() -> Self {
+        PreflightReport::probe_paths(Path::new(KVM_DEVICE), Path::new(crate::sev::SEV_DEVICE))
+    }
+
+    /// Probes the given devices.
+    pub fn probe_paths(kvm_path: &Path, sev_path: &Path) -> Self {
+        let mut report = PreflightReport {
+            kvm_path: kvm_path.to_path_buf(),
+            kvm_error: None,
+            vm_types: 0,
+            guest_memfd: false,
+            user_memory2: false,
+            memory_attributes: 0,
+            vmsa_features: AttrProbe::NotProbed,
+            sev_path: sev_path.to_path_buf(),
+            sev_error: None,
+        };
+        match open_kvm(kvm_path) {
+            Ok(kvm) => {
+                report.vm_types = extension(&kvm, KVM_CAP_VM_TYPES);
+                report.guest_memfd = extension(&kvm, KVM_CAP_GUEST_MEMFD) > 0;
+                report.user_memory2 = extension(&kvm, KVM_CAP_USER_MEMORY2) > 0;
+                report.memory_attributes = extension(&kvm, KVM_CAP_MEMORY_ATTRIBUTES);
+                report.vmsa_features =
+                    system_attr(&kvm, KVM_X86_GRP_SEV, KVM_X86_SEV_VMSA_FEATURES.into());
+            }
+            Err(e) => report.kvm_error = Some(e),
+        }
+        let sev = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .custom_flags(libc::O_CLOEXEC)
+            .open(sev_path);
+        if let Err(e) = sev {
+            report.sev_error = Some(e.to_string());
+        }
+        report
+    }
+
+    /// Whether KVM offers `KVM_X86_SNP_VM`.
+    pub fn snp_vm_type(&self) -> bool {
+        self.vm_types & (1 << KVM_X86_SNP_VM) != 0
+    }
+
+    /// The supported `vmsa_features`, if KVM reported them.
+    pub fn supported_vmsa_features(&self) -> Option<u64> {
+        match self.vmsa_features {
+            AttrProbe::Value(v) => Some(v),
+            _ => None,
+        }
+    }
+
+    /// Whether INIT2 would accept these `vmsa_features` (false when KVM
+    /// did not report its supported set).
+    pub fn supports_vmsa_features(&self, requested: u64) -> bool {
+        self.supported_vmsa_features()
+            .is_some_and(|supported| requested & !supported == 0)
+    }
+
+    /// Everything an SEV-SNP launch needs that is missing, in probe order.
+    pub fn missing(&self) -> Vec<Missing> {
+        let mut missing = Vec::new();
+        if let Some(error) = &self.kvm_error {
+            missing.push(Missing::Kvm {
+                path: self.kvm_path.clone(),
+                error: error.clone(),
+            });
+        } else {
+            if !self.snp_vm_type() {
+                missing.push(Missing::SnpVmType {
+                    vm_types: self.vm_types,
+                });
+            }
+            if !self.guest_memfd {
+                missing.push(Missing::GuestMemfd);
+            }
+            if !self.user_memory2 {
+                missing.push(Missing::UserMemory2);
+            }
+            if self.memory_attributes & u64::from(KVM_MEMORY_ATTRIBUTE_PRIVATE) == 0 {
+                missing.push(Missing::PrivateMemoryAttribute {
+                    memory_attributes: self.memory_attributes,
+                });
+            }
+            match self.vmsa_features {
+                AttrProbe::Value(_) => {}
+                AttrProbe::Failed(e) => missing.push(Missing::VmsaFeatures { errno: Some(e) }),
+                AttrProbe::NotProbed => missing.push(Missing::VmsaFeatures { errno: None }),
+            }
+        }
+        if let Some(error) = &self.sev_error {
+            missing.push(Missing::SevDevice {
+                path: self.sev_path.clone(),
+                error: error.clone(),
+            });
+        }
+        missing
+    }
+
+    /// Succeeds when nothing is missing.
+    ///
+    /// # Errors
+    /// [`PreflightError`] listing everything missing.
+    pub fn require_snp(&self) -> Result<(), PreflightError> {
+        let missing = self.missing();
+        if missing.is_empty() {
+            Ok(())
+        } else {
+            Err(PreflightError { missing })
+        }
+    }
+}
+
+impl fmt::Display for PreflightReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let yes = |b: bool| if b { "yes" } else { "no" };
+        match &self.kvm_error {
+            Some(e) => writeln!(f, "{}: cannot open: {e}", self.kvm_path.display())?,
+            None => {
+                writeln!(f, "{}: open", self.kvm_path.display())?;
+                writeln!(
+                    f,
+                    "  VM types {:#x} (SEV-SNP: {})",
+                    self.vm_types,
+                    yes(self.snp_vm_type())
+                )?;
+                writeln!(f, "  guest_memfd: {}", yes(self.guest_memfd))?;
+                writeln!(f, "  user memory region 2: {}", yes(self.user_memory2))?;
+                writeln!(f, "  memory attributes: {:#x}", self.memory_attributes)?;
+                match self.vmsa_features {
+                    AttrProbe::Value(v) => writeln!(f, "  SEV VMSA features: {v:#x}")?,
+                    AttrProbe::Failed(e) => writeln!(f, "  SEV VMSA features: unavailable ({e})")?,
+                    AttrProbe::NotProbed => writeln!(f, "  SEV VMSA features: not probed")?,
+                }
+            }
+        }
+        match &self.sev_error {
+            Some(e) => write!(f, "{}: cannot open: {e}", self.sev_path.display()),
+            None => write!(f, "{}: open", self.sev_path.display()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kvm_device_attr_layout() {
+        use std::mem::{offset_of, size_of};
+        assert_eq!(size_of::<kvm_device_attr>(), 24);
+        assert_eq!(offset_of!(kvm_device_attr, flags), 0);
+        assert_eq!(offset_of!(kvm_device_attr, group), 4);
+        assert_eq!(offset_of!(kvm_device_attr, attr), 8);
+        assert_eq!(offset_of!(kvm_device_attr, addr), 16);
+    }
+
+    #[test]
+    fn ioctl_number_matches_the_uapi() {
+        // _IOW(KVMIO, 0xe2, struct kvm_device_attr) with a 24-byte struct.
+        assert_eq!(KVM_GET_DEVICE_ATTR(), 0x4018_aee2);
+    }
+
+    #[test]
+    fn missing_devices_are_reported_not_panicked() {
+        let r = PreflightReport::probe_paths(
+            Path::new("/nonexistent/kvm"),
+            Path::new("/nonexistent/sev"),
+        );
+        let missing = r.missing();
+        assert_eq!(missing.len(), 2, "{missing:?}");
+        assert!(
+            matches!(&missing[0], Missing::Kvm { path, .. } if path == Path::new("/nonexistent/kvm"))
+        );
+        assert!(matches!(&missing[1], Missing::SevDevice { .. }));
+        let e = r.require_snp().unwrap_err().to_string();
+        assert!(e.contains("/nonexistent/kvm cannot be opened"), "{e}");
+        assert!(e.contains("/nonexistent/sev cannot be opened"), "{e}");
+    }
+
+    #[test]
+    fn a_complete_host_passes() {
+        let r = PreflightReport {
+            kvm_path: KVM_DEVICE.into(),
+            kvm_error: None,
+            vm_types: 0b1_0001,
+            guest_memfd: true,
+            user_memory2: true,
+            memory_attributes: 8,
+            vmsa_features: AttrProbe::Value(0x20),
+            sev_path: "/dev/sev".into(),
+            sev_error: None,
+        };
+        assert_eq!(r.require_snp(), Ok(()));
+        assert_eq!(r.supported_vmsa_features(), Some(0x20));
+        assert!(r.supports_vmsa_features(0x20) && r.supports_vmsa_features(0));
+        assert!(!r.supports_vmsa_features(0x21));
+        let no_snp = PreflightReport {
+            vm_types: 1,
+            memory_attributes: 0,
+            ..r
+        };
+        assert_eq!(
+            no_snp.missing(),
+            vec![
+                Missing::SnpVmType { vm_types: 1 },
+                Missing::PrivateMemoryAttribute {
+                    memory_attributes: 0
+                }
+            ]
+        );
+    }
+}

@@ -1,0 +1,304 @@
+//! The SEV-SNP launch commands on a real KVM VM (`KVM_MEMORY_ENCRYPT_OP`
+//! with the kvm-bindings payloads and the `/dev/sev` fd).
+//!
+//! Cannot run on a host without SEV-SNP; reviewed against the uAPI notes
+//! (`kvm_sev_init` with GHCB version 2, `kvm_sev_snp_launch_start`,
+//! `kvm_sev_snp_launch_update` looped until `len` is 0, the 88-byte
+//! `kvm_sev_snp_launch_finish`).
+
+use std::fs::{File, OpenOptions};
+use std::io;
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::OpenOptionsExt;
+
+use igvm_snp::PageType;
+use kvm_bindings::{KVM_MEMORY_ATTRIBUTE_PRIVATE, kvm_memory_attributes};
+use kvm_ioctls::VmFd;
+use vmm_sys_util::errno::Error as Errno;
+use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
+
+use super::commands::{
+    LaunchFinishInput, LaunchStartInput, LaunchUpdate, PAGE_SIZE, PrivateMemory, SevCommand,
+    SnpFirmware, UpdateReport, VmsaPageTypeSupport,
+};
+use super::error::{CommandContext, InputError, SevError};
+use super::firmware_error::FirmwareError;
+use super::ioctl::{Payload, SevPayload, encrypt_op};
+use super::progress::{CallFailure, CallRequest, Remaining, run_update};
+use super::vmsa_check::check_launch_vmsa;
+
+/// The SEV firmware device.
+pub const SEV_DEVICE: &str = "/dev/sev";
+
+/// A page-aligned page, for bouncing unaligned sources (KVM requires
+/// `uaddr` to be 4 KiB-aligned).
+#[repr(C, align(4096))]
+#[derive(FromBytes, IntoBytes, Immutable, KnownLayout)]
+struct AlignedPage([u8; 4096]);
+
+/// The SEV-SNP launch commands on a KVM VM created with type
+/// `KVM_X86_SNP_VM` (4).
+///
+/// ```no_run
+/// use igvm_snp_kvm::sev::{KvmSnp, LaunchStartInput, PrivateMemory, SnpFirmware};
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let kvm = kvm_ioctls::Kvm::new()?;
+/// let vm = kvm.create_vm_with_type(u64::from(kvm_bindings::KVM_X86_SNP_VM))?;
+/// let mut snp = KvmSnp::open(&vm)?;
+/// snp.init2(0)?; // before any vCPU exists
+/// // ... guest_memfd-backed memslots ...
+/// snp.set_private(0, 2 << 20)?;
+/// snp.launch_start(&LaunchStartInput { policy: 0x30000, gosvw: [0; 16] })?;
+/// // ... launch_update per plan step, launch_finish ...
+/// # Ok(()) }
+/// ```
+#[derive(Debug)]
+pub struct KvmSnp<'vm> {
+    vm: &'vm VmFd,
+    sev: File,
+    vmsa_features: Option<u64>,
+    started: bool,
+    vmsa_support: VmsaPageTypeSupport,
+}
+
+impl<'vm> KvmSnp<'vm> {
+    /// Commands for `vm`, with `sev` an open `/dev/sev` (passed to KVM as
+    /// `sev_fd`).
+    pub fn new(vm: &'vm VmFd, sev: File) -> Self {
+        KvmSnp {
+            vm,
+            sev,
+            vmsa_features: None,
+            started: false,
+            vmsa_support: VmsaPageTypeSupport::Unknown,
+        }
+    }
+
+    /// Opens [`SEV_DEVICE`] read-write (close-on-exec) for `vm`.
+    ///
+    /// # Errors
+    /// The open's I/O error.
+    pub fn open(vm: &'vm VmFd) -> io::Result<Self> {
+        let sev = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .custom_flags(libc::O_CLOEXEC)
+            .open(SEV_DEVICE)?;
+        Ok(KvmSnp::new(vm, sev))
+    }
+
+    fn issue<T: SevPayload>(
+        &self,
+        payload: &mut Payload<'_, T>,
+        context: &CommandContext,
+    ) -> Result<(), CallFailure> {
+        encrypt_op(self.vm, self.sev.as_raw_fd(), payload, context)
+    }
+
+    fn single<T: SevPayload>(
+        &self,
+        payload: &mut Payload<'_, T>,
+        command: SevCommand,
+    ) -> Result<(), SevError> {
+        let context = CommandContext::command(command);
+        self.issue(payload, &context).map_err(|f| SevError::Failed {
+            context,
+            errno: f.errno,
+            firmware: f.firmware,
+            completed_pages: 0,
+            ioctl_calls: 1,
+        })
+    }
+
+    /// One KVM_SEV_SNP_LAUNCH_UPDATE ioctl.
+    fn update_call(&self, req: CallRequest<'_>) -> Result<Remaining, CallFailure> {
+        let context = CommandContext::update(req.gfn * PAGE_SIZE, req.pages, req.page_type);
+        let mut payload =
+            Payload::launch_update(req.gfn, req.pages, req.page_type.value(), req.source)
+                // `run_update` passes exactly `pages` pages of source.
+                .ok_or(CallFailure {
+                    errno: Errno::new(libc::EFAULT),
+                    firmware: FirmwareError::Success,
+                    rejection: None,
+                })?;
+        self.issue(&mut payload, &context)?;
+        Ok(payload.remaining())
+    }
+}
+
+fn is_page_aligned(s: &[u8]) -> bool {
+    s.as_ptr() as usize % PAGE_SIZE as usize == 0
+}
+
+/// [`run_update`], but a source that is not 4 KiB-aligned (KVM requires
+/// `uaddr` to be) goes through a page-aligned copy, which is copied back
+/// afterwards so the caller sees a CPUID page the firmware corrected.
+fn run_aligned<F>(
+    update: &mut LaunchUpdate<'_>,
+    probe: bool,
+    call: F,
+) -> Result<UpdateReport, SevError>
+where
+    F: FnMut(CallRequest<'_>) -> Result<Remaining, CallFailure>,
+{
+    let (gpa, pages, page_type) = (update.gpa(), update.pages(), update.page_type());
+    let retry = update.cpuid_retry_choice();
+    match update.source_mut() {
+        Some(source) if !is_page_aligned(source) => {
+            let mut bounce: Vec<AlignedPage> = source
+                .chunks(PAGE_SIZE as usize)
+                .map(|c| {
+                    let mut p = AlignedPage([0; 4096]);
+                    p.0[..c.len()].copy_from_slice(c);
+                    p
+                })
+                .collect();
+            let mut inner = LaunchUpdate::new(gpa, pages, page_type, Some(bounce.as_mut_bytes()))
+                .map_err(|problem| SevError::Input {
+                    context: CommandContext::update(gpa, pages, page_type),
+                    problem,
+                })?
+                .cpuid_retry(retry);
+            let result = run_update(&mut inner, probe, call);
+            source.copy_from_slice(bounce.as_bytes());
+            result
+        }
+        _ => run_update(update, probe, call),
+    }
+}
+
+impl SnpFirmware for KvmSnp<'_> {
+    fn init2(&mut self, vmsa_features: u64) -> Result<(), SevError> {
+        self.single(&mut Payload::init2(vmsa_features), SevCommand::Init2)?;
+        self.vmsa_features = Some(vmsa_features);
+        Ok(())
+    }
+
+    fn launch_start(&mut self, input: &LaunchStartInput) -> Result<(), SevError> {
+        let mut payload = Payload::launch_start(input.policy, input.gosvw);
+        self.single(&mut payload, SevCommand::LaunchStart)?;
+        self.started = true;
+        Ok(())
+    }
+
+    /// Checks the input (and a VMSA page against the INIT2 features) so
+    /// that an `EINVAL` on a VMSA page can only mean the page type is
+    /// unsupported or the memory is not set up; then loops over partial
+    /// progress, bouncing an unaligned source (see `run_aligned`).
+    fn launch_update(&mut self, update: &mut LaunchUpdate<'_>) -> Result<UpdateReport, SevError> {
+        let (gpa, pages, page_type) = (update.gpa(), update.pages(), update.page_type());
+        let context = CommandContext::update(gpa, pages, page_type);
+        let input = |problem| SevError::Input { context, problem };
+        update.check().map_err(input)?;
+        if let (PageType::Vmsa, Some(features), Some(page)) =
+            (page_type, self.vmsa_features, update.source())
+        {
+            check_launch_vmsa(page, features).map_err(|p| input(InputError::Vmsa(p)))?;
+        }
+        // Before LAUNCH_START KVM answers EINVAL to every update, so only
+        // after it does EINVAL on a VMSA page say anything about the type.
+        let probe = self.started && self.vmsa_support != VmsaPageTypeSupport::Supported;
+        let result = run_aligned(update, probe, |req| self.update_call(req));
+        self.vmsa_support.observe(page_type, &result);
+        result
+    }
+
+    fn launch_finish(&mut self, input: &LaunchFinishInput<'_>) -> Result<(), SevError> {
+        let mut payload = Payload::launch_finish(input.id, input.vcek_disabled, input.host_data);
+        self.single(&mut payload, SevCommand::LaunchFinish)
+    }
+
+    fn vmsa_page_type(&self) -> VmsaPageTypeSupport {
+        self.vmsa_support
+    }
+}
+
+impl PrivateMemory for KvmSnp<'_> {
+    /// `KVM_SET_MEMORY_ATTRIBUTES` with `KVM_MEMORY_ATTRIBUTE_PRIVATE`.
+    fn set_private(&mut self, gpa: u64, size: u64) -> Result<(), SevError> {
+        let attributes = kvm_memory_attributes {
+            address: gpa,
+            size,
+            attributes: u64::from(KVM_MEMORY_ATTRIBUTE_PRIVATE),
+            flags: 0,
+        };
+        tracing::debug!(target: "igvm_snp_kvm::sev", "set private [{gpa:#x}, +{size:#x})");
+        self.vm
+            .set_memory_attributes(attributes)
+            .map_err(|errno| SevError::SetPrivate { gpa, size, errno })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::mem::{align_of, offset_of, size_of};
+
+    use super::*;
+
+    #[test]
+    fn kvm_memory_attributes_layout() {
+        assert_eq!(size_of::<kvm_memory_attributes>(), 32);
+        assert_eq!(offset_of!(kvm_memory_attributes, address), 0);
+        assert_eq!(offset_of!(kvm_memory_attributes, size), 8);
+        assert_eq!(offset_of!(kvm_memory_attributes, attributes), 16);
+        assert_eq!(offset_of!(kvm_memory_attributes, flags), 24);
+        assert_eq!(KVM_MEMORY_ATTRIBUTE_PRIVATE, 8);
+    }
+
+    #[test]
+    fn unaligned_sources_are_bounced_and_copied_back() {
+        let mut backing = vec![0u8; 3 * 4096];
+        let start = backing.as_ptr().align_offset(4096) + 8;
+        let source = &mut backing[start..start + 4096];
+        source[0] = 1; // CPUID count
+        let mut u = LaunchUpdate::with_source(0x80e000, PageType::Cpuid, source).unwrap();
+        let mut seen_aligned = Vec::new();
+        let e = run_aligned(&mut u, false, |req| {
+            let s = req.source.unwrap();
+            seen_aligned.push(is_page_aligned(s));
+            s[16 + 24] = 0x42; // entries[0].eax, as the firmware corrects it
+            Err(CallFailure {
+                errno: Errno::new(libc::EIO),
+                firmware: FirmwareError::InvalidParam,
+                rejection: None,
+            })
+        })
+        .unwrap_err();
+        assert_eq!(seen_aligned, [true]);
+        let SevError::CpuidRejected { diff, .. } = e else {
+            panic!("{e}");
+        };
+        assert_eq!(diff.mismatches[0].expected.eax, 0x42);
+        assert_eq!(backing[start + 16 + 24], 0x42, "written back to the caller");
+        assert_eq!(backing[start - 1], 0, "nothing outside the source");
+    }
+
+    #[test]
+    fn aligned_sources_are_passed_as_they_are() {
+        let mut pages: Vec<AlignedPage> = (0..2).map(|_| AlignedPage([3; 4096])).collect();
+        let bytes = pages.as_mut_bytes();
+        let addr = bytes.as_ptr() as usize;
+        let mut u = LaunchUpdate::with_source(0x1000, PageType::Normal, bytes).unwrap();
+        let mut seen = Vec::new();
+        run_aligned(&mut u, false, |req| {
+            seen.push(req.source.unwrap().as_ptr() as usize);
+            Ok(Remaining {
+                gfn: req.gfn + req.pages,
+                pages: 0,
+            })
+        })
+        .unwrap();
+        assert_eq!(seen, [addr]);
+    }
+
+    #[test]
+    fn bounce_pages_are_page_aligned() {
+        assert_eq!(
+            (size_of::<AlignedPage>(), align_of::<AlignedPage>()),
+            (4096, 4096)
+        );
+        let v: Vec<AlignedPage> = (0..3).map(|_| AlignedPage([0; 4096])).collect();
+        assert_eq!(v.as_bytes().as_ptr() as usize % 4096, 0);
+        assert_eq!(v.as_bytes().len(), 3 * 4096);
+    }
+}

@@ -1,0 +1,130 @@
+//! Why the firmware model refuses a command, and what the kernel / firmware
+//! would report in its place.
+
+use igvm_snp::LaunchDigest;
+
+use super::super::firmware_error::FirmwareError;
+use super::super::vmsa_check::VmsaProblem;
+
+/// A rule of the KVM / AMD-SP launch flow the model enforces.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum ModelRejection {
+    /// KVM_SEV_INIT2 a second time.
+    #[error("INIT2 was already issued")]
+    Init2Repeated,
+    /// KVM_SEV_INIT2 after LAUNCH_START.
+    #[error("INIT2 after LAUNCH_START")]
+    Init2AfterStart,
+    /// `vmsa_features` outside the supported set.
+    #[error("vmsa_features {requested:#x} not within the supported {supported:#x}")]
+    UnsupportedVmsaFeatures {
+        /// Requested.
+        requested: u64,
+        /// Supported.
+        supported: u64,
+    },
+    /// LAUNCH_START before INIT2 (the VM is not an SNP VM yet).
+    #[error("LAUNCH_START before INIT2")]
+    StartBeforeInit2,
+    /// LAUNCH_START a second time.
+    #[error("LAUNCH_START was already issued")]
+    StartRepeated,
+    /// Policy bit 17 (reserved, must be one) is clear.
+    #[error("policy {policy:#x} has bit 17 (must be one) clear")]
+    PolicyReservedBitClear {
+        /// The policy.
+        policy: u64,
+    },
+    /// Policy bits outside the supported mask.
+    #[error("policy {policy:#x} sets unsupported bits {unsupported:#x}")]
+    PolicyUnsupportedBits {
+        /// The policy.
+        policy: u64,
+        /// The offending bits.
+        unsupported: u64,
+    },
+    /// LAUNCH_UPDATE before LAUNCH_START.
+    #[error("LAUNCH_UPDATE before LAUNCH_START")]
+    UpdateBeforeStart,
+    /// LAUNCH_UPDATE after LAUNCH_FINISH.
+    #[error("LAUNCH_UPDATE after LAUNCH_FINISH")]
+    UpdateAfterFinish,
+    /// The VMSA page type while the model is configured without it.
+    #[error("the VMSA page type (2) is not supported")]
+    VmsaPageTypeUnsupported,
+    /// A page without source bytes reached the model (cannot happen through
+    /// [`super::super::LaunchUpdate::check`]).
+    #[error("no source bytes for the page at {gpa:#x}")]
+    MissingSource {
+        /// The page.
+        gpa: u64,
+    },
+    /// The page was not marked private (KVM_SET_MEMORY_ATTRIBUTES).
+    #[error("GPA {gpa:#x} is not private")]
+    NotPrivate {
+        /// The page.
+        gpa: u64,
+    },
+    /// The page was already given to LAUNCH_UPDATE.
+    #[error("GPA {gpa:#x} was already updated")]
+    AlreadyUpdated {
+        /// The page.
+        gpa: u64,
+    },
+    /// The VMSA page breaks a rule.
+    #[error("VMSA page at {gpa:#x}: {problem}")]
+    Vmsa {
+        /// The page.
+        gpa: u64,
+        /// The rule.
+        problem: VmsaProblem,
+    },
+    /// LAUNCH_FINISH before LAUNCH_START.
+    #[error("LAUNCH_FINISH before LAUNCH_START")]
+    FinishBeforeStart,
+    /// LAUNCH_FINISH a second time.
+    #[error("LAUNCH_FINISH was already issued")]
+    FinishRepeated,
+    /// The ID block's `ld` is not the launch digest.
+    #[error("ID block digest {id_block} differs from the launch digest {launch}")]
+    IdBlockDigestMismatch {
+        /// The ID block's `ld`.
+        id_block: LaunchDigest,
+        /// The model's digest.
+        launch: LaunchDigest,
+    },
+    /// The ID block's policy is not the launch policy.
+    #[error("ID block policy {id_block:#x} differs from the launch policy {launch:#x}")]
+    IdBlockPolicyMismatch {
+        /// The ID block's policy.
+        id_block: u64,
+        /// The LAUNCH_START policy.
+        launch: u64,
+    },
+}
+
+impl ModelRejection {
+    /// The errno and firmware status the kernel would report.
+    pub fn kernel_result(&self) -> (i32, FirmwareError) {
+        use ModelRejection::*;
+        match self {
+            StartBeforeInit2 => (libc::ENOTTY, FirmwareError::Success),
+            AlreadyUpdated { .. } => (libc::EEXIST, FirmwareError::Success),
+            UpdateAfterFinish | FinishRepeated => (libc::EIO, FirmwareError::InvalidGuestState),
+            IdBlockDigestMismatch { .. } => (libc::EIO, FirmwareError::BadMeasurement),
+            IdBlockPolicyMismatch { .. } => (libc::EIO, FirmwareError::PolicyFailure),
+            Init2Repeated
+            | Init2AfterStart
+            | UnsupportedVmsaFeatures { .. }
+            | StartRepeated
+            | PolicyReservedBitClear { .. }
+            | PolicyUnsupportedBits { .. }
+            | UpdateBeforeStart
+            | VmsaPageTypeUnsupported
+            | MissingSource { .. }
+            | NotPrivate { .. }
+            | Vmsa { .. }
+            | FinishBeforeStart => (libc::EINVAL, FirmwareError::Success),
+        }
+    }
+}
