@@ -170,17 +170,20 @@ fn file_data<'a>(
     len: u64,
 ) -> Result<&'a [u8]> {
     let start = file_offset as usize;
-    let end = file_offset as u64 + len;
-    if start < file.data_start || end > file.bytes.len() as u64 {
-        return Err(Error::FileDataOutOfBounds {
+    // `len` comes from the file (a parameter area's size may be near
+    // u64::MAX), so the end must not overflow.
+    match u64::from(file_offset).checked_add(len) {
+        Some(end) if start >= file.data_start && end <= file.bytes.len() as u64 => {
+            Ok(&file.bytes[start..end as usize])
+        }
+        _ => Err(Error::FileDataOutOfBounds {
             at,
             file_offset,
             len,
             data_start: file.data_start,
             file_len: file.bytes.len(),
-        });
+        }),
     }
-    Ok(&file.bytes[start..end as usize])
 }
 
 fn initialization<'a>(
