@@ -103,10 +103,12 @@ pub(super) fn walk(file: &mut IgvmFile<'_>, var_start: usize) -> Result<()> {
         stage = section;
 
         // Known types must have exactly their spec length; an unknown type
-        // is an error unless marked optional.
-        let known = if typ == ht::VERSION_STRING {
+        // is an error unless marked optional. The optional bit only lets a
+        // loader skip types it does not know: a known type is processed
+        // with or without it.
+        let known = if base == ht::VERSION_STRING {
             true
-        } else if let Some(size) = ht::body_size(typ) {
+        } else if let Some(size) = ht::body_size(base) {
             if length != size {
                 return Err(Error::HeaderLength {
                     at,
@@ -148,11 +150,11 @@ pub(super) fn walk(file: &mut IgvmFile<'_>, var_start: usize) -> Result<()> {
                 file.platforms.push(Platform { at, header });
             }
             Section::Initialization => {
-                let kind = initialization(file, at, typ, raw)?;
+                let kind = initialization(file, at, base, raw)?;
                 file.initializations.push(Initialization { at, kind });
             }
             Section::Directive => {
-                let kind = directive(file, at, typ, raw)?;
+                let kind = directive(file, at, base, raw)?;
                 file.directives.push(Directive { at, kind });
             }
         }
