@@ -275,17 +275,7 @@ fn measure_trace_equals_oracle_under_all_options() {
                 };
                 let plan = LaunchPlan::new(&bytes, &config(), o).unwrap();
                 let (pages, _) = oracle(&dirs, SNP, oo);
-                let (ld, running) = oracle_chain(&pages);
-                let trace = plan.measure_trace();
-                assert_eq!(trace.len(), pages.len(), "{oo:?}");
-                for ((t, p), d) in trace.iter().zip(&pages).zip(&running) {
-                    assert_eq!(
-                        (t.gpa, t.page_type.value(), t.contents.0, t.digest.0),
-                        (p.gpa, p.page_type, p.contents, *d),
-                        "{oo:?}"
-                    );
-                }
-                assert_eq!(plan.launch_digest().0, ld, "{oo:?}");
+                assert_matches_oracle(&plan, &pages, &format!("{oo:?}"));
             }
         }
     }

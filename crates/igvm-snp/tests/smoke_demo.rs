@@ -8,7 +8,11 @@ fn demo_plans_and_matches_igvm_crate() {
     let bytes = igvm_snp::demo::demo_igvm();
     let config = LaunchConfig::new(1, vec![GpaRange::new(0, 1 << 20)]);
     let plan = LaunchPlan::new(&bytes, &config, PlanOptions::default()).unwrap();
-    let types: Vec<_> = plan.steps().iter().map(|s| (s.gpa, s.pages, s.page_type)).collect();
+    let types: Vec<_> = plan
+        .steps()
+        .iter()
+        .map(|s| (s.gpa, s.pages, s.page_type))
+        .collect();
     assert_eq!(
         types,
         vec![
@@ -19,6 +23,8 @@ fn demo_plans_and_matches_igvm_crate() {
         ]
     );
     let file = igvm_snp::demo::demo_file();
-    let oracle = igvm::measurement::generate_snp_measurement(file.initializations(), file.directives(), 1).unwrap();
+    let oracle =
+        igvm::measurement::generate_snp_measurement(file.initializations(), file.directives(), 1)
+            .unwrap();
     assert_eq!(plan.launch_digest().0, oracle);
 }

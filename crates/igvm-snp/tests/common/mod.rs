@@ -485,6 +485,10 @@ pub fn tlv_index(b: &[u8], typ: u32, nth: usize) -> usize {
 
 /// SHA-384 of a page given as a prefix (zero-padded to 4096 bytes).
 pub fn sha384_page(data: &[u8]) -> [u8; 48] {
+    static ZERO: std::sync::OnceLock<[u8; 48]> = std::sync::OnceLock::new();
+    if data.is_empty() {
+        return *ZERO.get_or_init(|| Sha384::digest([0u8; 4096]).into());
+    }
     let mut page = vec![0u8; 4096];
     page[..data.len()].copy_from_slice(data);
     Sha384::digest(&page).into()
@@ -684,4 +688,20 @@ impl Rng {
     pub fn chance(&mut self, percent: u64) -> bool {
         self.below(100) < percent
     }
+}
+
+/// Checks a plan's digest and its trace, page by page (GPA, type, CONTENTS,
+/// running digest), against the oracle's page list.
+pub fn assert_matches_oracle(plan: &igvm_snp::LaunchPlan<'_>, pages: &[OraclePage], ctx: &str) {
+    let (ld, running) = oracle_chain(pages);
+    let trace = plan.measure_trace();
+    assert_eq!(trace.len(), pages.len(), "{ctx}");
+    for ((t, p), d) in trace.iter().zip(pages).zip(&running) {
+        assert_eq!(
+            (t.gpa, t.page_type.value(), t.contents.0, t.digest.0),
+            (p.gpa, p.page_type, p.contents, *d),
+            "{ctx}"
+        );
+    }
+    assert_eq!(plan.launch_digest().0, ld, "{ctx}");
 }
