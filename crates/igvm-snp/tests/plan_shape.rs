@@ -527,3 +527,46 @@ fn json_has_the_steps() {
     assert_eq!(json["finish"]["host_data"], "ab".repeat(32));
     assert_eq!(json["options"]["zero_pages"], "normal");
 }
+
+/// A 2 MiB page with data (which the igvm builder cannot make: it is
+/// made here by turning the first of 512 data pages into a 2 MiB page and
+/// moving the other 511 to another platform; the serializer stored their
+/// distinct contents back to back, so the 2 MiB page reads all of them).
+#[test]
+fn two_mib_page_with_data() {
+    let pages: Vec<D> = (0..512u64)
+        .map(|i| {
+            let mut d = pattern(i as u8, 4096);
+            d[..2].copy_from_slice(&(i as u16).to_le_bytes());
+            page(0x20_0000 + i * 4096, d)
+        })
+        .collect();
+    let dirs = [pages, vec![boot_vmsa()]].concat();
+    let bytes = build(
+        vec![snp_platform(), platform(TDX, IgvmPlatformType::TDX)],
+        vec![policy(POLICY, SNP)],
+        dirs.clone(),
+    );
+    let first = find(&bytes, T_PAGE_DATA, 0);
+    let mut edited = edit(&bytes, |v| set_u32(v, first.body() + 16, 1));
+    for n in 1..512 {
+        let t = find(&edited, T_PAGE_DATA, n);
+        edited = edit(&edited, |v| set_u32(v, t.body() + 8, TDX));
+    }
+    let plan = plan_of(&edited, &config(), PlanOptions::default());
+    assert_eq!(
+        shape(&plan),
+        vec![
+            (0x20_0000, 512, PageType::Normal),
+            (VMSA_GPA, 1, PageType::Vmsa)
+        ]
+    );
+    // Same pages, contents and digest as the 512 separate pages.
+    let got = step_bytes(&plan, &plan.steps()[0]);
+    for (i, (gpa, b)) in got.iter().enumerate() {
+        assert_eq!(*gpa, 0x20_0000 + i as u64 * 4096);
+        assert_eq!(&b[..2], &(i as u16).to_le_bytes());
+    }
+    let (oracle_pages, _) = oracle(&dirs, SNP, OracleOpts::default());
+    assert_eq!(plan.launch_digest().0, oracle_chain(&oracle_pages).0);
+}

@@ -1672,3 +1672,45 @@ fn known_header_with_optional_bit_is_processed() {
         }
     );
 }
+
+#[test]
+fn corim_and_version_string_are_read_and_ignored() {
+    let b = base_file();
+    let base = plans(&b);
+    let vmsa_data = get_u32(&b, find(&b, T_VP_CONTEXT, 0).body() + 12);
+    // CORIM_DOCUMENT: mask, file_offset, size_bytes, reserved. The offset
+    // is absolute in the file after the 24-byte TLV is inserted.
+    let corim = |offset: u32, size: u32, reserved: u32| {
+        let mut body = Vec::new();
+        for v in [SNP, offset, size, reserved] {
+            body.extend_from_slice(&v.to_le_bytes());
+        }
+        insert_tlv(&b, 2, 0x104, &body)
+    };
+    let e = corim(vmsa_data + 24, 100, 0);
+    let file = IgvmFile::parse(&e).unwrap();
+    match &file.initializations()[1].kind {
+        igvm_snp::parse::InitializationKind::Corim { typ, data, .. } => {
+            assert_eq!(*typ, 0x104);
+            assert_eq!(*data, &b[vmsa_data as usize..vmsa_data as usize + 100]);
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(plans(&e).launch_digest(), base.launch_digest());
+    let e = corim(vmsa_data + 24, 100, 1);
+    assert_eq!(
+        parse_err(&e),
+        Error::ReservedNotZero {
+            at: init(&e, 0x104, 0),
+            name: "CORIM_DOCUMENT",
+            field: "reserved"
+        }
+    );
+    let e = corim(vmsa_data + 24, 0x10_0000, 0);
+    assert!(matches!(
+        parse_err(&e),
+        Error::FileDataOutOfBounds { len: 0x10_0000, .. }
+    ));
+    let e = insert_tlv(&b, 2, T_VERSION_STRING, b"igvm-snp test 1.0");
+    assert_eq!(plans(&e).launch_digest(), base.launch_digest());
+}
