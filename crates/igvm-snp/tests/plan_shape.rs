@@ -570,3 +570,87 @@ fn two_mib_page_with_data() {
     let (oracle_pages, _) = oracle(&dirs, SNP, OracleOpts::default());
     assert_eq!(plan.launch_digest().0, oracle_chain(&oracle_pages).0);
 }
+
+/// The SNP_LAUNCH_FINISH inputs built from an IGVM SNP_ID_BLOCK, checked
+/// against the byte layouts in kvm-snp-uapi.md §5 (laid out here by hand).
+#[test]
+fn launch_finish_from_id_block() {
+    use igvm_defs::{
+        IGVM_VHS_SNP_ID_BLOCK_PUBLIC_KEY as Key, IGVM_VHS_SNP_ID_BLOCK_SIGNATURE as Sig,
+    };
+    let sig = |r: u8, s: u8| {
+        Box::new(Sig {
+            r_comp: [r; 72],
+            s_comp: [s; 72],
+        })
+    };
+    let key = |x: u8, y: u8| {
+        Box::new(Key {
+            curve: 2,
+            reserved: 0,
+            qx: [x; 72],
+            qy: [y; 72],
+        })
+    };
+    let block = |author: u8| D::SnpIdBlock {
+        compatibility_mask: SNP,
+        author_key_enabled: author,
+        reserved: [0; 3],
+        ld: [0x11; 48],
+        family_id: [0x22; 16],
+        image_id: [0x33; 16],
+        version: 9, // replaced by 1
+        guest_svn: 0x44,
+        id_key_algorithm: 1,
+        author_key_algorithm: 1,
+        id_key_signature: sig(0xA1, 0xA2),
+        id_public_key: key(0xB1, 0xB2),
+        author_key_signature: sig(0xC1, 0xC2),
+        author_public_key: key(0xD1, 0xD2),
+    };
+    for author in [0u8, 1] {
+        let bytes = snp_file(vec![
+            page(0x1000, pattern(1, 64)),
+            block(author),
+            boot_vmsa(),
+        ]);
+        let cfg = config().with_host_data([0x5A; 32]);
+        let plan = plan_of(&bytes, &cfg, PlanOptions::default());
+        let f = plan.finish();
+        assert_eq!(f.host_data, [0x5A; 32]);
+        assert_eq!(f.author_key_enabled, author == 1);
+
+        let mut id = [0u8; 96];
+        id[..0x30].fill(0x11);
+        id[0x30..0x40].fill(0x22);
+        id[0x40..0x50].fill(0x33);
+        id[0x50..0x54].copy_from_slice(&1u32.to_le_bytes());
+        id[0x54..0x58].copy_from_slice(&0x44u32.to_le_bytes());
+        id[0x58..0x60].copy_from_slice(&POLICY.to_le_bytes());
+        assert_eq!(f.id_block.unwrap().as_bytes(), &id[..]);
+
+        let mut auth = vec![0u8; 4096];
+        auth[0..4].copy_from_slice(&1u32.to_le_bytes());
+        auth[4..8].copy_from_slice(&1u32.to_le_bytes());
+        let put_sig = |a: &mut [u8], at: usize, r: u8, s: u8| {
+            a[at..at + 72].fill(r);
+            a[at + 0x48..at + 0x90].fill(s);
+        };
+        let put_key = |a: &mut [u8], at: usize, x: u8, y: u8| {
+            a[at..at + 4].copy_from_slice(&2u32.to_le_bytes());
+            a[at + 4..at + 0x4C].fill(x);
+            a[at + 0x4C..at + 0x94].fill(y);
+        };
+        put_sig(&mut auth, 0x40, 0xA1, 0xA2);
+        put_key(&mut auth, 0x240, 0xB1, 0xB2);
+        if author == 1 {
+            put_sig(&mut auth, 0x680, 0xC1, 0xC2);
+            put_key(&mut auth, 0x880, 0xD1, 0xD2);
+        }
+        assert_eq!(
+            f.id_auth.as_ref().unwrap().as_bytes(),
+            &auth[..],
+            "author {author}"
+        );
+    }
+}

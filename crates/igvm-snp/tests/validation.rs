@@ -1714,3 +1714,30 @@ fn corim_and_version_string_are_read_and_ignored() {
     let e = insert_tlv(&b, 2, T_VERSION_STRING, b"igvm-snp test 1.0");
     assert_eq!(plans(&e).launch_digest(), base.launch_digest());
 }
+
+/// Messages name what and where: the header, its index and file offset,
+/// and the values involved.
+#[test]
+fn messages_name_the_location() {
+    let b = base_file();
+    let t = find(&b, T_PAGE_DATA, 0);
+    let e = edit(&b, |v| set_u16(v, t.body() + 20, 7));
+    let msg = parse_err(&e).to_string();
+    let at = dir(&b, T_PAGE_DATA, 0);
+    assert_eq!(
+        msg,
+        format!(
+            "directive #{} (file offset {:#x}): unknown page data type 7",
+            at.index, at.offset
+        )
+    );
+    let mut d = base_dirs();
+    d.push(page(0x1000, pattern(7, 10)));
+    let b = snp_file(d);
+    let msg = plan_err(&b).to_string();
+    assert!(msg.contains("GPA 0x1000"), "{msg}");
+    assert!(
+        msg.contains(&format!("{:#x}", dir(&b, T_PAGE_DATA, 2).offset)),
+        "{msg}"
+    );
+}
