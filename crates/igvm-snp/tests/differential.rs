@@ -725,3 +725,35 @@ fn known_difference_empty_file_data_section() {
         igvm_snp::Error::NoVmsa
     );
 }
+
+/// Inputs igvm 0.5.0 panics on (notes §1.3) are typed errors here, or
+/// accepted where they are harmless.
+#[test]
+fn known_difference_inputs_igvm_panics_on() {
+    let igvm_outcome = |b: &[u8]| {
+        let b = b.to_vec();
+        std::panic::catch_unwind(move || igvm::IgvmFile::new_from_binary(&b, None).is_ok())
+    };
+    // A relocatable region with alignment 0: `%` by zero in igvm's
+    // validation. Here it parses (relocation is not used) and is rejected
+    // for SEV-SNP.
+    let mut reloc = vec![0u8; 48];
+    reloc[0] = SNP as u8;
+    let b = insert_tlv(&base_file(), 2, T_RELOCATABLE_REGION, &reloc);
+    IgvmFile::parse(&b).expect("parses");
+    assert!(matches!(
+        LaunchPlan::new(&b, &config(), PlanOptions::default()),
+        Err(igvm_snp::Error::UnsupportedForSnp { .. })
+    ));
+    assert!(!matches!(igvm_outcome(&b), Ok(true)), "igvm accepted it");
+    // A page whose file offset lies below the file-data section: a u32
+    // underflow in igvm (a panic in debug builds). Here: out of bounds.
+    let base = base_file();
+    let page = find(&base, T_PAGE_DATA, 0);
+    let b = edit(&base, |v| set_u32(v, page.body() + 12, 8));
+    assert!(matches!(
+        IgvmFile::parse(&b),
+        Err(igvm_snp::Error::FileDataOutOfBounds { file_offset: 8, .. })
+    ));
+    assert!(!matches!(igvm_outcome(&b), Ok(true)), "igvm accepted it");
+}
