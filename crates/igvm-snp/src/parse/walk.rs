@@ -102,10 +102,12 @@ pub(super) fn walk(file: &mut IgvmFile<'_>, var_start: usize) -> Result<()> {
         stage = section;
 
         // Known types must have exactly their spec length; an unknown type
-        // is an error unless marked optional.
-        let known = if typ == ht::VERSION_STRING {
+        // is an error unless marked optional. The optional bit only lets a
+        // loader skip types it does not know: a known type is processed
+        // with or without it.
+        let known = if base == ht::VERSION_STRING {
             true
-        } else if let Some(size) = ht::body_size(typ) {
+        } else if let Some(size) = ht::body_size(base) {
             if length != size {
                 return Err(Error::HeaderLength {
                     at,
@@ -147,11 +149,11 @@ pub(super) fn walk(file: &mut IgvmFile<'_>, var_start: usize) -> Result<()> {
                 file.platforms.push(Platform { at, header });
             }
             Section::Initialization => {
-                let kind = initialization(file, at, typ, raw)?;
+                let kind = initialization(file, at, base, raw)?;
                 file.initializations.push(Initialization { at, kind });
             }
             Section::Directive => {
-                let kind = directive(file, at, typ, raw)?;
+                let kind = directive(file, at, base, raw)?;
                 file.directives.push(Directive { at, kind });
             }
         }
@@ -169,17 +171,20 @@ fn file_data<'a>(
     len: u64,
 ) -> Result<&'a [u8]> {
     let start = file_offset as usize;
-    let end = u64::from(file_offset).saturating_add(len);
-    if start < file.data_start || end > file.bytes.len() as u64 {
-        return Err(Error::FileDataOutOfBounds {
+    // `len` comes from the file (a parameter area's size may be near
+    // u64::MAX), so the end must not overflow.
+    match u64::from(file_offset).checked_add(len) {
+        Some(end) if start >= file.data_start && end <= file.bytes.len() as u64 => {
+            Ok(&file.bytes[start..end as usize])
+        }
+        _ => Err(Error::FileDataOutOfBounds {
             at,
             file_offset,
             len,
             data_start: file.data_start,
             file_len: file.bytes.len(),
-        });
+        }),
     }
-    Ok(&file.bytes[start..end as usize])
 }
 
 fn initialization<'a>(

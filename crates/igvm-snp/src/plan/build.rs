@@ -279,6 +279,9 @@ pub(super) fn build<'a>(
                 if gpa % (2 << 20) == 0 {
                     return Err(Error::VmsaGpa2MbAligned { at: d.at, gpa });
                 }
+                // The page's end must be representable (the overlap check
+                // adds the page size to every step's GPA).
+                end_of(d.at, gpa, 1)?;
                 vmsa = Some(BootVmsa::new(d.at, gpa, header.vp_index, data)?);
                 b.push(LaunchStep {
                     index: 0,
