@@ -1,3 +1,9 @@
 //! # igvm-snp-kvm
 //!
 //! Executes an [`igvm_snp::LaunchPlan`] on Linux KVM.
+
+#[doc(hidden)]
+pub mod kvm_check;
+pub mod memory;
+pub mod native;
+pub mod vmsa_regs;
