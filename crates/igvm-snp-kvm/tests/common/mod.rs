@@ -91,6 +91,20 @@ pub fn base_vmsa(rip: u64) -> SevVmsa {
     v
 }
 
+/// A flat protected-mode VMSA ([`base_vmsa`] plus segments): CS 0x08 with
+/// `cs_attrib` (0xC9B: 32-bit code, type 0xB, S, P, D/B, G; 0xA9B: 64-bit
+/// code with L instead of D/B), data segments 0x10 with 0xC93, 4 GiB
+/// byte-granular limits, GDTR at `gdt` (24 bytes), CR0 = PE|ET.
+pub fn flat_vmsa(rip: u64, cs_attrib: u16, gdt: u64) -> SevVmsa {
+    let mut v = base_vmsa(rip);
+    v.cs = seg(0x08, cs_attrib, 0xFFFF_FFFF, 0);
+    let data = seg(0x10, 0xC93, 0xFFFF_FFFF, 0);
+    (v.ds, v.es, v.ss, v.fs, v.gs) = (data, data, data, data, data);
+    v.gdtr = seg(0, 0, 23, gdt);
+    v.cr0 = 0x11;
+    v
+}
+
 /// A data page whose bytes are `i * mul + add` (mod 256).
 pub fn pattern_page(mul: u32, add: u32) -> Vec<u8> {
     (0..4096u32).map(|i| (i * mul + add) as u8).collect()
