@@ -48,6 +48,10 @@ pub struct NativeConfig {
     /// Offset from `SIGRTMIN` of the signal used to interrupt `KVM_RUN`
     /// (default 2). The process-wide handler installed for it does nothing.
     pub kick_signal: c_int,
+    /// How guest memory is registered (default [`MemoryFlavour::Plain`]).
+    /// [`MemoryFlavour::GuestMemfd`] runs the guest from guest_memfd-backed
+    /// memslots with every page shared, as an SNP VM's memory starts.
+    pub memory_flavour: MemoryFlavour,
 }
 
 impl NativeConfig {
@@ -58,6 +62,7 @@ impl NativeConfig {
             time_limit,
             serial_port: COM1,
             kick_signal: 2,
+            memory_flavour: MemoryFlavour::Plain,
         }
     }
 }
@@ -157,6 +162,10 @@ pub enum NativeError {
     /// The vCPU thread panicked.
     #[error("the vCPU thread panicked")]
     VcpuThreadPanicked,
+    /// An earlier run lost the vCPU (its thread or the output callback
+    /// panicked).
+    #[error("vCPU 0 was lost in an earlier run")]
+    VcpuLost,
     /// `KVM_RUN` failed.
     #[error("KVM_RUN failed: {0}")]
     Run(errno::Error),
@@ -187,7 +196,7 @@ impl NativeVm {
             .excluding(GpaRange::new(vmsa.gpa, PAGE_SIZE as u64));
         let layout = layout_for(plan, &config.ram, &options)?;
         let vm = Arc::new(kvm.create_vm_with_type(0).map_err(NativeError::CreateVm)?);
-        let mut memory = GuestMemory::new(Arc::clone(&vm), &layout, MemoryFlavour::Plain, 0)?;
+        let mut memory = GuestMemory::new(Arc::clone(&vm), &layout, config.memory_flavour, 0)?;
         let pages_loaded = memory.load_plan(plan, VmsaPage::Skip)?;
         let vcpu = vm.create_vcpu(0).map_err(NativeError::CreateVcpu)?;
         let cpuid = kvm
@@ -247,7 +256,7 @@ impl NativeVm {
             offset: config.kick_signal,
             source,
         })?;
-        let vcpu = self.vcpu.take().ok_or(NativeError::VcpuThreadPanicked)?;
+        let vcpu = self.vcpu.take().ok_or(NativeError::VcpuLost)?;
         let stop = Arc::new(AtomicBool::new(false));
         let (tx, rx) = mpsc::channel();
         let serial = config.serial_port;
@@ -261,16 +270,16 @@ impl NativeVm {
             stop,
             signum,
         };
-        let deadline = Instant::now() + config.time_limit;
+        // A limit too large for an `Instant` means no limit.
+        let deadline = Instant::now().checked_add(config.time_limit);
         loop {
-            let wait =
-                deadline
-                    .saturating_duration_since(Instant::now())
-                    .max(if guard.stopping() {
-                        KICK_INTERVAL
-                    } else {
-                        Duration::ZERO
-                    });
+            let wait = if guard.stopping() {
+                KICK_INTERVAL
+            } else {
+                deadline.map_or(Duration::MAX, |d| {
+                    d.saturating_duration_since(Instant::now())
+                })
+            };
             match rx.recv_timeout(wait) {
                 Ok(bytes) => out(&bytes),
                 Err(RecvTimeoutError::Timeout) => guard.kick(),

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use igvm_snp::{GpaRange, LaunchConfig, LaunchPlan, PlanOptions, demo};
 use igvm_snp_kvm::kvm_check::kvm_or_skip;
+use igvm_snp_kvm::memory::MemoryFlavour;
 use igvm_snp_kvm::native::{NativeConfig, NativeOutcome, NativeVm};
 
 #[test]
@@ -31,6 +32,38 @@ fn demo_prints_expected_output() {
         "{outcome:?}"
     );
     assert_eq!(String::from_utf8_lossy(&out), demo::expected_output());
+}
+
+#[test]
+fn demo_runs_from_guest_memfd_memslots() {
+    if kvm_or_skip("demo_runs_from_guest_memfd_memslots").is_none() {
+        return;
+    }
+    let bytes = demo::demo_igvm();
+    let ram = vec![GpaRange::new(0, 2 << 20)];
+    let plan = LaunchPlan::new(
+        &bytes,
+        &LaunchConfig::new(1, ram.clone()),
+        PlanOptions::default(),
+    )
+    .unwrap();
+    let mut config = NativeConfig::new(ram, Duration::from_secs(10));
+    config.memory_flavour = MemoryFlavour::GuestMemfd;
+    let mut vm = NativeVm::new(&plan, &config).unwrap();
+    assert!(vm.memory().regions().all(|r| r.guest_memfd));
+    let mut out = Vec::new();
+    let outcome = vm.run(&config, |b| out.extend_from_slice(b)).unwrap();
+    assert!(
+        matches!(outcome, NativeOutcome::Halted { .. }),
+        "{outcome:?}"
+    );
+    assert_eq!(String::from_utf8_lossy(&out), demo::expected_output());
+    // Resuming after the HLT reaches the guest's next HLT (`hlt; jmp hlt`)
+    // without printing more.
+    out.clear();
+    let again = vm.run(&config, |b| out.extend_from_slice(b)).unwrap();
+    assert!(matches!(again, NativeOutcome::Halted { .. }), "{again:?}");
+    assert!(out.is_empty());
 }
 
 #[test]

@@ -574,7 +574,7 @@ fn page_span_end(r: &GpaRange) -> Result<u64, &'static str> {
     r.end().ok_or("overflows the address space")
 }
 
-/// The host physical address width KVM reports (CPUID 0x80000008 EAX[7:0]
+/// The host physical address width KVM reports (CPUID 0x80000008 EAX bits 7:0
 /// of `KVM_GET_SUPPORTED_CPUID`); KVM refuses memslots above it.
 ///
 /// # Errors
