@@ -2,8 +2,6 @@
 //! exactly its expected line (its data-page checksum proves the pages the
 //! plan loaded reached guest memory).
 
-mod common;
-
 use std::time::Duration;
 
 use igvm_snp::{GpaRange, LaunchConfig, LaunchPlan, PlanOptions, demo};
@@ -11,21 +9,23 @@ use igvm_snp_kvm::kvm_check::kvm_or_skip;
 use igvm_snp_kvm::memory::MemoryFlavour;
 use igvm_snp_kvm::native::{NativeConfig, NativeOutcome, NativeVm};
 
+/// The demo's plan for `vcpus` vCPUs and 2 MiB of RAM, and a native
+/// configuration with that RAM and a 10 s limit.
+fn demo_plan(bytes: &[u8], vcpus: u32) -> (LaunchPlan<'_>, NativeConfig) {
+    let ram = vec![GpaRange::new(0, 2 << 20)];
+    let config = LaunchConfig::new(vcpus, ram.clone());
+    let plan = LaunchPlan::new(bytes, &config, PlanOptions::default()).unwrap();
+    (plan, NativeConfig::new(ram, Duration::from_secs(10)))
+}
+
 #[test]
 fn demo_prints_expected_output() {
     if kvm_or_skip("demo_prints_expected_output").is_none() {
         return;
     }
     let bytes = demo::demo_igvm();
-    let ram = vec![GpaRange::new(0, 2 << 20)];
-    let plan = LaunchPlan::new(
-        &bytes,
-        &LaunchConfig::new(1, ram.clone()),
-        PlanOptions::default(),
-    )
-    .unwrap();
+    let (plan, config) = demo_plan(&bytes, 1);
     let mut out = Vec::new();
-    let config = NativeConfig::new(ram, Duration::from_secs(10));
     let outcome = NativeVm::run_plan(&plan, &config, |b| out.extend_from_slice(b)).unwrap();
     assert!(
         matches!(outcome, NativeOutcome::Halted { .. }),
@@ -40,14 +40,7 @@ fn demo_runs_from_guest_memfd_memslots() {
         return;
     }
     let bytes = demo::demo_igvm();
-    let ram = vec![GpaRange::new(0, 2 << 20)];
-    let plan = LaunchPlan::new(
-        &bytes,
-        &LaunchConfig::new(1, ram.clone()),
-        PlanOptions::default(),
-    )
-    .unwrap();
-    let mut config = NativeConfig::new(ram, Duration::from_secs(10));
+    let (plan, mut config) = demo_plan(&bytes, 1);
     config.memory_flavour = MemoryFlavour::GuestMemfd;
     let mut vm = NativeVm::new(&plan, &config).unwrap();
     assert!(vm.memory().regions().all(|r| r.guest_memfd));
@@ -72,14 +65,8 @@ fn demo_loads_every_page_but_the_vmsa() {
         return;
     }
     let bytes = demo::demo_igvm();
-    let ram = vec![GpaRange::new(0, 1 << 20)];
-    let plan = LaunchPlan::new(
-        &bytes,
-        &LaunchConfig::new(3, ram.clone()),
-        PlanOptions::default(),
-    )
-    .unwrap();
-    let vm = NativeVm::new(&plan, &NativeConfig::new(ram, Duration::from_secs(10))).unwrap();
+    let (plan, config) = demo_plan(&bytes, 3);
+    let vm = NativeVm::new(&plan, &config).unwrap();
     // Parameter, zero, data and code pages; not the VMSA.
     assert_eq!(vm.pages_loaded(), 4);
     let mut page = vec![0u8; 4096];
