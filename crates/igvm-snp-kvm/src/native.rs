@@ -202,7 +202,7 @@ impl NativeVm {
         let cpuid = kvm
             .get_supported_cpuid(KVM_MAX_CPUID_ENTRIES)
             .map_err(NativeError::Cpuid)?;
-        vmsa_regs::apply(&vcpu, &cpuid, &vmsa.vmsa)?;
+        vmsa_regs::apply(&vm, &vcpu, &cpuid, &vmsa.vmsa)?;
         Ok(NativeVm {
             memory,
             vcpu: Some(vcpu),

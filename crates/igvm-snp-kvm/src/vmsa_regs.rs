@@ -4,17 +4,19 @@
 //! The pure functions ([`segment`], [`sregs`], [`regs`], [`fpu`], [`xcrs`],
 //! [`msrs`]) map fields by name from [`SevVmsa`]; [`apply`] issues the
 //! ioctls in the order KVM needs: `KVM_SET_CPUID2` (KVM checks CR4 against
-//! the guest CPUID), `KVM_SET_SREGS`, `KVM_SET_REGS`, `KVM_SET_FPU`,
+//! the guest CPUID), `KVM_SET_SREGS`, `KVM_SET_REGS`, x87/SSE state through
+//! `KVM_SET_XSAVE` (see [`write_xsave_legacy`] for why not `KVM_SET_FPU`),
 //! `KVM_SET_XCRS`, `KVM_SET_MSRS`, `KVM_SET_DEBUGREGS`.
 
 use igvm::snp_defs::SevSelector;
 use igvm_snp::SevVmsa;
 use kvm_bindings::{
     CpuId, Msrs, kvm_debugregs, kvm_dtable, kvm_fpu, kvm_msr_entry, kvm_regs, kvm_segment,
-    kvm_sregs, kvm_xcrs,
+    kvm_sregs, kvm_xcrs, kvm_xsave,
 };
-use kvm_ioctls::VcpuFd;
+use kvm_ioctls::{Cap, VcpuFd, VmFd};
 use vmm_sys_util::errno;
+use zerocopy::IntoBytes;
 
 /// EFER.SVME: set in every SNP VMSA, meaningless (and harmful: it enables
 /// nested SVM on AMD hosts) for a native guest.
@@ -64,6 +66,13 @@ pub enum VcpuStateError {
     /// Building the MSR list failed.
     #[error("building the MSR list failed: {0}")]
     MsrList(String),
+    /// KVM's XSAVE area is larger than `struct kvm_xsave` (dynamic XSTATE
+    /// features such as AMX are enabled for guests of this process).
+    #[error("KVM's XSAVE area is {size} bytes, more than the 4096 this crate passes")]
+    XsaveTooLarge {
+        /// The size `KVM_CAP_XSAVE2` reports.
+        size: i32,
+    },
 }
 
 /// Decodes a VMSA segment: AMD's 12-bit `attrib` has type(4) S DPL(2) P in
@@ -258,21 +267,74 @@ pub fn debug_regs(v: &SevVmsa) -> kvm_debugregs {
     }
 }
 
-/// Loads the VMSA into a vCPU: `KVM_SET_CPUID2` with `cpuid` (normally
-/// `Kvm::get_supported_cpuid`) first, then special registers, general
-/// registers, FPU, XCR0, MSRs and debug registers.
+/// Byte offset of XSTATE_BV in the XSAVE area.
+const XSTATE_BV: usize = 512;
+/// XSTATE_BV bits of the x87 and SSE components.
+const XSTATE_X87_SSE: u8 = 0b11;
+
+/// Writes x87/SSE state into the legacy (FXSAVE-format) part of an XSAVE
+/// area — FCW 0, FSW 2, abridged FTW 4, FOP 6, FIP 8, FDP 16, MXCSR 24,
+/// ST0–7 from 32, XMM0–15 from 160; MXCSR_MASK (28) is left as KVM gave it —
+/// and marks both components present in XSTATE_BV. A present bit matters:
+/// KVM exports and loads a component whose bit is clear as its initial
+/// state, whatever the area holds (observed: FCW set with `KVM_SET_FPU`
+/// alone reads back 0x37F through `KVM_GET_XSAVE`). Areas shorter than the
+/// legacy part plus the XSAVE header are left alone.
+pub fn write_xsave_legacy(area: &mut [u8], f: &kvm_fpu) {
+    if area.len() < XSTATE_BV + 8 {
+        return;
+    }
+    area[0..2].copy_from_slice(&f.fcw.to_le_bytes());
+    area[2..4].copy_from_slice(&f.fsw.to_le_bytes());
+    area[4] = f.ftwx;
+    area[6..8].copy_from_slice(&f.last_opcode.to_le_bytes());
+    area[8..16].copy_from_slice(&f.last_ip.to_le_bytes());
+    area[16..24].copy_from_slice(&f.last_dp.to_le_bytes());
+    area[24..28].copy_from_slice(&f.mxcsr.to_le_bytes());
+    for (dst, src) in area[32..160].chunks_exact_mut(16).zip(f.fpr.iter()) {
+        dst.copy_from_slice(src);
+    }
+    for (dst, src) in area[160..416].chunks_exact_mut(16).zip(f.xmm.iter()) {
+        dst.copy_from_slice(src);
+    }
+    area[XSTATE_BV] |= XSTATE_X87_SSE;
+}
+
+/// Sets the x87/SSE state (including MXCSR, which `KVM_SET_FPU` does not
+/// transfer) through `KVM_GET_XSAVE`/`KVM_SET_XSAVE` with the 4096-byte
+/// `kvm_xsave`, after checking that KVM's XSAVE size (`KVM_CAP_XSAVE2`)
+/// fits it; larger sizes only arise when the process enabled dynamic XSTATE
+/// features (AMX) for guests.
+fn set_fpu_state(vm: &VmFd, vcpu: &VcpuFd, f: &kvm_fpu) -> Result<(), VcpuStateError> {
+    let ioctl = |ioctl| move |source| VcpuStateError::Ioctl { ioctl, source };
+    let size = vm.check_extension_int(Cap::Xsave2);
+    if usize::try_from(size).is_ok_and(|s| s > std::mem::size_of::<kvm_xsave>()) {
+        return Err(VcpuStateError::XsaveTooLarge { size });
+    }
+    let mut xsave = vcpu.get_xsave().map_err(ioctl("KVM_GET_XSAVE"))?;
+    write_xsave_legacy(xsave.region.as_mut_bytes(), f);
+    // SAFETY: KVM_SET_XSAVE reads KVM's XSAVE size, which KVM_CAP_XSAVE2
+    // reports (checked above to be at most `sizeof(struct kvm_xsave)`, the
+    // size of `xsave`); kernels without the capability predate dynamic
+    // sizes and read exactly `sizeof(struct kvm_xsave)`.
+    unsafe { vcpu.set_xsave(&xsave) }.map_err(ioctl("KVM_SET_XSAVE"))
+}
+
+/// Loads the VMSA into a vCPU of `vm`: `KVM_SET_CPUID2` with `cpuid`
+/// (normally `Kvm::get_supported_cpuid`) first, then special registers,
+/// general registers, x87/SSE state, XCR0, MSRs and debug registers.
 ///
 /// # Errors
 /// [`VcpuStateError::Ioctl`] naming the ioctl KVM refused, or
 /// [`VcpuStateError::MsrRefused`] naming the first MSR it did not set.
-pub fn apply(vcpu: &VcpuFd, cpuid: &CpuId, v: &SevVmsa) -> Result<(), VcpuStateError> {
+pub fn apply(vm: &VmFd, vcpu: &VcpuFd, cpuid: &CpuId, v: &SevVmsa) -> Result<(), VcpuStateError> {
     let ioctl = |ioctl| move |source| VcpuStateError::Ioctl { ioctl, source };
     vcpu.set_cpuid2(cpuid).map_err(ioctl("KVM_SET_CPUID2"))?;
     let current = vcpu.get_sregs().map_err(ioctl("KVM_GET_SREGS"))?;
     vcpu.set_sregs(&sregs(v, &current))
         .map_err(ioctl("KVM_SET_SREGS"))?;
     vcpu.set_regs(&regs(v)).map_err(ioctl("KVM_SET_REGS"))?;
-    vcpu.set_fpu(&fpu(v)).map_err(ioctl("KVM_SET_FPU"))?;
+    set_fpu_state(vm, vcpu, &fpu(v))?;
     vcpu.set_xcrs(&xcrs(v)).map_err(ioctl("KVM_SET_XCRS"))?;
     let list = msrs(v)?;
     let set = vcpu.set_msrs(&list).map_err(ioctl("KVM_SET_MSRS"))?;
@@ -491,6 +553,39 @@ mod tests {
             [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15]
         );
         assert_eq!(f.xmm[2], [0; 16]);
+    }
+
+    #[test]
+    fn xsave_legacy_area_layout() {
+        let mut f = kvm_fpu {
+            fcw: 0x027F,
+            fsw: 0x3800,
+            ftwx: 0x81,
+            last_opcode: 0x0123,
+            last_ip: 0x1122_3344_5566_7788,
+            last_dp: 0x99AA_BBCC_DDEE_FF00,
+            mxcsr: 0x1FA0,
+            ..Default::default()
+        };
+        f.fpr[1] = [0xF1; 16];
+        f.xmm[15] = [0xE5; 16];
+        let mut area = vec![0u8; 4096];
+        area[28..32].copy_from_slice(&0xFFFFu32.to_le_bytes()); // MXCSR_MASK
+        area[512] = 0b100; // AVX already present
+        write_xsave_legacy(&mut area, &f);
+        assert_eq!(&area[0..8], &[0x7F, 0x02, 0x00, 0x38, 0x81, 0, 0x23, 0x01]);
+        assert_eq!(&area[8..16], &0x1122_3344_5566_7788u64.to_le_bytes());
+        assert_eq!(&area[16..24], &0x99AA_BBCC_DDEE_FF00u64.to_le_bytes());
+        assert_eq!(&area[24..32], &[0xA0, 0x1F, 0, 0, 0xFF, 0xFF, 0, 0]);
+        assert_eq!(&area[32..48], &[0; 16]);
+        assert_eq!(&area[48..64], &[0xF1; 16]);
+        assert_eq!(&area[400..416], &[0xE5; 16]);
+        assert_eq!(&area[416..512], &[0; 96]);
+        assert_eq!(area[512], 0b111);
+        // Too short for the header: untouched.
+        let mut short = vec![0u8; 516];
+        write_xsave_legacy(&mut short, &f);
+        assert!(short.iter().all(|&b| b == 0));
     }
 
     #[test]
