@@ -121,7 +121,13 @@ pub enum UnexpectedExit {
         cpu: u32,
     },
     /// `KVM_EXIT_INTERNAL_ERROR` (e.g. an instruction KVM cannot emulate).
-    InternalError,
+    InternalError {
+        /// `KVM_INTERNAL_ERROR_*` (1 = emulation failure, 3 = delivery
+        /// event, …).
+        suberror: u32,
+        /// The extra data KVM reported (at most 16 words).
+        data: Vec<u64>,
+    },
     /// Any other exit, as KVM reported it.
     Other(String),
 }
@@ -355,7 +361,7 @@ fn vcpu_loop(
             Ok(VcpuExit::FailEntry(reason, cpu)) => {
                 Ended::Unexpected(UnexpectedExit::FailEntry { reason, cpu })
             }
-            Ok(VcpuExit::InternalError) => Ended::Unexpected(UnexpectedExit::InternalError),
+            Ok(VcpuExit::InternalError) => Ended::Unexpected(internal_error(&mut vcpu)),
             Ok(other) => Ended::Unexpected(UnexpectedExit::Other(format!("{other:?}"))),
             Err(e) if e.errno() == libc::EINTR || e.errno() == libc::EAGAIN => continue,
             Err(e) => break Err(e),
@@ -363,6 +369,19 @@ fn vcpu_loop(
         break Ok(exit);
     };
     (vcpu, ended)
+}
+
+/// The details of a `KVM_EXIT_INTERNAL_ERROR` from the vCPU's `kvm_run`.
+fn internal_error(vcpu: &mut VcpuFd) -> UnexpectedExit {
+    // SAFETY: the last exit was KVM_EXIT_INTERNAL_ERROR, for which KVM
+    // fills the `internal` member of the `kvm_run` union; it is plain data
+    // (integers only), so any bit pattern is valid.
+    let internal = unsafe { vcpu.get_kvm_run().__bindgen_anon_1.internal };
+    let n = (internal.ndata as usize).min(internal.data.len());
+    UnexpectedExit::InternalError {
+        suberror: internal.suberror,
+        data: internal.data[..n].to_vec(),
+    }
 }
 
 type VcpuThread = JoinHandle<(VcpuFd, Result<Ended, errno::Error>)>;

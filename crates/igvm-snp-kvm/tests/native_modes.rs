@@ -65,14 +65,14 @@ fn long_mode_vmsa() -> SevVmsa {
     v
 }
 
-fn long_mode_file(data: &[u8]) -> Vec<u8> {
+/// A long-mode file: `code` at CODE, page tables, GDT and `data` at DATA.
+fn long_mode_file(code: Vec<u8>, data: &[u8], vmsa: SevVmsa) -> Vec<u8> {
     // Identity map with 2 MiB pages (P|RW|PS = 0x83): PD_LOW[0] maps
     // 0..2 MiB (code, tables), PD_4G[511] maps 0xFFE00000..4 GiB (data).
     let pml4 = asm::table(&[(0, PDPT | 3)]);
     let pdpt = asm::table(&[(0, PD_LOW | 3), (3, PD_4G | 3)]);
     let pd_low = asm::table(&[(0, 0x83)]);
     let pd_4g = asm::table(&[(511, 0xFFE0_0000 | 0x83)]);
-    let code = asm::sum_and_print(CODE as u32, DATA as u32, "LM64 sum ");
     snp_igvm(
         &[
             (CODE, code),
@@ -83,7 +83,7 @@ fn long_mode_file(data: &[u8]) -> Vec<u8> {
             (GDT, asm::gdt64()),
             (DATA, data.to_vec()),
         ],
-        long_mode_vmsa(),
+        vmsa,
     )
 }
 
@@ -108,7 +108,8 @@ fn long_mode_guest_prints_its_data_sum() {
         return;
     }
     for data in [pattern_page(31, 17), vec![0xFF; 4096]] {
-        let (outcome, out) = run(&long_mode_file(&data));
+        let code = asm::sum_and_print(CODE as u32, DATA as u32, "LM64 sum ");
+        let (outcome, out) = run(&long_mode_file(code, &data, long_mode_vmsa()));
         assert!(
             matches!(outcome, NativeOutcome::Halted { .. }),
             "{outcome:?}"

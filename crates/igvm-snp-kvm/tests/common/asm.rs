@@ -7,6 +7,9 @@
 pub struct Code {
     base: u32,
     bytes: Vec<u8>,
+    /// Strings to append after the code, with the position of the 32-bit
+    /// immediate that must hold each one's address.
+    strings: Vec<(usize, String)>,
 }
 
 impl Code {
@@ -15,6 +18,7 @@ impl Code {
         Code {
             base,
             bytes: Vec::new(),
+            strings: Vec::new(),
         }
     }
 
@@ -36,31 +40,62 @@ impl Code {
         self.emit(&[op, rel as i8 as u8]);
     }
 
-    /// Patches the 32-bit immediate at `pos` with `value`.
-    pub fn patch_u32(&mut self, pos: usize, value: u32) {
-        self.bytes[pos..pos + 4].copy_from_slice(&value.to_le_bytes());
+    /// Prints `label` to port 0x3F8, then EBX as eight upper-case hex
+    /// digits and a newline. Clobbers EAX, ECX, EDX, ESI; keeps EBX.
+    pub fn print_ebx(&mut self, label: &str) {
+        self.emit(&[0xBA, 0xF8, 0x03, 0x00, 0x00]); // mov edx, 0x3F8
+        self.emit(&[0xBE]); // mov esi, imm32
+        self.strings.push((self.here(), label.to_string()));
+        self.emit(&[0, 0, 0, 0]); //   = address of the label (patched in `page`)
+        let print = self.here();
+        self.emit(&[0xAC]); // lodsb          (al = [esi], esi += 1)
+        self.emit(&[0x84, 0xC0]); // test al, al
+        self.emit(&[0x74, 0x03]); // jz +3           (over out and jmp)
+        self.emit(&[0xEE]); // out dx, al
+        self.short_back(0xEB, print); // jmp print  (EB F8)
+        self.emit(&[0xB9, 0x08, 0x00, 0x00, 0x00]); // mov ecx, 8
+        let hex = self.here();
+        self.emit(&[0xC1, 0xC3, 0x04]); // rol ebx, 4  (next digit to the bottom)
+        self.emit(&[0x88, 0xD8]); // mov al, bl
+        self.emit(&[0x24, 0x0F]); // and al, 0x0F
+        self.emit(&[0x04, 0x30]); // add al, '0'
+        self.emit(&[0x3C, 0x39]); // cmp al, '9'
+        self.emit(&[0x76, 0x02]); // jbe +2         (over add al, 7)
+        self.emit(&[0x04, 0x07]); // add al, 7      ('A' - '9' - 1)
+        self.emit(&[0xEE]); // out dx, al
+        self.short_back(0xE2, hex); // loop hex     (E2 EE)
+        self.emit(&[0xB0, 0x0A]); // mov al, '\n'
+        self.emit(&[0xEE]); // out dx, al
     }
 
-    /// The absolute address of position `pos`.
-    pub fn addr(&self, pos: usize) -> u32 {
-        self.base + pos as u32
+    /// Halts for good: `hlt; jmp back to the hlt` (F4 EB FD).
+    pub fn halt(&mut self) {
+        let halt = self.here();
+        self.emit(&[0xF4]); // hlt
+        self.short_back(0xEB, halt); // jmp halt (EB FD)
     }
 
-    /// The code as a 4 KiB page.
+    /// The code, followed by its NUL-terminated strings (their addresses
+    /// patched in), as a 4 KiB page.
     pub fn page(&self) -> Vec<u8> {
-        assert!(self.bytes.len() <= 4096);
-        let mut page = vec![0u8; 4096];
-        page[..self.bytes.len()].copy_from_slice(&self.bytes);
-        page
+        let mut bytes = self.bytes.clone();
+        for (fixup, text) in &self.strings {
+            let addr = self.base + bytes.len() as u32;
+            bytes[*fixup..*fixup + 4].copy_from_slice(&addr.to_le_bytes());
+            bytes.extend_from_slice(text.as_bytes());
+            bytes.push(0);
+        }
+        assert!(bytes.len() <= 4096);
+        bytes.resize(4096, 0);
+        bytes
     }
 }
 
 /// A flat-mode (32- or 64-bit) guest loaded at `base`: it sums the 4096
-/// bytes at `data` into EBX, prints `prefix` to port 0x3F8, then EBX as
-/// eight upper-case hex digits and a newline, and halts.
+/// bytes at `data` into EBX, prints `prefix` and EBX in hex to port 0x3F8,
+/// and halts.
 pub fn sum_and_print(base: u32, data: u32, prefix: &str) -> Vec<u8> {
     let mut c = Code::new(base);
-    // Sum the data page.
     c.emit(&[0xBE]); // mov esi, imm32
     c.emit(&data.to_le_bytes()); //   = data
     c.emit(&[0xB9, 0x00, 0x10, 0x00, 0x00]); // mov ecx, 0x1000
@@ -70,38 +105,8 @@ pub fn sum_and_print(base: u32, data: u32, prefix: &str) -> Vec<u8> {
     c.emit(&[0xAC]); // lodsb            (al = [esi], esi += 1)
     c.emit(&[0x01, 0xC3]); // add ebx, eax
     c.short_back(0xE2, sum); // loop sum     (E2 FB)
-    // Print the prefix.
-    c.emit(&[0xBA, 0xF8, 0x03, 0x00, 0x00]); // mov edx, 0x3F8
-    c.emit(&[0xBE]); // mov esi, imm32
-    let msg_fixup = c.here();
-    c.emit(&[0, 0, 0, 0]); //   = address of the message (patched below)
-    let print = c.here();
-    c.emit(&[0xAC]); // lodsb
-    c.emit(&[0x84, 0xC0]); // test al, al
-    c.emit(&[0x74, 0x03]); // jz +3           (over out and jmp)
-    c.emit(&[0xEE]); // out dx, al
-    c.short_back(0xEB, print); // jmp print  (EB F8)
-    // Print EBX in hex, most significant digit first.
-    c.emit(&[0xB9, 0x08, 0x00, 0x00, 0x00]); // mov ecx, 8
-    let hex = c.here();
-    c.emit(&[0xC1, 0xC3, 0x04]); // rol ebx, 4
-    c.emit(&[0x88, 0xD8]); // mov al, bl
-    c.emit(&[0x24, 0x0F]); // and al, 0x0F
-    c.emit(&[0x04, 0x30]); // add al, '0'
-    c.emit(&[0x3C, 0x39]); // cmp al, '9'
-    c.emit(&[0x76, 0x02]); // jbe +2         (over add al, 7)
-    c.emit(&[0x04, 0x07]); // add al, 7      ('A' - '9' - 1)
-    c.emit(&[0xEE]); // out dx, al
-    c.short_back(0xE2, hex); // loop hex     (E2 EE)
-    c.emit(&[0xB0, 0x0A]); // mov al, '\n'
-    c.emit(&[0xEE]); // out dx, al
-    let halt = c.here();
-    c.emit(&[0xF4]); // hlt
-    c.short_back(0xEB, halt); // jmp halt    (EB FD)
-    let msg = c.addr(c.here());
-    c.patch_u32(msg_fixup, msg);
-    c.emit(prefix.as_bytes());
-    c.emit(&[0]);
+    c.print_ebx(prefix);
+    c.halt();
     c.page()
 }
 
@@ -109,7 +114,7 @@ pub fn sum_and_print(base: u32, data: u32, prefix: &str) -> Vec<u8> {
 pub fn spin_forever() -> Vec<u8> {
     let mut c = Code::new(0);
     let here = c.here();
-    c.short_back(0xEB, here);
+    c.short_back(0xEB, here); // jmp $ (EB FE)
     c.page()
 }
 
