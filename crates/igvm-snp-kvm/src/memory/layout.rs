@@ -52,24 +52,23 @@ pub fn layout_for(
     for r in ram {
         ranges.push(checked_span(r)?);
     }
-    let ram_spans = merge(ranges.clone());
-    let excluded: Vec<(u64, u64)> = options
-        .exclude
-        .iter()
-        .filter_map(|r| page_span(r.gpa, r.size))
-        .collect();
+    // RAM and excluded pages are holes in what the plan loads; the work is
+    // proportional to the number of ranges, never to their sizes.
+    let holes = merge(
+        ranges
+            .iter()
+            .copied()
+            .chain(
+                options
+                    .exclude
+                    .iter()
+                    .filter_map(|r| page_span(r.gpa, r.size)),
+            )
+            .collect(),
+    );
     for loaded in plan.loaded_ranges() {
-        let Some((start, end)) = page_span(loaded.gpa, loaded.size) else {
-            continue;
-        };
-        let mut gpa = start;
-        while gpa < end {
-            let in_ram = ram_spans.iter().any(|&(s, e)| gpa >= s && gpa < e);
-            let skip = excluded.iter().any(|&(s, e)| gpa >= s && gpa < e);
-            if !in_ram && !skip {
-                ranges.push((gpa, gpa + PAGE));
-            }
-            gpa += PAGE;
+        if let Some(span) = page_span(loaded.gpa, loaded.size) {
+            subtract_into(span, &holes, &mut ranges);
         }
     }
     let merged = merge(ranges);
@@ -109,6 +108,27 @@ fn page_span(gpa: u64, size: u64) -> Option<(u64, u64)> {
     let last = gpa.checked_add(size - 1)?;
     let end = (last - last % PAGE).checked_add(PAGE)?;
     Some((start, end))
+}
+
+/// Pushes the parts of `span` outside `holes` (sorted, disjoint) to `out`.
+fn subtract_into(span: (u64, u64), holes: &[(u64, u64)], out: &mut Vec<(u64, u64)>) {
+    let (mut start, end) = span;
+    for &(hs, he) in holes {
+        if he <= start {
+            continue;
+        }
+        if hs >= end {
+            break;
+        }
+        if hs > start {
+            out.push((start, hs));
+        }
+        start = he;
+        if start >= end {
+            return;
+        }
+    }
+    out.push((start, end));
 }
 
 /// Sorts and merges touching or overlapping spans.
@@ -221,6 +241,32 @@ mod tests {
                 GpaRange::new(0xFFFF_E000, 0x2000),
             ]
         );
+    }
+
+    #[test]
+    fn subtract_leaves_the_parts_outside_holes() {
+        let holes = [(0x1000, 0x2000), (0x4000, 0x6000)];
+        type Span = (u64, u64);
+        let cases: [(Span, Vec<Span>); 6] = [
+            (
+                (0, 0x8000),
+                vec![(0, 0x1000), (0x2000, 0x4000), (0x6000, 0x8000)],
+            ),
+            ((0x1000, 0x2000), vec![]),
+            ((0x1800, 0x5000), vec![(0x2000, 0x4000)]),
+            ((0x6000, 0x7000), vec![(0x6000, 0x7000)]),
+            ((0, 0x1000), vec![(0, 0x1000)]),
+            ((0x4000, 0x6000), vec![]),
+        ];
+        for (span, want) in cases {
+            let mut out = Vec::new();
+            subtract_into(span, &holes, &mut out);
+            assert_eq!(out, want, "{span:x?}");
+        }
+        // A 4 GiB span with one hole: two pieces, not a million pages.
+        let mut out = Vec::new();
+        subtract_into((0, 1 << 32), &[(0x1000, 0x2000)], &mut out);
+        assert_eq!(out, vec![(0, 0x1000), (0x2000, 1 << 32)]);
     }
 
     #[test]
