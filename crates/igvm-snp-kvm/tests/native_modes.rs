@@ -10,9 +10,10 @@ mod common;
 use std::time::Duration;
 
 use common::asm;
-use common::{byte_sum_hex, flat_vmsa, pattern_page, snp_igvm};
+use common::{byte_sum_hex, flat_vmsa, pattern_page, snp_igvm, snp_igvm_with_flags};
 use igvm::snp_defs::SevVmsa;
-use igvm_snp::{GpaRange, LaunchConfig, LaunchPlan, PlanOptions};
+use igvm_defs::IgvmPageDataFlags;
+use igvm_snp::{GpaRange, LaunchConfig, LaunchPlan, PageType, PlanOptions};
 use igvm_snp_kvm::kvm_check::kvm_or_skip;
 use igvm_snp_kvm::native::{NativeConfig, NativeOutcome, NativeVm};
 
@@ -45,10 +46,16 @@ fn protected_mode_vmsa() -> SevVmsa {
     flat_vmsa(CODE, 0xC9B, GDT)
 }
 
-fn protected_mode_file(data: &[u8]) -> Vec<u8> {
+/// A protected-mode file whose data page has page-data `flags`.
+fn protected_mode_file(data: &[u8], flags: IgvmPageDataFlags) -> Vec<u8> {
     let code = asm::sum_and_print(CODE as u32, DATA as u32, "PM32 sum ");
-    snp_igvm(
-        &[(CODE, code), (GDT, asm::gdt32()), (DATA, data.to_vec())],
+    let normal = IgvmPageDataFlags::new();
+    snp_igvm_with_flags(
+        &[
+            (CODE, code, normal),
+            (GDT, asm::gdt32(), normal),
+            (DATA, data.to_vec(), flags),
+        ],
         protected_mode_vmsa(),
     )
 }
@@ -92,8 +99,33 @@ fn protected_mode_guest_prints_its_data_sum() {
     if kvm_or_skip("protected_mode_guest_prints_its_data_sum").is_none() {
         return;
     }
-    for data in [pattern_page(13, 5), pattern_page(1, 200)] {
-        let (outcome, out) = run(&protected_mode_file(&data));
+    // The data page as a NORMAL, a shared (host-visible, loaded but not
+    // launched) and an UNMEASURED page: each must reach guest memory.
+    let flags = IgvmPageDataFlags::new();
+    for (data, flags, planned_as) in [
+        (pattern_page(13, 5), flags, Some(PageType::Normal)),
+        (pattern_page(1, 200), flags.with_shared(true), None),
+        (
+            pattern_page(7, 1),
+            flags.with_unmeasured(true),
+            Some(PageType::Unmeasured),
+        ),
+    ] {
+        let bytes = protected_mode_file(&data, flags);
+        // The plan really treats the data page that way (None: shared run).
+        let plan =
+            LaunchPlan::new(&bytes, &LaunchConfig::new(1, ram()), PlanOptions::default()).unwrap();
+        let step_type = plan
+            .steps()
+            .iter()
+            .find(|s| s.gpa == DATA)
+            .map(|s| s.page_type);
+        assert_eq!(step_type, planned_as);
+        assert_eq!(
+            plan.shared_runs().iter().any(|r| r.gpa == DATA),
+            planned_as.is_none()
+        );
+        let (outcome, out) = run(&bytes);
         assert!(
             matches!(outcome, NativeOutcome::Halted { .. }),
             "{outcome:?}"

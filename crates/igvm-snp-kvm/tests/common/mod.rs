@@ -22,12 +22,21 @@ pub const VMSA_GPA: u64 = 0xFFFF_FFFF_F000;
 /// A serialized SEV-SNP IGVM file: one platform (mask 1), guest policy
 /// 0x30000, a NORMAL page per `(gpa, data)` and the VMSA of VP 0.
 pub fn snp_igvm(pages: &[(u64, Vec<u8>)], vmsa: SevVmsa) -> Vec<u8> {
+    let pages: Vec<_> = pages
+        .iter()
+        .map(|(gpa, data)| (*gpa, data.clone(), IgvmPageDataFlags::new()))
+        .collect();
+    snp_igvm_with_flags(&pages, vmsa)
+}
+
+/// As [`snp_igvm`], with page-data flags (shared, unmeasured) per page.
+pub fn snp_igvm_with_flags(pages: &[(u64, Vec<u8>, IgvmPageDataFlags)], vmsa: SevVmsa) -> Vec<u8> {
     let mut directives: Vec<IgvmDirectiveHeader> = pages
         .iter()
-        .map(|(gpa, data)| IgvmDirectiveHeader::PageData {
+        .map(|(gpa, data, flags)| IgvmDirectiveHeader::PageData {
             gpa: *gpa,
             compatibility_mask: MASK,
-            flags: IgvmPageDataFlags::new(),
+            flags: *flags,
             data_type: IgvmPageDataType::NORMAL,
             data: data.clone(),
         })
