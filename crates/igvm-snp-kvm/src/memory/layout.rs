@@ -9,8 +9,11 @@ const PAGE: u64 = PAGE_SIZE as u64;
 /// Options for [`layout_for`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LayoutOptions {
-    /// Host physical address width in bits: KVM refuses memslots that end
-    /// above `1 << phys_bits` (see [`host_phys_bits`](super::host_phys_bits)).
+    /// Highest GPA width, in bits, the layout may use (normally
+    /// [`host_phys_bits`](super::host_phys_bits)): with two-dimensional
+    /// paging KVM refuses memslots above the host physical address width.
+    /// Regions ending above `1 << phys_bits` are refused here, before any
+    /// memory is mapped.
     pub phys_bits: u8,
     /// Pages loaded outside RAM that get no memory, e.g. the SNP VMSA's own
     /// GPA for a native run. Ranges are widened to whole pages. RAM given by
