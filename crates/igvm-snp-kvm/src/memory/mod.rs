@@ -576,10 +576,10 @@ fn page_span_end(r: &GpaRange) -> Result<u64, &'static str> {
 
 /// The host physical address width KVM reports (CPUID 0x80000008 EAX bits 7:0
 /// of `KVM_GET_SUPPORTED_CPUID`, 36 if the leaf is missing). With
-/// two-dimensional paging KVM refuses memslots above it; with shadow paging
-/// its limit is 52 bits (observed on this nested host: a slot at 1 << 48
-/// registers although the width is 48), so the value is a conservative
-/// bound for [`LayoutOptions::phys_bits`].
+/// two-dimensional paging KVM refuses memslots above it; its limit can be
+/// higher otherwise (on the nested development host, whose CPU shows no SVM
+/// flag, a slot at 1 << 48 registers although the width is 48), so the
+/// value is a conservative bound for [`LayoutOptions::phys_bits`].
 ///
 /// # Errors
 /// [`MemoryError::Cpuid`] when the ioctl fails.
