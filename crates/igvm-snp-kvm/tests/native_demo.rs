@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use igvm_snp::{GpaRange, LaunchConfig, LaunchPlan, PlanOptions, demo};
 use igvm_snp_kvm::kvm_check::kvm_or_skip;
-use igvm_snp_kvm::memory::MemoryFlavour;
-use igvm_snp_kvm::native::{NativeConfig, NativeOutcome, NativeVm};
+use igvm_snp_kvm::memory::{MemoryError, MemoryFlavour};
+use igvm_snp_kvm::native::{NativeConfig, NativeError, NativeOutcome, NativeVm};
 
 /// The demo's plan for `vcpus` vCPUs and 2 MiB of RAM, and a native
 /// configuration with that RAM and a 10 s limit.
@@ -79,4 +79,20 @@ fn demo_loads_every_page_but_the_vmsa() {
     assert_eq!(&page[..4], &3u32.to_le_bytes());
     let mut one = [0u8; 1];
     assert!(vm.memory().read(demo::VMSA_GPA, &mut one).is_err());
+}
+
+#[test]
+fn bad_native_ram_is_a_typed_error() {
+    if kvm_or_skip("bad_native_ram_is_a_typed_error").is_none() {
+        return;
+    }
+    let bytes = demo::demo_igvm();
+    let (plan, mut config) = demo_plan(&bytes, 1);
+    config.ram = vec![GpaRange::new(0x10_0800, 0x1000)];
+    match NativeVm::new(&plan, &config) {
+        Err(NativeError::Memory(MemoryError::InvalidRange { gpa, reason, .. })) => {
+            assert_eq!((gpa, reason), (0x10_0800, "not 4 KiB aligned"));
+        }
+        other => panic!("unexpected {:?}", other.map(|_| ())),
+    }
 }
