@@ -2,5 +2,10 @@
 //!
 //! Executes an [`igvm_snp::LaunchPlan`] on Linux KVM.
 
+#[doc(hidden)]
+pub mod kvm_check;
+pub mod memory;
+pub mod native;
 pub mod preflight;
 pub mod sev;
+pub mod vmsa_regs;

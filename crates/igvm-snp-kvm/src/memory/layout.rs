@@ -1,0 +1,282 @@
+//! Which GPA ranges guest memory must cover for a plan.
+
+use igvm_snp::{GpaRange, LaunchPlan, PAGE_SIZE};
+
+use super::{MemoryError, page_span_end};
+
+const PAGE: u64 = PAGE_SIZE as u64;
+
+/// Options for [`layout_for`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LayoutOptions {
+    /// Highest GPA width, in bits, the layout may use (normally
+    /// [`host_phys_bits`](super::host_phys_bits)): with two-dimensional
+    /// paging KVM refuses memslots above the host physical address width.
+    /// Regions ending above `1 << phys_bits` are refused here, before any
+    /// memory is mapped.
+    pub phys_bits: u8,
+    /// Pages loaded outside RAM that get no memory, e.g. the SNP VMSA's own
+    /// GPA for a native run. Ranges are widened to whole pages. RAM given by
+    /// the caller is never cut.
+    pub exclude: Vec<GpaRange>,
+}
+
+impl LayoutOptions {
+    /// Options with a physical address width and nothing excluded.
+    pub fn new(phys_bits: u8) -> Self {
+        LayoutOptions {
+            phys_bits,
+            exclude: Vec::new(),
+        }
+    }
+
+    /// Adds a range to leave unmapped when outside RAM.
+    pub fn excluding(mut self, range: GpaRange) -> Self {
+        self.exclude.push(range);
+        self
+    }
+}
+
+/// The sorted, merged regions guest memory needs for `plan`: every RAM
+/// range, plus every page [`LaunchPlan::loaded_ranges`] touches outside RAM
+/// (parameter areas, reset-vector pages below 4 GiB, …), minus the
+/// excluded pages. Touching or overlapping ranges are merged.
+///
+/// # Errors
+/// [`MemoryError::InvalidRange`] for a RAM range that is empty, unaligned or
+/// overflows; [`MemoryError::AboveHostWidth`] for a region ending above the
+/// host's physical address width.
+pub fn layout_for(
+    plan: &LaunchPlan<'_>,
+    ram: &[GpaRange],
+    options: &LayoutOptions,
+) -> Result<Vec<GpaRange>, MemoryError> {
+    let mut ranges: Vec<(u64, u64)> = Vec::with_capacity(ram.len());
+    for r in ram {
+        ranges.push(checked_span(r)?);
+    }
+    // RAM and excluded pages are holes in what the plan loads; the work is
+    // proportional to the number of ranges, never to their sizes.
+    let holes = merge(
+        ranges
+            .iter()
+            .copied()
+            .chain(
+                options
+                    .exclude
+                    .iter()
+                    .filter_map(|r| page_span(r.gpa, r.size)),
+            )
+            .collect(),
+    );
+    for loaded in plan.loaded_ranges() {
+        if let Some(span) = page_span(loaded.gpa, loaded.size) {
+            subtract_into(span, &holes, &mut ranges);
+        }
+    }
+    let merged = merge(ranges);
+    let limit = 1u128 << options.phys_bits.min(64);
+    for &(start, end) in &merged {
+        if u128::from(end) > limit {
+            return Err(MemoryError::AboveHostWidth {
+                gpa: u64::try_from(limit).map_or(start, |l| l.max(start)),
+                end,
+                phys_bits: options.phys_bits,
+            });
+        }
+    }
+    Ok(merged
+        .into_iter()
+        .map(|(s, e)| GpaRange::new(s, e - s))
+        .collect())
+}
+
+/// `(start, end)` of a RAM range after checking it.
+fn checked_span(r: &GpaRange) -> Result<(u64, u64), MemoryError> {
+    let end = page_span_end(r).map_err(|reason| MemoryError::InvalidRange {
+        gpa: r.gpa,
+        size: r.size,
+        reason,
+    })?;
+    Ok((r.gpa, end))
+}
+
+/// The whole pages covering `gpa..gpa + size`, or `None` when empty or
+/// overflowing.
+fn page_span(gpa: u64, size: u64) -> Option<(u64, u64)> {
+    if size == 0 {
+        return None;
+    }
+    let start = gpa - gpa % PAGE;
+    let last = gpa.checked_add(size - 1)?;
+    let end = (last - last % PAGE).checked_add(PAGE)?;
+    Some((start, end))
+}
+
+/// Pushes the parts of `span` outside `holes` (sorted, disjoint) to `out`.
+fn subtract_into(span: (u64, u64), holes: &[(u64, u64)], out: &mut Vec<(u64, u64)>) {
+    let (mut start, end) = span;
+    for &(hs, he) in holes {
+        if he <= start {
+            continue;
+        }
+        if hs >= end {
+            break;
+        }
+        if hs > start {
+            out.push((start, hs));
+        }
+        start = he;
+        if start >= end {
+            return;
+        }
+    }
+    out.push((start, end));
+}
+
+/// Sorts and merges touching or overlapping spans.
+fn merge(mut spans: Vec<(u64, u64)>) -> Vec<(u64, u64)> {
+    spans.sort_unstable();
+    let mut out: Vec<(u64, u64)> = Vec::with_capacity(spans.len());
+    for (s, e) in spans {
+        match out.last_mut() {
+            Some(last) if s <= last.1 => last.1 = last.1.max(e),
+            _ => out.push((s, e)),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use igvm_snp::{LaunchConfig, PlanOptions, demo};
+
+    fn demo_plan(bytes: &[u8]) -> LaunchPlan<'_> {
+        let config = LaunchConfig::new(1, vec![GpaRange::new(0, 1 << 20)]);
+        LaunchPlan::new(bytes, &config, PlanOptions::default()).unwrap()
+    }
+
+    #[test]
+    fn demo_layout_adds_pages_below_4g_and_excludes_vmsa() {
+        let bytes = demo::demo_igvm();
+        let plan = demo_plan(&bytes);
+        let ram = [GpaRange::new(0, 1 << 20)];
+        let opts = LayoutOptions::new(48).excluding(GpaRange::new(demo::VMSA_GPA, 4096));
+        let layout = layout_for(&plan, &ram, &opts).unwrap();
+        // Demo pages: 0xFFFFB000 (parameter), 0xFFFFC000 (zero),
+        // 0xFFFFE000 (data), 0xFFFFF000 (code); 0xFFFFD000 is not loaded.
+        assert_eq!(
+            layout,
+            vec![
+                GpaRange::new(0, 1 << 20),
+                GpaRange::new(0xFFFF_B000, 0x2000),
+                GpaRange::new(0xFFFF_E000, 0x2000),
+            ]
+        );
+    }
+
+    #[test]
+    fn vmsa_page_kept_unless_excluded() {
+        let bytes = demo::demo_igvm();
+        let plan = demo_plan(&bytes);
+        let ram = [GpaRange::new(0, 1 << 20)];
+        let layout = layout_for(&plan, &ram, &LayoutOptions::new(48)).unwrap();
+        assert_eq!(layout.last(), Some(&GpaRange::new(0xFFFF_FFFF_F000, 4096)));
+    }
+
+    #[test]
+    fn rejects_regions_above_host_width() {
+        let bytes = demo::demo_igvm();
+        let plan = demo_plan(&bytes);
+        let ram = [GpaRange::new(0, 1 << 20)];
+        let err = layout_for(&plan, &ram, &LayoutOptions::new(40)).unwrap_err();
+        match err {
+            MemoryError::AboveHostWidth {
+                gpa,
+                end,
+                phys_bits,
+            } => {
+                assert_eq!((gpa, end, phys_bits), (0xFFFF_FFFF_F000, 1 << 48, 40));
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+        assert!(err_text(&plan, &ram, 40).contains("0xfffffffff000"));
+        // Below 4 GiB only, a 32-bit host width suffices.
+        let opts = LayoutOptions::new(32).excluding(GpaRange::new(demo::VMSA_GPA, 1));
+        assert!(layout_for(&plan, &ram, &opts).is_ok());
+    }
+
+    fn err_text(plan: &LaunchPlan<'_>, ram: &[GpaRange], bits: u8) -> String {
+        layout_for(plan, ram, &LayoutOptions::new(bits))
+            .unwrap_err()
+            .to_string()
+    }
+
+    #[test]
+    fn ram_ranges_validated_and_merged() {
+        let bytes = demo::demo_igvm();
+        let plan = demo_plan(&bytes);
+        let opts = LayoutOptions::new(48).excluding(GpaRange::new(demo::VMSA_GPA, 4096));
+        for (bad, reason) in [
+            (GpaRange::new(0, 0), "empty"),
+            (GpaRange::new(0x800, 0x1000), "not 4 KiB aligned"),
+            (
+                GpaRange::new(u64::MAX - 0xFFF, 0x2000),
+                "overflows the address space",
+            ),
+        ] {
+            match layout_for(&plan, &[bad], &opts) {
+                Err(MemoryError::InvalidRange { reason: r, .. }) => assert_eq!(r, reason),
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+        // RAM touching the demo pages absorbs them; overlapping RAM merges.
+        let ram = [
+            GpaRange::new(0xFFF0_0000, 0xF_C000),
+            GpaRange::new(0xFFF0_0000, 0x1000),
+        ];
+        let layout = layout_for(&plan, &ram, &opts).unwrap();
+        assert_eq!(
+            layout,
+            vec![
+                GpaRange::new(0xFFF0_0000, 0xF_D000),
+                GpaRange::new(0xFFFF_E000, 0x2000),
+            ]
+        );
+    }
+
+    #[test]
+    fn subtract_leaves_the_parts_outside_holes() {
+        let holes = [(0x1000, 0x2000), (0x4000, 0x6000)];
+        type Span = (u64, u64);
+        let cases: [(Span, Vec<Span>); 6] = [
+            (
+                (0, 0x8000),
+                vec![(0, 0x1000), (0x2000, 0x4000), (0x6000, 0x8000)],
+            ),
+            ((0x1000, 0x2000), vec![]),
+            ((0x1800, 0x5000), vec![(0x2000, 0x4000)]),
+            ((0x6000, 0x7000), vec![(0x6000, 0x7000)]),
+            ((0, 0x1000), vec![(0, 0x1000)]),
+            ((0x4000, 0x6000), vec![]),
+        ];
+        for (span, want) in cases {
+            let mut out = Vec::new();
+            subtract_into(span, &holes, &mut out);
+            assert_eq!(out, want, "{span:x?}");
+        }
+        // A 4 GiB span with one hole: two pieces, not a million pages.
+        let mut out = Vec::new();
+        subtract_into((0, 1 << 32), &[(0x1000, 0x2000)], &mut out);
+        assert_eq!(out, vec![(0, 0x1000), (0x2000, 1 << 32)]);
+    }
+
+    #[test]
+    fn page_span_rounds_out() {
+        assert_eq!(page_span(0x1001, 1), Some((0x1000, 0x2000)));
+        assert_eq!(page_span(0x1FFF, 2), Some((0x1000, 0x3000)));
+        assert_eq!(page_span(5, 0), None);
+        assert_eq!(page_span(u64::MAX - 10, 5), None);
+    }
+}

@@ -1,0 +1,138 @@
+//! Helpers for native-run tests: building small SEV-SNP IGVM files with the
+//! `igvm` crate's builder and hand-assembling tiny x86 guests.
+
+#![allow(dead_code)]
+
+pub mod asm;
+
+use igvm::snp_defs::{SevFeatures, SevSelector, SevVmsa};
+use igvm::{
+    IgvmDirectiveHeader, IgvmFile, IgvmInitializationHeader, IgvmPlatformHeader, IgvmRevision,
+};
+use igvm_defs::{
+    IGVM_VHS_SUPPORTED_PLATFORM, IgvmPageDataFlags, IgvmPageDataType, IgvmPlatformType,
+};
+use zerocopy::FromZeros;
+
+/// The SEV-SNP compatibility mask the test files use.
+pub const MASK: u32 = 1;
+/// Where the test files put their VMSA (as KVM's legacy VMSAs are).
+pub const VMSA_GPA: u64 = 0xFFFF_FFFF_F000;
+
+/// A serialized SEV-SNP IGVM file: one platform (mask 1), guest policy
+/// 0x30000, a NORMAL page per `(gpa, data)` and the VMSA of VP 0.
+pub fn snp_igvm(pages: &[(u64, Vec<u8>)], vmsa: SevVmsa) -> Vec<u8> {
+    let pages: Vec<_> = pages
+        .iter()
+        .map(|(gpa, data)| (*gpa, data.clone(), IgvmPageDataFlags::new()))
+        .collect();
+    snp_igvm_with_flags(&pages, vmsa)
+}
+
+/// As [`snp_igvm`], with page-data flags (shared, unmeasured) per page.
+pub fn snp_igvm_with_flags(pages: &[(u64, Vec<u8>, IgvmPageDataFlags)], vmsa: SevVmsa) -> Vec<u8> {
+    let mut directives: Vec<IgvmDirectiveHeader> = pages
+        .iter()
+        .map(|(gpa, data, flags)| IgvmDirectiveHeader::PageData {
+            gpa: *gpa,
+            compatibility_mask: MASK,
+            flags: *flags,
+            data_type: IgvmPageDataType::NORMAL,
+            data: data.clone(),
+        })
+        .collect();
+    directives.push(IgvmDirectiveHeader::SnpVpContext {
+        gpa: VMSA_GPA,
+        compatibility_mask: MASK,
+        vp_index: 0,
+        vmsa: Box::new(vmsa),
+    });
+    let file = IgvmFile::new(
+        IgvmRevision::V1,
+        vec![IgvmPlatformHeader::SupportedPlatform(
+            IGVM_VHS_SUPPORTED_PLATFORM {
+                compatibility_mask: MASK,
+                highest_vtl: 0,
+                platform_type: IgvmPlatformType::SEV_SNP,
+                platform_version: 1,
+                shared_gpa_boundary: 0,
+            },
+        )],
+        vec![IgvmInitializationHeader::GuestPolicy {
+            policy: 0x30000,
+            compatibility_mask: MASK,
+        }],
+        directives,
+    )
+    .expect("test IGVM file is valid");
+    let mut out = Vec::new();
+    file.serialize(&mut out).expect("test IGVM file serializes");
+    out
+}
+
+/// A segment as the VMSA stores it.
+pub fn seg(selector: u16, attrib: u16, limit: u32, base: u64) -> SevSelector {
+    SevSelector {
+        selector,
+        attrib,
+        limit,
+        base,
+    }
+}
+
+/// A VMSA with the SNP feature bit, EFER.SVME (as SNP VMSAs carry it),
+/// reset values for RFLAGS, DR6/DR7, PAT, XCR0, MXCSR and FCW, and the
+/// given entry point. Segments are left zero for the caller.
+pub fn base_vmsa(rip: u64) -> SevVmsa {
+    let mut v = SevVmsa::new_zeroed();
+    v.efer = 0x1000;
+    v.rflags = 2;
+    v.rip = rip;
+    v.dr6 = 0xFFFF_0FF0;
+    v.dr7 = 0x400;
+    v.pat = 0x0007_0406_0007_0406;
+    v.xcr0 = 1;
+    v.mxcsr = 0x1F80;
+    v.x87_fcw = 0x37F;
+    v.ldtr = seg(0, 0x82, 0xFFFF, 0);
+    v.tr = seg(0, 0x8B, 0xFFFF, 0);
+    v.sev_features = SevFeatures::new().with_snp(true);
+    v
+}
+
+/// A flat protected-mode VMSA ([`base_vmsa`] plus segments): CS 0x08 with
+/// `cs_attrib` (0xC9B: 32-bit code, type 0xB, S, P, D/B, G; 0xA9B: 64-bit
+/// code with L instead of D/B), data segments 0x10 with 0xC93, 4 GiB
+/// byte-granular limits, GDTR at `gdt` (24 bytes), CR0 = PE|ET.
+pub fn flat_vmsa(rip: u64, cs_attrib: u16, gdt: u64) -> SevVmsa {
+    let mut v = base_vmsa(rip);
+    v.cs = seg(0x08, cs_attrib, 0xFFFF_FFFF, 0);
+    let data = seg(0x10, 0xC93, 0xFFFF_FFFF, 0);
+    (v.ds, v.es, v.ss, v.fs, v.gs) = (data, data, data, data, data);
+    v.gdtr = seg(0, 0, 23, gdt);
+    v.cr0 = 0x11;
+    v
+}
+
+/// A data page whose bytes are `i * mul + add` (mod 256).
+pub fn pattern_page(mul: u32, add: u32) -> Vec<u8> {
+    (0..4096u32).map(|i| (i * mul + add) as u8).collect()
+}
+
+/// The 32-bit sum of a page's bytes, as the test guests compute it, in the
+/// eight upper-case hex digits they print.
+pub fn byte_sum_hex(page: &[u8]) -> String {
+    let sum = page.iter().fold(0u32, |s, b| s.wrapping_add(u32::from(*b)));
+    format!("{sum:08X}")
+}
+
+/// Collects serial output.
+#[derive(Debug, Default)]
+pub struct Serial(pub Vec<u8>);
+
+impl Serial {
+    /// The output as text.
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0).into_owned()
+    }
+}

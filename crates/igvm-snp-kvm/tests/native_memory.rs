@@ -1,0 +1,217 @@
+//! Guest memory on the real /dev/kvm: both flavours register, accessors
+//! check bounds, slots are deleted on drop, and memory attributes behave as
+//! this host's KVM reports (a VM type 0 here accepts guest_memfd slots but
+//! has no KVM_CAP_MEMORY_ATTRIBUTES).
+
+use std::sync::Arc;
+
+use igvm_snp::GpaRange;
+use igvm_snp_kvm::kvm_check::kvm_or_skip;
+use igvm_snp_kvm::memory::{GuestMemory, MemoryError, MemoryFlavour, RegionInfo};
+use kvm_bindings::KVM_MEMORY_ATTRIBUTE_PRIVATE;
+use kvm_ioctls::VmFd;
+
+/// KVM_CAP_MEMORY_ATTRIBUTES: the supported attribute mask.
+const CAP_MEMORY_ATTRIBUTES: std::os::raw::c_ulong = 233;
+
+fn vm(test: &str) -> Option<Arc<VmFd>> {
+    let kvm = kvm_or_skip(test)?;
+    Some(Arc::new(kvm.create_vm_with_type(0).unwrap()))
+}
+
+fn layout() -> Vec<GpaRange> {
+    // Given unsorted: low RAM and two pages just below 4 GiB.
+    vec![
+        GpaRange::new(0xFFFF_E000, 0x2000),
+        GpaRange::new(0, 0x10_0000),
+    ]
+}
+
+#[test]
+fn both_flavours_register_sorted_regions() {
+    let Some(vm) = vm("both_flavours_register_sorted_regions") else {
+        return;
+    };
+    for (flavour, first_slot) in [(MemoryFlavour::Plain, 0), (MemoryFlavour::GuestMemfd, 10)] {
+        let mem = GuestMemory::new(Arc::clone(&vm), &layout(), flavour, first_slot).unwrap();
+        let regions: Vec<RegionInfo> = mem.regions().collect();
+        let gmem = flavour == MemoryFlavour::GuestMemfd;
+        assert_eq!(regions.len(), 2);
+        assert_eq!(regions[0].range, GpaRange::new(0, 0x10_0000));
+        assert_eq!(regions[1].range, GpaRange::new(0xFFFF_E000, 0x2000));
+        assert_eq!(
+            (regions[0].slot, regions[1].slot),
+            (first_slot, first_slot + 1)
+        );
+        assert!(
+            regions
+                .iter()
+                .all(|r| r.guest_memfd == gmem && r.host_addr != 0)
+        );
+        assert_eq!(mem.flavour(), flavour);
+        drop(mem);
+    }
+}
+
+#[test]
+fn writes_and_reads_are_bounds_checked() {
+    let Some(vm) = vm("writes_and_reads_are_bounds_checked") else {
+        return;
+    };
+    let mut mem = GuestMemory::new(vm, &layout(), MemoryFlavour::Plain, 0).unwrap();
+    mem.write(0xFFFF_FFFC, &[1, 2, 3, 4]).unwrap();
+    let mut buf = [0u8; 6];
+    mem.read(0xFFFF_FFFA, &mut buf).unwrap();
+    assert_eq!(buf, [0, 0, 1, 2, 3, 4]);
+    // One byte past the top of the region: nothing written, first GPA named.
+    match mem.write(0xFFFF_FFFE, &[9, 9, 9]) {
+        Err(MemoryError::Unmapped { gpa, len }) => assert_eq!((gpa, len), (0x1_0000_0000, 3)),
+        other => panic!("unexpected {other:?}"),
+    }
+    mem.read(0xFFFF_FFFA, &mut buf).unwrap();
+    assert_eq!(buf, [0, 0, 1, 2, 3, 4]);
+    // In the gap between the regions.
+    let err = mem.write(0x10_0000, &[1]).unwrap_err();
+    assert!(err.to_string().contains("0x100000"), "{err}");
+    let mut one = [0u8; 1];
+    assert!(matches!(
+        mem.read(0x8000_0000, &mut one),
+        Err(MemoryError::Unmapped {
+            gpa: 0x8000_0000,
+            ..
+        })
+    ));
+}
+
+#[test]
+fn adjacent_regions_take_spanning_writes_but_not_page_borrows() {
+    let Some(vm) = vm("adjacent_regions_take_spanning_writes_but_not_page_borrows") else {
+        return;
+    };
+    let layout = [GpaRange::new(0, 0x2000), GpaRange::new(0x2000, 0x1000)];
+    let mut mem = GuestMemory::new(vm, &layout, MemoryFlavour::Plain, 0).unwrap();
+    mem.write(0x1FFE, &[7, 8, 9, 10]).unwrap();
+    let mut buf = [0u8; 4];
+    mem.read(0x1FFE, &mut buf).unwrap();
+    assert_eq!(buf, [7, 8, 9, 10]);
+    let page = mem.page_range_mut(GpaRange::new(0x1000, 0x1000)).unwrap();
+    assert_eq!(page.len(), 4096);
+    assert_eq!(&page[0xFFE..], &[7, 8]);
+    page[0] = 0x42;
+    mem.read(0x1000, &mut buf[..1]).unwrap();
+    assert_eq!(buf[0], 0x42);
+    for (range, reason) in [
+        (
+            GpaRange::new(0x1000, 0x2000),
+            "not within one memory region",
+        ),
+        (GpaRange::new(0x1800, 0x1000), "not 4 KiB aligned"),
+        (GpaRange::new(0x1000, 0), "empty"),
+        (GpaRange::new(0x5000, 0x1000), "not in guest memory"),
+    ] {
+        match mem.page_range_mut(range) {
+            Err(MemoryError::BadPageRange { reason: r, gpa, .. }) => {
+                assert_eq!((r, gpa), (reason, range.gpa));
+            }
+            other => panic!("{range:?}: unexpected {other:?}"),
+        }
+    }
+}
+
+#[test]
+fn bad_layouts_are_refused() {
+    let Some(vm) = vm("bad_layouts_are_refused") else {
+        return;
+    };
+    let overlap = [GpaRange::new(0, 0x2000), GpaRange::new(0x1000, 0x1000)];
+    assert!(matches!(
+        GuestMemory::new(Arc::clone(&vm), &overlap, MemoryFlavour::Plain, 0),
+        Err(MemoryError::Overlap { gpa: 0x1000 })
+    ));
+    let unaligned = [GpaRange::new(0x10, 0x1000)];
+    assert!(matches!(
+        GuestMemory::new(Arc::clone(&vm), &unaligned, MemoryFlavour::Plain, 0),
+        Err(MemoryError::InvalidRange {
+            reason: "not 4 KiB aligned",
+            ..
+        })
+    ));
+    // KVM refuses a slot above its address limit: the error names the slot
+    // and GPA, and the region created before it is removed again (the same
+    // GPA can be registered afterwards in another slot).
+    let too_high = [GpaRange::new(0, 0x1000), GpaRange::new(1 << 60, 0x1000)];
+    match GuestMemory::new(Arc::clone(&vm), &too_high, MemoryFlavour::Plain, 3) {
+        Err(MemoryError::Memslot { slot, gpa, .. }) => assert_eq!((slot, gpa), (4, 1 << 60)),
+        other => panic!("unexpected {other:?}"),
+    }
+    GuestMemory::new(vm, &[GpaRange::new(0, 0x1000)], MemoryFlavour::Plain, 7).unwrap();
+}
+
+#[test]
+fn dropping_memory_deletes_its_slots() {
+    let Some(vm) = vm("dropping_memory_deletes_its_slots") else {
+        return;
+    };
+    let range = [GpaRange::new(0x10_0000, 0x4000)];
+    for flavour in [MemoryFlavour::Plain, MemoryFlavour::GuestMemfd] {
+        let first = GuestMemory::new(Arc::clone(&vm), &range, flavour, 0).unwrap();
+        // While it lives, the same GPA in another slot overlaps (EEXIST).
+        match GuestMemory::new(Arc::clone(&vm), &range, flavour, 1) {
+            Err(MemoryError::Memslot {
+                slot: 1, source, ..
+            }) => {
+                assert_eq!(source.errno(), libc::EEXIST);
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+        drop(first);
+        // Once dropped, another slot may take the range.
+        GuestMemory::new(Arc::clone(&vm), &range, flavour, 2).unwrap();
+    }
+}
+
+#[test]
+fn memory_attributes_follow_the_host_capability() {
+    let Some(vm) = vm("memory_attributes_follow_the_host_capability") else {
+        return;
+    };
+    let layout = [GpaRange::new(0, 0x4000), GpaRange::new(0x10_0000, 0x1000)];
+    let plain = GuestMemory::new(Arc::clone(&vm), &layout[1..], MemoryFlavour::Plain, 1).unwrap();
+    let gmem =
+        GuestMemory::new(Arc::clone(&vm), &layout[..1], MemoryFlavour::GuestMemfd, 0).unwrap();
+    // Checked before any ioctl: plain memory cannot be made private.
+    assert!(matches!(
+        plain.set_private(GpaRange::new(0x10_0000, 0x1000)),
+        Err(MemoryError::NotGuestMemfd { gpa: 0x10_0000 })
+    ));
+    assert!(matches!(
+        gmem.set_private(GpaRange::new(0x3000, 0x2000)),
+        Err(MemoryError::NotGuestMemfd { gpa: 0x4000 })
+    ));
+    assert!(matches!(
+        gmem.set_private(GpaRange::new(0x800, 0x1000)),
+        Err(MemoryError::BadPageRange { .. })
+    ));
+    let supported = vm.check_extension_raw(CAP_MEMORY_ATTRIBUTES);
+    let range = GpaRange::new(0x1000, 0x2000);
+    let result = gmem.set_private(range);
+    if supported as u32 & KVM_MEMORY_ATTRIBUTE_PRIVATE != 0 {
+        result.unwrap();
+        gmem.set_shared(range).unwrap();
+    } else {
+        // This host (VM type 0 without KVM_CAP_MEMORY_ATTRIBUTES): KVM has
+        // no KVM_SET_MEMORY_ATTRIBUTES for the VM and says ENOTTY.
+        match result {
+            Err(MemoryError::SetAttributes {
+                gpa,
+                size,
+                attributes,
+                source,
+            }) => {
+                assert_eq!((gpa, size, attributes), (0x1000, 0x2000, 8));
+                assert_eq!(source.errno(), libc::ENOTTY);
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+}
