@@ -495,6 +495,17 @@ pub enum Error {
         /// Size.
         size: u64,
     },
+    /// The configured vCPU count is zero.
+    #[error("the configuration has 0 vCPUs; a launch needs at least the boot CPU")]
+    NoVcpus,
+    /// An SNP ID block whose fields are inconsistent.
+    #[error("{at}: SNP ID block: {reason}")]
+    InvalidIdBlock {
+        /// The header.
+        at: HeaderRef,
+        /// What is wrong.
+        reason: &'static str,
+    },
     /// A configured RAM range is empty, unaligned, overlapping or overflowing.
     #[error("configured RAM range {gpa:#x}+{size:#x}: {reason}")]
     InvalidMemoryRange {

@@ -1741,3 +1741,60 @@ fn messages_name_the_location() {
         "{msg}"
     );
 }
+
+#[test]
+fn zero_vcpus_rejected() {
+    let b = base_file();
+    let mut cfg = config();
+    cfg.vcpu_count = 0;
+    assert_eq!(plan_with(&b, &cfg), Error::NoVcpus);
+}
+
+#[test]
+fn id_block_author_key_enabled_not_boolean() {
+    let mut d = base_dirs();
+    let mut block = id_block([1; 48]);
+    if let igvm::IgvmDirectiveHeader::SnpIdBlock {
+        author_key_enabled, ..
+    } = &mut block
+    {
+        *author_key_enabled = 2;
+    }
+    d.push(block);
+    let b = snp_file(d);
+    assert_eq!(
+        plan_err(&b),
+        Error::InvalidIdBlock {
+            at: dir(&b, T_SNP_ID_BLOCK, 0),
+            reason: "author_key_enabled is neither 0 nor 1",
+        }
+    );
+}
+
+#[test]
+fn shared_secrets_and_cpuid_pages_rejected() {
+    for (data_type, data) in [
+        (igvm_defs::IgvmPageDataType::SECRETS, Vec::new()),
+        (igvm_defs::IgvmPageDataType::CPUID_DATA, pattern(3, 4096)),
+    ] {
+        let mut d = base_dirs();
+        d.insert(
+            d.len() - 1,
+            igvm::IgvmDirectiveHeader::PageData {
+                gpa: 0x30_0000,
+                compatibility_mask: SNP,
+                flags: igvm_defs::IgvmPageDataFlags::new().with_shared(true),
+                data_type,
+                data,
+            },
+        );
+        let b = snp_file(d);
+        assert_eq!(
+            plan_err(&b),
+            Error::UnsupportedForSnp {
+                at: dir(&b, T_PAGE_DATA, 2),
+                what: "a shared SECRETS or CPUID page",
+            }
+        );
+    }
+}

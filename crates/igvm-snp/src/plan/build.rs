@@ -172,6 +172,9 @@ pub(super) fn build<'a>(
     config: &LaunchConfig,
     options: PlanOptions,
 ) -> Result<LaunchPlan<'a>> {
+    if config.vcpu_count == 0 {
+        return Err(Error::NoVcpus);
+    }
     let platform = snp_platform(&file)?;
     let mask = platform.compatibility_mask;
     let memory = config.sorted_memory()?;
@@ -201,6 +204,20 @@ pub(super) fn build<'a>(
                 let Some((class, pages)) = classify(d, mask, options) else {
                     continue;
                 };
+                // A SECRETS or CPUID page belongs to the firmware; it cannot
+                // also be host visible (the igvm crate skips such pages,
+                // QEMU launches them: reject rather than pick one).
+                if header.flags.shared()
+                    && matches!(
+                        class,
+                        PageClass::Launch(PageType::Secrets | PageType::Cpuid)
+                    )
+                {
+                    return Err(Error::UnsupportedForSnp {
+                        at: d.at,
+                        what: "a shared SECRETS or CPUID page",
+                    });
+                }
                 end_of(d.at, header.gpa, pages)?;
                 match class {
                     PageClass::Launch(ty) => b.page(ty, header.gpa, pages, i),
@@ -312,6 +329,14 @@ pub(super) fn build<'a>(
                     return Err(Error::DuplicateIdBlock {
                         at: d.at,
                         first: first.index,
+                    });
+                }
+                // The IGVM spec: author fields must be zero unless the
+                // author key is enabled (1).
+                if h.author_key_enabled > 1 {
+                    return Err(Error::InvalidIdBlock {
+                        at: d.at,
+                        reason: "author_key_enabled is neither 0 nor 1",
                     });
                 }
                 finish.set_from_igvm(d.at, h, policy);
