@@ -42,6 +42,7 @@ pub mod demo;
 mod digest;
 mod error;
 mod id_block;
+pub mod kvm_legacy;
 mod page_type;
 mod params;
 pub mod parse;
@@ -61,7 +62,7 @@ pub use params::{ParameterArea, ParameterWrite, UnfilledParameter};
 pub use parse::{IgvmFile, ParameterKind};
 pub use plan::{
     HostVisibleRange, LaunchPlan, LaunchStep, PageBytes, ParameterInserts, PlanOptions,
-    RequiredMemory, SharedPages, SharedRun, SnpPlatform, StepSource, ZeroPages,
+    RequiredMemory, SharedPages, SharedRun, SnpPlatform, StepSource, VmsaPlacement, ZeroPages,
 };
 pub use policy::SnpPolicy;
 pub use vmsa::{BootVmsa, SEV_FEATURE_SNP_ACTIVE};
