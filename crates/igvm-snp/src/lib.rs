@@ -37,6 +37,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod compat;
 mod config;
 pub mod demo;
 mod digest;
@@ -48,6 +49,7 @@ mod params;
 pub mod parse;
 mod plan;
 mod policy;
+mod profile;
 mod vmsa;
 
 pub use config::{GpaRange, LaunchConfig};
@@ -65,6 +67,7 @@ pub use plan::{
     RequiredMemory, SharedPages, SharedRun, SnpPlatform, StepSource, VmsaPlacement, ZeroPages,
 };
 pub use policy::SnpPolicy;
+pub use profile::Profile;
 pub use vmsa::{BootVmsa, SEV_FEATURE_SNP_ACTIVE};
 
 /// The VMSA layout (`igvm::snp_defs::SevVmsa`), re-exported for backends.
