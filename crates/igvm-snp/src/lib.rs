@@ -43,6 +43,7 @@ pub mod demo;
 mod digest;
 mod error;
 mod id_block;
+pub mod id_sign;
 pub mod kvm_legacy;
 mod page_type;
 mod params;
