@@ -8,6 +8,7 @@ use std::process::ExitCode;
 
 use clap::Args;
 use igvm_snp::compat::{self, CompatReport};
+use igvm_snp::id_sign::verify_id_auth;
 use igvm_snp::kvm_legacy::{KVM_RESET_RDX, KvmLegacyInputs};
 use igvm_snp::{LaunchConfig, LaunchPlan, PlanOptions};
 
@@ -62,11 +63,17 @@ pub fn parse_hex_u64(s: &str) -> Result<u64, String> {
 pub fn run(out: &mut impl Write, args: &CheckArgs) -> Result<ExitCode, Failure> {
     let bytes = crate::read(&args.file)?;
     let config = LaunchConfig::new(args.vcpus, crate::config::ram_ranges(args.memory));
-    let vmsa_features = match args.vmsa_features {
-        Some(f) => f,
-        None => LaunchPlan::new(&bytes, &config, PlanOptions::default())
-            .map_or(0, |p| p.init2_vmsa_features()),
-    };
+    let spec = LaunchPlan::new(&bytes, &config, PlanOptions::default()).ok();
+    let vmsa_features = args
+        .vmsa_features
+        .or(spec.as_ref().map(LaunchPlan::init2_vmsa_features))
+        .unwrap_or(0);
+    // The file's ID block signatures, checked against its ID block.
+    let id_auth = spec.as_ref().and_then(|p| {
+        let f = p.finish();
+        let (block, auth) = (f.id_block.as_ref()?, f.id_auth.as_ref()?);
+        Some(verify_id_auth(block, auth).map_or_else(|e| e.to_string(), |()| "valid".into()))
+    });
     let legacy = KvmLegacyInputs::new(
         args.vcpus,
         vmsa_features,
@@ -77,9 +84,15 @@ pub fn run(out: &mut impl Write, args: &CheckArgs) -> Result<ExitCode, Failure> 
     if args.json {
         let mut v = serde_json::to_value(&report)?;
         v["file"] = serde_json::Value::String(args.file.display().to_string());
+        if let Some(a) = &id_auth {
+            v["id_auth"] = serde_json::Value::String(a.clone());
+        }
         writeln!(out, "{}", serde_json::to_string_pretty(&v)?)?;
     } else {
         write!(out, "{}", text(&args.file, &legacy, &report))?;
+        if let Some(a) = &id_auth {
+            writeln!(out, "ID auth signatures: {a}")?;
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -165,12 +165,33 @@ pub struct ProfileReport {
     /// Whether the digest equals the file's ID block, when it has one.
     pub matches_id_block: Option<bool>,
     /// Why it cannot launch the file.
+    #[serde(serialize_with = "with_messages")]
     pub blockers: Vec<Finding>,
     /// Why its digest differs from the IGVM spec profile's.
+    #[serde(serialize_with = "with_messages")]
     pub differences: Vec<Finding>,
     /// Rules of the loader the profile stands for that the file breaks
     /// without changing this profile's digest (igvmmeasure `--check-kvm`).
+    #[serde(serialize_with = "with_messages")]
     pub notes: Vec<Finding>,
+}
+
+/// A finding with its message, as JSON shows it.
+#[derive(Serialize)]
+struct Described<'f> {
+    #[serde(flatten)]
+    finding: &'f Finding,
+    message: String,
+}
+
+fn with_messages<S: serde::Serializer>(
+    findings: &[Finding],
+    s: S,
+) -> std::result::Result<S::Ok, S::Error> {
+    s.collect_seq(findings.iter().map(|finding| Described {
+        finding,
+        message: finding.to_string(),
+    }))
 }
 
 /// The compatibility report of one file.

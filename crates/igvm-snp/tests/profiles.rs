@@ -539,6 +539,13 @@ fn awkward_file_all_profiles_and_reasons() {
     assert_eq!(json["profiles"][3]["name"], "kvm-legacy");
     assert_eq!(json["profiles"][3]["vcpus"], 3);
     assert_eq!(json["profiles"][3]["differences"][0]["kind"], "vmsa_gpa");
+    assert_eq!(json["profiles"][3]["differences"][0]["gpa"], 0x9000);
+    assert!(
+        json["profiles"][3]["differences"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("0xfffffffff000")
+    );
 }
 
 #[test]
