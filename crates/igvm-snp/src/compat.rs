@@ -171,7 +171,8 @@ pub struct ProfileReport {
     #[serde(serialize_with = "with_messages")]
     pub differences: Vec<Finding>,
     /// Rules of the loader the profile stands for that the file breaks
-    /// without changing this profile's digest (igvmmeasure `--check-kvm`).
+    /// without changing this profile's digest (igvmmeasure `--check-kvm`:
+    /// VMSA GPA, VMSA last, CR0).
     #[serde(serialize_with = "with_messages")]
     pub notes: Vec<Finding>,
 }
@@ -403,7 +404,8 @@ fn findings(
             }
             // Not digest differences: what igvmmeasure --check-kvm rejects
             // because KVM would not measure the file this way.
-            kvm_vmsa_rules(facts, notes);
+            kvm_vmsa_placement(facts, notes);
+            kvm_cr0_rule(facts, notes);
         }
         Profile::KvmLegacy(inputs) => {
             blockers.extend(unsupported(inputs.vmsa_features, supported));
@@ -411,7 +413,10 @@ fn findings(
             if let Some(reason) = boot_vmsa_refused(file_vmsa) {
                 blockers.push(Finding::KvmRefusesVmsa { reason });
             }
-            kvm_vmsa_rules(facts, differences);
+            kvm_vmsa_placement(facts, differences);
+            // Whether KVM really changes CR0 shows in VmsaFields; the rule
+            // itself is coconut's.
+            kvm_cr0_rule(facts, notes);
             let built = FinishVmsas::new(file_vmsa, *inputs);
             let fields = differing_fields(file_vmsa, &built.boot);
             if !fields.is_empty() {
@@ -426,9 +431,8 @@ fn findings(
     }
 }
 
-/// The rules under which KVM measures the file's VMSA where the file puts
-/// it: at 0xFFFFFFFFF000, last, with a CR0 KVM keeps.
-fn kvm_vmsa_rules(facts: &Facts, out: &mut Vec<Finding>) {
+/// Where KVM measures its VMSAs: at 0xFFFFFFFFF000, after every page.
+fn kvm_vmsa_placement(facts: &Facts, out: &mut Vec<Finding>) {
     if facts.vmsa_gpa != KVM_VMSA_GPA {
         out.push(Finding::VmsaGpa {
             gpa: facts.vmsa_gpa,
@@ -439,6 +443,10 @@ fn kvm_vmsa_rules(facts: &Facts, out: &mut Vec<Finding>) {
             pages_after: facts.pages_after_vmsa,
         });
     }
+}
+
+/// coconut-svsm igvmmeasure `--check-kvm`: CR0 must be 0x30 or 0x31.
+fn kvm_cr0_rule(facts: &Facts, out: &mut Vec<Finding>) {
     if facts.cr0 != 0x30 && facts.cr0 != 0x31 {
         out.push(Finding::Cr0 { cr0: facts.cr0 });
     }

@@ -510,13 +510,13 @@ fn awkward_file_all_profiles_and_reasons() {
         vec![
             Finding::VmsaGpa { gpa: 0x9000 },
             Finding::VmsaNotLast { pages_after: 1 },
-            Finding::Cr0 { cr0: 0x4000_0031 },
             Finding::VmsaFields {
                 fields: vec!["cr4", "cr0", "pat"]
             },
             Finding::ApVmsas { count: 2 },
         ]
     );
+    assert_eq!(l.notes, vec![Finding::Cr0 { cr0: 0x4000_0031 }]);
     let m = by_name(&r, "igvmmeasure");
     assert_eq!(
         m.blockers,
