@@ -19,9 +19,31 @@
 //! sev.c` `sev_es_sync_vmsa`, `svm.c` `svm_set_segment`/`svm_set_cr0`/
 //! `svm_set_cr4`/`svm_set_efer`/`svm_set_msr`/`sev_post_set_cr3`, `x86.c`
 //! `kvm_arch_vcpu_ioctl_set_fpu`, `kvm_vcpu_reset`). The reset VMSA
-//! reproduces the published sev-snp-measure vector (see the tests); the boot
-//! VMSA rules have not been checked against a real SEV-SNP launch. Nothing
-//! here is verified on hardware.
+//! reproduces the published sev-snp-measure vector (QEMU EPYC-Milan,
+//! `728af287…`, notes §4.6; the field values also agree with
+//! virtee/sev-snp-measure `vmsa.py`, whose older revisions lack MXCSR and
+//! FCW, as KVM before 6.9 did); `tests/profiles.rs` rebuilds both VMSAs
+//! byte by byte from the notes' table, independently of this module. The
+//! boot VMSA rules have not been checked against a real SEV-SNP launch.
+//! Nothing here is verified on hardware.
+//!
+//! For the prediction to hold, the fallback that loads the boot VMSA must:
+//!
+//! * run KVM_SEV_INIT2 with [`KvmLegacyInputs::vmsa_features`];
+//! * not write a zero PAT (KVM keeps a written 0; the model assumes the
+//!   reset value, as for any VMSA that leaves PAT unset);
+//! * know that `KVM_SET_FPU` ignores MXCSR: a file whose MXCSR is not
+//!   0x1F80 needs `KVM_SET_XSAVE`, or the guest starts with 0x1F80 (which
+//!   is what KVM measures and what this model predicts);
+//! * decode the VMSA's x87 registers in KVM's layout (bytes 0–7 of each
+//!   register, then bytes 8–9 of each) rather than as packed 10-byte
+//!   registers, or non-zero x87 registers do not round-trip;
+//! * write RDX = [`KvmLegacyInputs::cpu_signature`] into every AP, as QEMU
+//!   does, or leave KVM's reset value and pass [`KVM_RESET_RDX`].
+//!
+//! Fields KVM never takes from the vCPU state (CR2, DR0–DR3, CET, PKRU,
+//! XSS, YMM, LBR, exit information) are 0 in the prediction; a file VMSA
+//! that sets them differs, and `compat` lists such fields.
 
 use igvm::snp_defs::{SevFeatures, SevSelector, SevVmsa};
 use serde::Serialize;
