@@ -42,6 +42,9 @@ pub enum Command {
         #[command(flatten)]
         launch: LaunchArgs,
     },
+    /// For every measurement profile: whether the file can be launched that way, its digest,
+    /// and why the profiles differ.
+    Check(crate::check::CheckArgs),
     /// Build the built-in demo IGVM file, show its plan and digest, and run it natively on
     /// /dev/kvm when present.
     Demo {

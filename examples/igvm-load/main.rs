@@ -4,11 +4,13 @@
 //! cargo run --release --example igvm-load -- demo
 //! cargo run --release --example igvm-load -- plan FILE [--json]
 //! cargo run --release --example igvm-load -- measure FILE [--native-zero] [--json] [--trace]
+//! cargo run --release --example igvm-load -- check FILE [--json] [--vcpus N] [--cpu-signature HEX]
 //! ```
 //!
 //! Exit codes: 0 success; 1 a bad file or a failed launch (`error: …` on
 //! stderr with its causes); 2 a usage error.
 
+mod check;
 mod cli;
 mod config;
 mod report;
@@ -107,6 +109,7 @@ fn run(cli: &Cli) -> Result<ExitCode, Failure> {
             }
             Ok(ExitCode::SUCCESS)
         }
+        Command::Check(args) => check::run(&mut out, args),
         Command::Demo { write } => demo(&mut out, write.as_deref(), cli.quiet),
     }
 }

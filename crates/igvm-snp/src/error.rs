@@ -446,6 +446,14 @@ pub enum Error {
         /// The GPA.
         gpa: u64,
     },
+    /// A vCPU count KVM cannot create for the legacy VMSA measurement.
+    #[error("{vcpus} vCPUs: KVM measures one VMSA per vCPU and takes 1 to {max}")]
+    InvalidVcpuCount {
+        /// The count given.
+        vcpus: u32,
+        /// KVM's limit (`KVM_MAX_VCPUS`).
+        max: u32,
+    },
     /// No guest policy applies to SEV-SNP and the caller gave none.
     #[error("no guest policy header applies to SEV-SNP and the configuration gives none")]
     MissingGuestPolicy,

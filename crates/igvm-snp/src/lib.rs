@@ -37,16 +37,20 @@
 
 #![forbid(unsafe_code)]
 
+pub mod compat;
 mod config;
 pub mod demo;
 mod digest;
 mod error;
 mod id_block;
+pub mod id_sign;
+pub mod kvm_legacy;
 mod page_type;
 mod params;
 pub mod parse;
 mod plan;
 mod policy;
+mod profile;
 mod vmsa;
 
 pub use config::{GpaRange, LaunchConfig};
@@ -61,9 +65,10 @@ pub use params::{ParameterArea, ParameterWrite, UnfilledParameter};
 pub use parse::{IgvmFile, ParameterKind};
 pub use plan::{
     HostVisibleRange, LaunchPlan, LaunchStep, PageBytes, ParameterInserts, PlanOptions,
-    RequiredMemory, SharedPages, SharedRun, SnpPlatform, StepSource, ZeroPages,
+    RequiredMemory, SharedPages, SharedRun, SnpPlatform, StepSource, VmsaPlacement, ZeroPages,
 };
 pub use policy::SnpPolicy;
+pub use profile::Profile;
 pub use vmsa::{BootVmsa, SEV_FEATURE_SNP_ACTIVE};
 
 /// The VMSA layout (`igvm::snp_defs::SevVmsa`), re-exported for backends.

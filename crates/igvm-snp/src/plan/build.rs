@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use igvm_defs::IgvmPlatformType;
 
 use super::classify::{PageClass, classify};
-use super::options::{ParameterInserts, PlanOptions};
+use super::options::{ParameterInserts, PlanOptions, VmsaPlacement};
 use super::{
     HostVisibleRange, LaunchPlan, LaunchStep, RequiredMemory, SharedRun, SnpPlatform, StepSource,
     overlap,
@@ -175,6 +175,9 @@ pub(super) fn build<'a>(
     if config.vcpu_count == 0 {
         return Err(Error::NoVcpus);
     }
+    if let VmsaPlacement::KvmFinish(k) = options.vmsa {
+        k.check()?;
+    }
     let platform = snp_platform(&file)?;
     let mask = platform.compatibility_mask;
     let memory = config.sorted_memory()?;
@@ -300,6 +303,10 @@ pub(super) fn build<'a>(
                 // adds the page size to every step's GPA).
                 end_of(d.at, gpa, 1)?;
                 vmsa = Some(BootVmsa::new(d.at, gpa, header.vp_index, data)?);
+                if let VmsaPlacement::KvmFinish(_) = options.vmsa {
+                    // KVM measures its own VMSAs at LAUNCH_FINISH.
+                    continue;
+                }
                 b.push(LaunchStep {
                     index: 0,
                     gpa,

@@ -7,35 +7,51 @@
 use std::num::NonZeroUsize;
 use std::thread;
 
+use super::options::VmsaPlacement;
 use super::{LaunchPlan, LaunchStep};
 use crate::digest::{DigestChain, LaunchDigest, PAGE_SIZE, TraceEntry};
+use crate::kvm_legacy::{FinishVmsas, KVM_VMSA_GPA};
+use crate::page_type::PageType;
 
 /// Below this many measured pages, hashing stays on the calling thread.
 const PARALLEL_THRESHOLD: u64 = 256;
 
 impl LaunchPlan<'_> {
     /// The launch digest the AMD-SP computes for this plan.
+    ///
+    /// With [`VmsaPlacement::KvmFinish`] it includes the VMSAs KVM measures
+    /// at SNP_LAUNCH_FINISH, after every step (a model, see
+    /// [`crate::kvm_legacy`]).
     pub fn launch_digest(&self) -> LaunchDigest {
-        self.walk(|_, _, _, _| {})
+        self.walk(|_, _, _, _, _| {})
     }
 
     /// The launch digest after each step, in step order (the last one is
-    /// [`LaunchPlan::launch_digest`]).
+    /// [`LaunchPlan::launch_digest`]). With [`VmsaPlacement::KvmFinish`]
+    /// there is one more, final entry: the digest after the VMSAs KVM
+    /// measures at SNP_LAUNCH_FINISH.
     pub fn step_digests(&self) -> Vec<LaunchDigest> {
-        let mut out = vec![LaunchDigest::ZERO; self.steps.len()];
-        self.walk(|step, _, _, c| out[step.index] = c.digest());
+        let extra = usize::from(matches!(self.options.vmsa, VmsaPlacement::KvmFinish(_)));
+        let mut out = vec![LaunchDigest::ZERO; self.steps.len() + extra];
+        self.walk(|step, _, _, _, c| {
+            if let Some(slot) = out.get_mut(step) {
+                *slot = c.digest();
+            }
+        });
         out
     }
 
     /// The measurement page by page: GPA, type, contents hash and the
-    /// running digest after each page.
+    /// running digest after each page. With [`VmsaPlacement::KvmFinish`]
+    /// the VMSAs KVM measures at SNP_LAUNCH_FINISH come last, with step
+    /// index `steps().len()`.
     pub fn measure_trace(&self) -> Vec<TraceEntry> {
         let mut out = Vec::new();
-        self.walk(|step, gpa, contents, c| {
+        self.walk(|step, page_type, gpa, contents, c| {
             out.push(TraceEntry {
-                step: step.index,
+                step,
                 gpa,
-                page_type: step.page_type,
+                page_type,
                 contents: LaunchDigest(*contents),
                 digest: c.digest(),
             });
@@ -43,9 +59,13 @@ impl LaunchPlan<'_> {
         out
     }
 
-    /// Runs the PAGE_INFO chain over every page and calls `f(step, gpa,
-    /// contents, chain after the page)`; returns the final digest.
-    fn walk(&self, mut f: impl FnMut(&LaunchStep, u64, &[u8; 48], &DigestChain)) -> LaunchDigest {
+    /// Runs the PAGE_INFO chain over every page and calls `f(step index,
+    /// page type, gpa, contents, chain after the page)`; returns the final
+    /// digest.
+    fn walk(
+        &self,
+        mut f: impl FnMut(usize, PageType, u64, &[u8; 48], &DigestChain),
+    ) -> LaunchDigest {
         let hashes = self.content_hashes();
         let mut next_hash = hashes.iter();
         let mut chain = DigestChain::new();
@@ -58,7 +78,20 @@ impl LaunchPlan<'_> {
                     [0; 48]
                 };
                 chain.update(step.page_type, gpa, &contents);
-                f(step, gpa, &contents, &chain);
+                f(step.index, step.page_type, gpa, &contents, &chain);
+            }
+        }
+        if let VmsaPlacement::KvmFinish(inputs) = self.options.vmsa {
+            let vmsas = FinishVmsas::new(&self.vmsa.vmsa, inputs);
+            for contents in vmsas.hashes() {
+                chain.update(PageType::Vmsa, KVM_VMSA_GPA, &contents);
+                f(
+                    self.steps.len(),
+                    PageType::Vmsa,
+                    KVM_VMSA_GPA,
+                    &contents,
+                    &chain,
+                );
             }
         }
         chain.digest()

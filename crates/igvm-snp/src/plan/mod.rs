@@ -13,7 +13,7 @@ use std::ops::Range;
 
 use serde::Serialize;
 
-pub use options::{ParameterInserts, PlanOptions, SharedPages, ZeroPages};
+pub use options::{ParameterInserts, PlanOptions, SharedPages, VmsaPlacement, ZeroPages};
 
 use crate::config::{GpaRange, LaunchConfig};
 use crate::digest::{LaunchDigest, PAGE_SIZE, page_hash};

@@ -6,6 +6,8 @@
 
 use serde::Serialize;
 
+use crate::kvm_legacy::KvmLegacyInputs;
+
 /// How data-less pages (`file_offset` 0) are launched.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -45,6 +47,24 @@ pub enum ParameterInserts {
     FirstPageOnly,
 }
 
+/// Where and when the boot VMSA is measured.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+#[serde(rename_all = "snake_case", tag = "kind")]
+pub enum VmsaPlacement {
+    /// A VMSA step at the file's VMSA GPA, in directive order, once: the
+    /// IGVM spec and the proposed `KVM_SEV_SNP_PAGE_TYPE_VMSA` (notes
+    /// `kvm-snp-uapi.md` §2).
+    #[default]
+    LaunchUpdate,
+    /// Today's upstream KVM: no VMSA step; at SNP_LAUNCH_FINISH KVM measures
+    /// one VMSA per vCPU at `0xFFFFFFFFF000`, built from the vCPU state
+    /// (notes `kvm-snp-uapi.md` §1.7, §4.7). The plan keeps the boot VMSA
+    /// ([`LaunchPlan::vmsa`](crate::LaunchPlan::vmsa)) for the backend to
+    /// load into the boot vCPU; the digest appends the VMSAs of
+    /// [`crate::kvm_legacy`] after every page.
+    KvmFinish(KvmLegacyInputs),
+}
+
 /// Options of the planner.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
 #[non_exhaustive]
@@ -55,6 +75,8 @@ pub struct PlanOptions {
     pub shared_pages: SharedPages,
     /// Parameter inserts.
     pub parameter_inserts: ParameterInserts,
+    /// The boot VMSA.
+    pub vmsa: VmsaPlacement,
 }
 
 impl PlanOptions {

@@ -1,0 +1,158 @@
+//! `igvm-load check FILE`: for every measurement profile, whether the file
+//! can be launched that way, the digest it gives, and why profiles differ.
+
+use std::fmt::Write as _;
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Args;
+use igvm_snp::compat::{self, CompatReport};
+use igvm_snp::id_sign::verify_id_auth;
+use igvm_snp::kvm_legacy::{KVM_RESET_RDX, KvmLegacyInputs};
+use igvm_snp::{LaunchConfig, LaunchPlan, PlanOptions};
+
+use crate::Failure;
+
+/// Options of `check`.
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// The IGVM file.
+    pub file: PathBuf,
+    /// Print the report as JSON.
+    #[arg(long)]
+    pub json: bool,
+    /// vCPUs (VP count parameter; one KVM VMSA each in the kvm-legacy profile).
+    #[arg(long, default_value_t = 1)]
+    pub vcpus: u32,
+    /// CPU signature (CPUID 1 EAX) the VMM writes into the APs' RDX, hexadecimal, e.g.
+    /// a00f11 for EPYC-Milan [default: 600, KVM's reset value].
+    #[arg(long, value_parser = parse_hex_u32)]
+    pub cpu_signature: Option<u32>,
+    /// KVM_SEV_INIT2 vmsa_features for the kvm-legacy profile, hexadecimal [default: the
+    /// file's VMSA SEV features without SNPActive].
+    #[arg(long, value_parser = parse_hex_u64)]
+    pub vmsa_features: Option<u64>,
+    /// The VMSA features KVM supports (KVM_X86_SEV_VMSA_FEATURES), hexadecimal; without it
+    /// the SEV feature check is skipped.
+    #[arg(long, value_parser = parse_hex_u64)]
+    pub supported_features: Option<u64>,
+    /// Guest RAM, e.g. 512M or 2G.
+    #[arg(long, default_value = "512M", value_parser = crate::config::parse_size)]
+    pub memory: u64,
+}
+
+fn hex_digits(s: &str) -> &str {
+    let s = s.trim();
+    s.strip_prefix("0x")
+        .or_else(|| s.strip_prefix("0X"))
+        .unwrap_or(s)
+}
+
+/// Parses a hexadecimal u32, with or without `0x`.
+pub fn parse_hex_u32(s: &str) -> Result<u32, String> {
+    u32::from_str_radix(hex_digits(s), 16).map_err(|e| format!("`{s}`: {e}"))
+}
+
+/// Parses a hexadecimal u64, with or without `0x`.
+pub fn parse_hex_u64(s: &str) -> Result<u64, String> {
+    u64::from_str_radix(hex_digits(s), 16).map_err(|e| format!("`{s}`: {e}"))
+}
+
+/// Runs `check`.
+pub fn run(out: &mut impl Write, args: &CheckArgs) -> Result<ExitCode, Failure> {
+    let bytes = crate::read(&args.file)?;
+    let config = LaunchConfig::new(args.vcpus, crate::config::ram_ranges(args.memory));
+    let spec = LaunchPlan::new(&bytes, &config, PlanOptions::default()).ok();
+    let vmsa_features = args
+        .vmsa_features
+        .or(spec.as_ref().map(LaunchPlan::init2_vmsa_features))
+        .unwrap_or(0);
+    // The file's ID block signatures, checked against its ID block.
+    let id_auth = spec.as_ref().and_then(|p| {
+        let f = p.finish();
+        let (block, auth) = (f.id_block.as_ref()?, f.id_auth.as_ref()?);
+        Some(verify_id_auth(block, auth).map_or_else(|e| e.to_string(), |()| "valid".into()))
+    });
+    let legacy = KvmLegacyInputs::new(
+        args.vcpus,
+        vmsa_features,
+        args.cpu_signature.unwrap_or(KVM_RESET_RDX),
+    );
+    let report = compat::check(&bytes, &config, legacy, args.supported_features)
+        .map_err(|e| format!("{}: {e}", args.file.display()))?;
+    if args.json {
+        let mut v = serde_json::to_value(&report)?;
+        v["file"] = serde_json::Value::String(args.file.display().to_string());
+        if let Some(a) = &id_auth {
+            v["id_auth"] = serde_json::Value::String(a.clone());
+        }
+        writeln!(out, "{}", serde_json::to_string_pretty(&v)?)?;
+    } else {
+        write!(out, "{}", text(&args.file, &legacy, &report))?;
+        if let Some(a) = &id_auth {
+            writeln!(out, "ID auth signatures: {a}")?;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The report as text.
+fn text(file: &std::path::Path, legacy: &KvmLegacyInputs, r: &CompatReport) -> String {
+    let mut s = String::new();
+    let _ = write!(s, "{}:", file.display());
+    if let (Some(gpa), Some(f)) = (r.vmsa_gpa, r.vmsa_sev_features) {
+        let _ = write!(s, " VMSA at {gpa:#x}, SEV features {f:#x}");
+    }
+    let _ = writeln!(s);
+    if let Some(ld) = r.id_block_digest {
+        let _ = writeln!(s, "ID block expects {ld}");
+    }
+    let _ = writeln!(
+        s,
+        "kvm-legacy inputs: {} vCPU(s), vmsa_features {:#x}, CPU signature {:#x}\n",
+        legacy.vcpus, legacy.vmsa_features, legacy.cpu_signature
+    );
+    for p in &r.profiles {
+        let digest = p.digest.map_or_else(|| "-".to_string(), |d| d.to_string());
+        let mut tags = Vec::new();
+        if p.same_as_spec && p.name != "igvm-spec" {
+            tags.push("same as igvm-spec");
+        }
+        if p.matches_id_block == Some(true) {
+            tags.push("matches the ID block");
+        }
+        let _ = writeln!(
+            s,
+            "{:<12} {:<3} {digest} {}",
+            p.name,
+            if p.launchable { "ok" } else { "NO" },
+            tags.join(", ")
+        );
+        let _ = writeln!(s, "    ({})", p.source);
+        for b in &p.blockers {
+            let _ = writeln!(s, "    cannot launch: {b}");
+        }
+        for d in &p.differences {
+            let _ = writeln!(s, "    differs: {d}");
+        }
+        for n in &p.notes {
+            let _ = writeln!(s, "    note: {n}");
+        }
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hex() {
+        assert_eq!(parse_hex_u32("0xA00F11"), Ok(0xA00F11));
+        assert_eq!(parse_hex_u32("a00f11"), Ok(0xA00F11));
+        assert!(parse_hex_u32("xyz").is_err());
+        assert!(parse_hex_u32("1ffffffff").is_err());
+        assert_eq!(parse_hex_u64("0x20"), Ok(0x20));
+    }
+}
