@@ -1,0 +1,255 @@
+//! The launch as a type-state machine over any [`SnpFirmware`].
+
+use std::marker::PhantomData;
+use std::time::Instant;
+
+use igvm_snp::kvm_legacy::KvmLegacyInputs;
+use igvm_snp::{LaunchPlan, LaunchStep, PageType};
+use kvm_bindings::CpuId;
+use kvm_ioctls::{VcpuFd, VmFd};
+
+use super::{LaunchError, LaunchReport, VmsaFallback, VmsaOutcome};
+use crate::memory::{GuestMemory, VmsaPage};
+use crate::sev::{
+    CpuidRetry, LaunchFinishInput, LaunchStartInput, LaunchUpdate, PrivateMemory, SevError,
+    SnpFirmware,
+};
+use crate::vmsa_regs;
+
+/// State: KVM_SEV_INIT2 done and the plan's pages written to the shared
+/// view of guest memory. vCPUs may be created now (not before INIT2).
+#[derive(Debug)]
+pub struct Initialized;
+/// State: SNP_LAUNCH_START done.
+#[derive(Debug)]
+pub struct Started;
+/// State: every plan step launched.
+#[derive(Debug)]
+pub struct Updated;
+/// State: SNP_LAUNCH_FINISH done; the guest can run.
+#[derive(Debug)]
+pub struct Finished;
+
+/// The boot vCPU, for the VMSA fallback.
+#[derive(Debug, Clone, Copy)]
+pub struct BootVcpu<'a> {
+    /// The VM.
+    pub vm: &'a VmFd,
+    /// vCPU 0.
+    pub vcpu: &'a VcpuFd,
+    /// The CPUID to give it (KVM_SET_CPUID2 precedes the register state).
+    pub cpuid: &'a CpuId,
+    /// The inputs of KVM's own VMSAs (reported to the caller).
+    pub legacy: KvmLegacyInputs,
+}
+
+/// An SEV-SNP launch of one plan on one firmware, in type states.
+///
+/// ```no_run
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// # let (plan, mut memory): (igvm_snp::LaunchPlan<'static>, igvm_snp_kvm::memory::GuestMemory) = todo!();
+/// use igvm_snp_kvm::launch::{Launcher, VmsaFallback};
+/// use igvm_snp_kvm::sev::{CpuidRetry, FirmwareModel};
+/// let launcher = Launcher::init(&plan, FirmwareModel::default(), &mut memory)?;
+/// // ... create the vCPUs here, after KVM_SEV_INIT2 ...
+/// let finished = launcher
+///     .start()?
+///     .update(VmsaFallback::Refuse, None, CpuidRetry::Never)?
+///     .finish()?;
+/// println!("{} LAUNCH_UPDATE calls", finished.report().launch_update_calls);
+/// # Ok(()) }
+/// ```
+#[derive(Debug)]
+pub struct Launcher<'l, 'p, F, S> {
+    plan: &'l LaunchPlan<'p>,
+    fw: F,
+    memory: &'l mut GuestMemory,
+    report: LaunchReport,
+    state: PhantomData<S>,
+}
+
+impl<'l, 'p, F: SnpFirmware + PrivateMemory, S> Launcher<'l, 'p, F, S> {
+    fn to<T>(self) -> Launcher<'l, 'p, F, T> {
+        Launcher {
+            plan: self.plan,
+            fw: self.fw,
+            memory: self.memory,
+            report: self.report,
+            state: PhantomData,
+        }
+    }
+
+    /// What the launch has done so far.
+    pub fn report(&self) -> &LaunchReport {
+        &self.report
+    }
+
+    /// The firmware.
+    pub fn firmware(&self) -> &F {
+        &self.fw
+    }
+}
+
+impl<'l, 'p, F: SnpFirmware + PrivateMemory> Launcher<'l, 'p, F, Initialized> {
+    /// Checks that the plan can be executed (every parameter configured),
+    /// issues KVM_SEV_INIT2 with the plan's VMSA features and writes every
+    /// page of the plan into the shared view of `memory`, which is where
+    /// each LAUNCH_UPDATE takes its source from.
+    ///
+    /// # Errors
+    /// [`LaunchError::Plan`], [`LaunchError::Sev`], [`LaunchError::Memory`].
+    pub fn init(
+        plan: &'l LaunchPlan<'p>,
+        mut fw: F,
+        memory: &'l mut GuestMemory,
+    ) -> Result<Self, LaunchError> {
+        plan.require_all_parameters()?;
+        let t = Instant::now();
+        fw.init2(plan.init2_vmsa_features())?;
+        let mut report = LaunchReport::new();
+        report.phase("init2", t.elapsed());
+        let t = Instant::now();
+        memory.load_plan(plan, VmsaPage::Load)?;
+        report.phase("load", t.elapsed());
+        Ok(Launcher {
+            plan,
+            fw,
+            memory,
+            report,
+            state: PhantomData,
+        })
+    }
+
+    /// SNP_LAUNCH_START with the plan's policy.
+    ///
+    /// # Errors
+    /// [`LaunchError::Sev`].
+    pub fn start(mut self) -> Result<Launcher<'l, 'p, F, Started>, LaunchError> {
+        let t = Instant::now();
+        self.fw
+            .launch_start(&LaunchStartInput::new(self.plan.policy()))?;
+        self.report.phase("launch_start", t.elapsed());
+        Ok(self.to())
+    }
+}
+
+impl<'l, 'p, F: SnpFirmware + PrivateMemory> Launcher<'l, 'p, F, Started> {
+    /// Launches every plan step, in order: marks its range private, then
+    /// one SNP_LAUNCH_UPDATE whose source is the range in guest memory
+    /// (none for ZERO). A VMSA step the kernel refuses is handled as
+    /// `fallback` says, with `boot` the vCPU to translate it into.
+    ///
+    /// # Errors
+    /// [`LaunchError::Update`] naming the step, directive, GPA range and
+    /// page type; [`LaunchError::VmsaPageTypeUnsupported`] when the kernel
+    /// refuses the VMSA page type and the fallback is refused.
+    pub fn update(
+        mut self,
+        fallback: VmsaFallback,
+        boot: Option<BootVcpu<'_>>,
+        cpuid_retry: CpuidRetry,
+    ) -> Result<Launcher<'l, 'p, F, Updated>, LaunchError> {
+        let t = Instant::now();
+        for step in self.plan.steps() {
+            self.step(step, fallback, boot, cpuid_retry)?;
+        }
+        self.report.phase("launch_update", t.elapsed());
+        Ok(self.to())
+    }
+
+    fn step(
+        &mut self,
+        step: &LaunchStep,
+        fallback: VmsaFallback,
+        boot: Option<BootVcpu<'_>>,
+        cpuid_retry: CpuidRetry,
+    ) -> Result<(), LaunchError> {
+        let range = step.range();
+        let fail = |source| LaunchError::Update {
+            step: step.index,
+            directive: self.plan.file().directives()[step.directives.start].at,
+            gpa: step.gpa,
+            pages: step.pages,
+            page_type: step.page_type,
+            source: Box::new(source),
+        };
+        self.fw.set_private(range.gpa, range.size).map_err(fail)?;
+        let source = if step.page_type.has_source() {
+            Some(self.memory.page_range_mut(range)?)
+        } else {
+            None
+        };
+        let mut update = LaunchUpdate::new(step.gpa, step.pages, step.page_type, source)
+            .map_err(|source| LaunchError::Input {
+                step: step.index,
+                source,
+            })?
+            .cpuid_retry(cpuid_retry);
+        tracing::info!(
+            step = step.index,
+            gpa = format_args!("{:#x}", step.gpa),
+            pages = step.pages,
+            page_type = %step.page_type,
+            "SNP_LAUNCH_UPDATE"
+        );
+        match self.fw.launch_update(&mut update) {
+            Ok(r) => {
+                self.report.launch_update_calls += 1;
+                self.report.launch_update_ioctls += u64::from(r.ioctl_calls);
+                self.report.pages += r.pages;
+                if let Some(diff) = r.cpuid_corrected {
+                    self.report.cpuid_corrections.push((step.index, diff));
+                }
+                if step.page_type == PageType::Vmsa {
+                    self.report.vmsa = VmsaOutcome::PageType { gpa: step.gpa };
+                }
+                Ok(())
+            }
+            Err(SevError::VmsaPageTypeUnsupported { .. }) if step.page_type == PageType::Vmsa => {
+                self.report.launch_update_calls += 1;
+                if fallback == VmsaFallback::Refuse {
+                    return Err(LaunchError::VmsaPageTypeUnsupported { gpa: step.gpa });
+                }
+                let boot = boot.ok_or(LaunchError::NoBootVcpu)?;
+                tracing::warn!(
+                    "the kernel refuses the VMSA page type: the VMSA goes into vCPU 0's \
+                     registers and KVM measures its own VMSAs at LAUNCH_FINISH"
+                );
+                vmsa_regs::apply(boot.vm, boot.vcpu, boot.cpuid, &self.plan.vmsa().vmsa)
+                    .map_err(|source| LaunchError::VcpuState { vcpu: 0, source })?;
+                self.report.vmsa = VmsaOutcome::Fallback {
+                    legacy: boot.legacy,
+                };
+                Ok(())
+            }
+            Err(e) => Err(fail(e)),
+        }
+    }
+}
+
+impl<'l, 'p, F: SnpFirmware + PrivateMemory> Launcher<'l, 'p, F, Updated> {
+    /// SNP_LAUNCH_FINISH with the plan's ID block, ID auth and host data.
+    ///
+    /// # Errors
+    /// [`LaunchError::Sev`], e.g. `BAD_MEASUREMENT` when the ID block
+    /// expects another digest.
+    pub fn finish(mut self) -> Result<Launcher<'l, 'p, F, Finished>, LaunchError> {
+        let t = Instant::now();
+        let input = LaunchFinishInput::from_plan(self.plan.finish()).map_err(|source| {
+            LaunchError::Input {
+                step: self.plan.steps().len(),
+                source,
+            }
+        })?;
+        self.fw.launch_finish(&input)?;
+        self.report.phase("launch_finish", t.elapsed());
+        Ok(self.to())
+    }
+}
+
+impl<F: SnpFirmware + PrivateMemory> Launcher<'_, '_, F, Finished> {
+    /// The firmware and the report.
+    pub fn into_parts(self) -> (F, LaunchReport) {
+        (self.fw, self.report)
+    }
+}

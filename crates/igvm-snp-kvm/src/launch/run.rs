@@ -1,0 +1,231 @@
+//! The whole launch in one call: on SEV-SNP KVM, or on the firmware model.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use igvm_snp::kvm_legacy::{FinishVmsas, KVM_RESET_RDX, KvmLegacyInputs};
+use igvm_snp::{GpaRange, LaunchPlan, PAGE_SIZE};
+use kvm_bindings::{CpuId, KVM_MAX_CPUID_ENTRIES, KVM_X86_SNP_VM};
+use kvm_ioctls::{Kvm, VcpuFd, VmFd};
+use zerocopy::IntoBytes;
+
+use super::{BootVcpu, LaunchError, LaunchOptions, LaunchReport, Launcher};
+use crate::memory::{GuestMemory, LayoutOptions, MemoryFlavour, host_phys_bits, layout_for};
+use crate::preflight::PreflightReport;
+use crate::sev::{FirmwareModel, KvmSnp, PrivateMemory, SEV_DEVICE, SnpFirmware};
+
+/// A launched VM: ready to run.
+#[derive(Debug)]
+pub struct LaunchedVm {
+    /// The vCPUs, vCPU 0 first.
+    pub vcpus: Vec<VcpuFd>,
+    /// Guest memory (its shared view).
+    pub memory: GuestMemory,
+    /// The VM.
+    pub vm: Arc<VmFd>,
+    /// What the launch did.
+    pub report: LaunchReport,
+}
+
+/// A launch on the firmware model.
+#[derive(Debug)]
+pub struct ModelLaunch {
+    /// The VM (a plain KVM VM: memory and vCPUs are real).
+    pub launched: LaunchedVm,
+    /// The model after LAUNCH_FINISH (its digest, call counts, measured
+    /// runs).
+    pub model: FirmwareModel,
+}
+
+fn kvm_err(what: &'static str) -> impl FnOnce(vmm_sys_util::errno::Error) -> LaunchError {
+    move |source| LaunchError::Kvm { what, source }
+}
+
+/// RAM plus the file's required memory, merged: what the memory layout
+/// must cover besides the pages the plan loads.
+fn ram_and_required(plan: &LaunchPlan<'_>, ram: &[GpaRange]) -> Vec<GpaRange> {
+    let mut spans: Vec<(u64, u64)> = ram
+        .iter()
+        .chain(plan.required_memory().iter().map(|r| &r.range))
+        .filter_map(|r| r.end().map(|e| (r.gpa, e)))
+        .filter(|(s, e)| s < e)
+        .collect();
+    spans.sort_unstable();
+    let mut merged: Vec<(u64, u64)> = Vec::with_capacity(spans.len());
+    for (s, e) in spans {
+        match merged.last_mut() {
+            Some(last) if s <= last.1 => last.1 = last.1.max(e),
+            _ => merged.push((s, e)),
+        }
+    }
+    merged
+        .into_iter()
+        .map(|(s, e)| GpaRange::new(s, e - s))
+        .collect()
+}
+
+/// Creates the vCPUs (after INIT2) and gives each the host's supported
+/// CPUID; in the fallback the APs get RDX = the CPU signature.
+fn create_vcpus(
+    kvm: &Kvm,
+    vm: &VmFd,
+    options: &LaunchOptions,
+) -> Result<(Vec<VcpuFd>, CpuId), LaunchError> {
+    let cpuid = kvm
+        .get_supported_cpuid(KVM_MAX_CPUID_ENTRIES)
+        .map_err(kvm_err("KVM_GET_SUPPORTED_CPUID"))?;
+    let mut vcpus = Vec::new();
+    for i in 0..options.vcpus {
+        let vcpu = vm
+            .create_vcpu(u64::from(i))
+            .map_err(kvm_err("KVM_CREATE_VCPU"))?;
+        vcpu.set_cpuid2(&cpuid).map_err(kvm_err("KVM_SET_CPUID2"))?;
+        if i > 0 {
+            if let Some(sig) = options.ap_cpu_signature {
+                let mut regs = vcpu.get_regs().map_err(kvm_err("KVM_GET_REGS"))?;
+                regs.rdx = u64::from(sig);
+                vcpu.set_regs(&regs).map_err(kvm_err("KVM_SET_REGS"))?;
+            }
+        }
+        vcpus.push(vcpu);
+    }
+    Ok((vcpus, cpuid))
+}
+
+fn legacy_inputs(plan: &LaunchPlan<'_>, options: &LaunchOptions) -> KvmLegacyInputs {
+    KvmLegacyInputs::new(
+        options.vcpus,
+        plan.init2_vmsa_features(),
+        options.ap_cpu_signature.unwrap_or(KVM_RESET_RDX),
+    )
+}
+
+/// Runs the launch state machine over `fw` once memory and the VM exist.
+fn drive<F: SnpFirmware + PrivateMemory>(
+    kvm: &Kvm,
+    vm: &Arc<VmFd>,
+    plan: &LaunchPlan<'_>,
+    options: &LaunchOptions,
+    fw: F,
+    memory: &mut GuestMemory,
+) -> Result<(F, Vec<VcpuFd>, LaunchReport), LaunchError> {
+    let launcher = Launcher::init(plan, fw, memory)?;
+    // vCPUs only after KVM_SEV_INIT2.
+    let t = Instant::now();
+    let (vcpus, cpuid) = create_vcpus(kvm, vm, options)?;
+    let vcpu_time = t.elapsed();
+    let boot = vcpus.first().map(|vcpu| BootVcpu {
+        vm,
+        vcpu,
+        cpuid: &cpuid,
+        legacy: legacy_inputs(plan, options),
+    });
+    let launcher = launcher
+        .start()?
+        .update(options.vmsa_fallback, boot, options.cpuid_retry)?
+        .finish()?;
+    let (fw, mut report) = launcher.into_parts();
+    report.phase("create_vcpus", vcpu_time);
+    Ok((fw, vcpus, report))
+}
+
+/// The memory layout for a launch: RAM, required memory and every page the
+/// plan loads (including the VMSA page, which LAUNCH_UPDATE reads from
+/// guest memory like any other).
+fn layout(
+    kvm: &Kvm,
+    plan: &LaunchPlan<'_>,
+    options: &LaunchOptions,
+) -> Result<Vec<GpaRange>, LaunchError> {
+    let ram = ram_and_required(plan, &options.ram);
+    let opts = LayoutOptions::new(host_phys_bits(kvm)?);
+    Ok(layout_for(plan, &ram, &opts)?)
+}
+
+/// Launches `plan` as an SEV-SNP guest on this host's KVM: checks the host
+/// first (nothing is changed when it cannot run SNP guests), creates a
+/// `KVM_X86_SNP_VM`, issues KVM_SEV_INIT2 with the plan's VMSA features,
+/// backs memory with guest_memfd, creates the vCPUs, then LAUNCH_START,
+/// one LAUNCH_UPDATE per plan step and LAUNCH_FINISH.
+///
+/// # Errors
+/// [`LaunchError::Preflight`] listing what the host lacks; any later
+/// failure names its step. File descriptors and mappings are released on
+/// every error path (they are owned values).
+pub fn launch_snp(
+    plan: &LaunchPlan<'_>,
+    options: &LaunchOptions,
+) -> Result<LaunchedVm, LaunchError> {
+    let t = Instant::now();
+    PreflightReport::probe().require_snp()?;
+    plan.require_all_parameters()?;
+    let preflight = t.elapsed();
+    let kvm = Kvm::new().map_err(kvm_err("opening /dev/kvm"))?;
+    let vm = Arc::new(
+        kvm.create_vm_with_type(u64::from(KVM_X86_SNP_VM))
+            .map_err(kvm_err("KVM_CREATE_VM (SNP)"))?,
+    );
+    let layout = layout(&kvm, plan, options)?;
+    let t = Instant::now();
+    let mut memory = GuestMemory::new(Arc::clone(&vm), &layout, MemoryFlavour::GuestMemfd, 0)?;
+    let memory_time = t.elapsed();
+    let fw = KvmSnp::open(&vm).map_err(|source| LaunchError::SevDevice {
+        path: SEV_DEVICE,
+        source,
+    })?;
+    let (_fw, vcpus, mut report) = drive(&kvm, &vm, plan, options, fw, &mut memory)?;
+    report.phase("preflight", preflight);
+    report.phase("memory", memory_time);
+    Ok(LaunchedVm {
+        vcpus,
+        memory,
+        vm,
+        report,
+    })
+}
+
+/// Launches `plan` on the firmware model: memory and vCPUs are a plain KVM
+/// VM's (so the VMSA fallback really sets vCPU 0's registers); the SEV
+/// commands go to `model`. Without the VMSA page type in the model's
+/// configuration, the model is given the VMSAs KVM would build
+/// (`igvm_snp::kvm_legacy`) to measure at LAUNCH_FINISH.
+///
+/// # Errors
+/// As [`launch_snp`], without the preflight.
+pub fn launch_model(
+    plan: &LaunchPlan<'_>,
+    options: &LaunchOptions,
+    mut model: FirmwareModel,
+) -> Result<ModelLaunch, LaunchError> {
+    plan.require_all_parameters()?;
+    let kvm = Kvm::new().map_err(kvm_err("opening /dev/kvm"))?;
+    let vm = Arc::new(kvm.create_vm().map_err(kvm_err("KVM_CREATE_VM"))?);
+    let layout = layout(&kvm, plan, options)?;
+    let t = Instant::now();
+    let mut memory = GuestMemory::new(Arc::clone(&vm), &layout, MemoryFlavour::Plain, 0)?;
+    let memory_time = t.elapsed();
+    if !model.config().vmsa_page_type {
+        let vmsas = FinishVmsas::new(&plan.vmsa().vmsa, legacy_inputs(plan, options));
+        let pages = (0..vmsas.vcpus)
+            .map(|i| {
+                let v = if i == 0 { &vmsas.boot } else { &vmsas.ap };
+                let mut page = Box::new([0u8; PAGE_SIZE]);
+                page.copy_from_slice(v.as_bytes());
+                page
+            })
+            .collect();
+        model.set_kvm_vmsas(pages);
+    }
+    let (model, vcpus, mut report) = drive(&kvm, &vm, plan, options, model, &mut memory)?;
+    report.phase("memory", memory_time);
+    report.launch_digest = Some(model.launch_digest());
+    Ok(ModelLaunch {
+        launched: LaunchedVm {
+            vcpus,
+            memory,
+            vm,
+            report,
+        },
+        model,
+    })
+}
