@@ -14,6 +14,23 @@ use igvm_snp_kvm::sev::{FirmwareModel, ModelConfig, SevError};
 
 const RAM: u64 = 16 << 20;
 
+/// The demo file with its directives edited.
+fn demo_with(edit: impl FnOnce(&mut Vec<igvm::IgvmDirectiveHeader>)) -> Vec<u8> {
+    let file = igvm_snp::demo::demo_file();
+    let mut dirs = file.directives().to_vec();
+    edit(&mut dirs);
+    let file = igvm::IgvmFile::new(
+        igvm::IgvmRevision::V1,
+        file.platforms().to_vec(),
+        file.initializations().to_vec(),
+        dirs,
+    )
+    .unwrap();
+    let mut bytes = Vec::new();
+    file.serialize(&mut bytes).unwrap();
+    bytes
+}
+
 fn config() -> LaunchConfig {
     LaunchConfig::new(2, vec![GpaRange::new(0, RAM)])
 }
@@ -107,33 +124,24 @@ fn a_wrong_id_block_fails_launch_finish_with_bad_measurement() {
     if kvm_or_skip("a_wrong_id_block_fails_launch_finish").is_none() {
         return;
     }
-    let mut file = igvm_snp::demo::demo_file();
-    let mut dirs = file.directives().to_vec();
-    dirs.push(igvm::IgvmDirectiveHeader::SnpIdBlock {
-        compatibility_mask: 1,
-        author_key_enabled: 0,
-        reserved: [0; 3],
-        ld: [0xAB; 48],
-        family_id: [0; 16],
-        image_id: [0; 16],
-        version: 1,
-        guest_svn: 0,
-        id_key_algorithm: 1,
-        author_key_algorithm: 0,
-        id_key_signature: Box::new(zerocopy::FromZeros::new_zeroed()),
-        id_public_key: Box::new(zerocopy::FromZeros::new_zeroed()),
-        author_key_signature: Box::new(zerocopy::FromZeros::new_zeroed()),
-        author_public_key: Box::new(zerocopy::FromZeros::new_zeroed()),
+    let bytes = demo_with(|dirs| {
+        dirs.push(igvm::IgvmDirectiveHeader::SnpIdBlock {
+            compatibility_mask: 1,
+            author_key_enabled: 0,
+            reserved: [0; 3],
+            ld: [0xAB; 48],
+            family_id: [0; 16],
+            image_id: [0; 16],
+            version: 1,
+            guest_svn: 0,
+            id_key_algorithm: 1,
+            author_key_algorithm: 0,
+            id_key_signature: Box::new(zerocopy::FromZeros::new_zeroed()),
+            id_public_key: Box::new(zerocopy::FromZeros::new_zeroed()),
+            author_key_signature: Box::new(zerocopy::FromZeros::new_zeroed()),
+            author_public_key: Box::new(zerocopy::FromZeros::new_zeroed()),
+        })
     });
-    file = igvm::IgvmFile::new(
-        igvm::IgvmRevision::V1,
-        file.platforms().to_vec(),
-        file.initializations().to_vec(),
-        dirs,
-    )
-    .unwrap();
-    let mut bytes = Vec::new();
-    file.serialize(&mut bytes).unwrap();
     let plan = LaunchPlan::new(&bytes, &config(), PlanOptions::default()).unwrap();
     let err = launch_model(&plan, &options(), FirmwareModel::default()).unwrap_err();
     let LaunchError::Sev(sev) = &err else {
@@ -157,24 +165,15 @@ fn an_unconfigured_parameter_stops_the_launch_before_any_command() {
     let bytes = igvm_snp::demo::demo_igvm();
     // The demo's only parameter is the VP count, always configured; use a
     // config-free command line instead via a file that asks for one.
-    let mut file = igvm_snp::demo::demo_file();
-    let mut dirs = file.directives().to_vec();
-    dirs.insert(
-        1,
-        igvm::IgvmDirectiveHeader::CommandLine(igvm_defs::IGVM_VHS_PARAMETER {
-            parameter_area_index: 0,
-            byte_offset: 8,
-        }),
-    );
-    file = igvm::IgvmFile::new(
-        igvm::IgvmRevision::V1,
-        file.platforms().to_vec(),
-        file.initializations().to_vec(),
-        dirs,
-    )
-    .unwrap();
-    let mut with_cmdline = Vec::new();
-    file.serialize(&mut with_cmdline).unwrap();
+    let with_cmdline = demo_with(|dirs| {
+        dirs.insert(
+            1,
+            igvm::IgvmDirectiveHeader::CommandLine(igvm_defs::IGVM_VHS_PARAMETER {
+                parameter_area_index: 0,
+                byte_offset: 8,
+            }),
+        )
+    });
     assert_ne!(bytes, with_cmdline);
     let plan = LaunchPlan::new(&with_cmdline, &config(), PlanOptions::default()).unwrap();
     let model = FirmwareModel::default();
