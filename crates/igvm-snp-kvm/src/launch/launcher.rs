@@ -45,18 +45,31 @@ pub struct BootVcpu<'a> {
 
 /// An SEV-SNP launch of one plan on one firmware, in type states.
 ///
-/// ```no_run
+/// ```
 /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
-/// # let (plan, mut memory): (igvm_snp::LaunchPlan<'static>, igvm_snp_kvm::memory::GuestMemory) = todo!();
+/// use std::sync::Arc;
+/// use igvm_snp::{GpaRange, LaunchConfig, LaunchPlan, PlanOptions};
 /// use igvm_snp_kvm::launch::{Launcher, VmsaFallback};
+/// use igvm_snp_kvm::memory::{GuestMemory, MemoryFlavour, LayoutOptions, layout_for};
 /// use igvm_snp_kvm::sev::{CpuidRetry, FirmwareModel};
+///
+/// let bytes = igvm_snp::demo::demo_igvm();
+/// let ram = vec![GpaRange::new(0, 16 << 20)];
+/// let plan = LaunchPlan::new(&bytes, &LaunchConfig::new(1, ram.clone()), PlanOptions::default())?;
+/// # let Ok(kvm) = kvm_ioctls::Kvm::new() else { return Ok(()) }; // needs /dev/kvm
+/// let vm = Arc::new(kvm.create_vm()?);
+/// let layout = layout_for(&plan, &ram, &LayoutOptions::new(48))?;
+/// let mut memory = GuestMemory::new(vm, &layout, MemoryFlavour::Plain, 0)?;
+///
 /// let launcher = Launcher::init(&plan, FirmwareModel::default(), &mut memory)?;
 /// // ... create the vCPUs here, after KVM_SEV_INIT2 ...
 /// let finished = launcher
 ///     .start()?
 ///     .update(VmsaFallback::Refuse, None, CpuidRetry::Never)?
 ///     .finish()?;
-/// println!("{} LAUNCH_UPDATE calls", finished.report().launch_update_calls);
+/// assert_eq!(finished.report().launch_update_calls, plan.steps().len() as u64);
+/// let (model, _report) = finished.into_parts();
+/// assert_eq!(model.launch_digest(), plan.launch_digest());
 /// # Ok(()) }
 /// ```
 #[derive(Debug)]

@@ -1,5 +1,5 @@
 //! Executing a launch plan: exactly one SNP_LAUNCH_UPDATE per plan step, in
-//! plan order, through the [`SnpFirmware`] trait, so the real KVM ioctls and
+//! plan order, through the [`SnpFirmware`](crate::sev::SnpFirmware) trait, so the real KVM ioctls and
 //! the firmware model are driven by the same code.
 //!
 //! * [`Launcher`] is the building block for a VMM that owns its VM: a
