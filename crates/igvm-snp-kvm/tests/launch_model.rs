@@ -208,3 +208,84 @@ fn launch_snp_without_snp_fails_in_preflight() {
         "{err}"
     );
 }
+
+/// A CPUID page with one entry: function `leaf`, index 0, EBX = `ebx`
+/// (count at 0, entries from 16, registers from +24 of an entry).
+fn cpuid_page(leaf: u32, ebx: u32) -> Vec<u8> {
+    let mut p = vec![0u8; 4096];
+    p[..4].copy_from_slice(&1u32.to_le_bytes());
+    p[16..20].copy_from_slice(&leaf.to_le_bytes());
+    p[16 + 28..16 + 32].copy_from_slice(&ebx.to_le_bytes());
+    p
+}
+
+/// The demo with a CPUID page at 0x9000; the model's "CPU" wants EBX 0x20
+/// where the file says 0x21.
+fn demo_with_cpuid() -> (Vec<u8>, ModelConfig) {
+    let bytes = demo_with(|dirs| {
+        dirs.insert(
+            3,
+            igvm::IgvmDirectiveHeader::PageData {
+                gpa: 0x9000,
+                compatibility_mask: 1,
+                flags: igvm_defs::IgvmPageDataFlags::new(),
+                data_type: igvm_defs::IgvmPageDataType::CPUID_DATA,
+                data: cpuid_page(7, 0x21),
+            },
+        )
+    });
+    let config = ModelConfig {
+        cpuid_expected: vec![igvm_snp_kvm::sev::CpuidFunction {
+            eax_in: 7,
+            ebx: 0x20,
+            ..Default::default()
+        }],
+        ..ModelConfig::default()
+    };
+    (bytes, config)
+}
+
+#[test]
+fn a_rejected_cpuid_page_is_reported_entry_by_entry_and_retried_only_on_request() {
+    if kvm_or_skip("a_rejected_cpuid_page").is_none() {
+        return;
+    }
+    let (bytes, model_config) = demo_with_cpuid();
+    let plan = LaunchPlan::new(&bytes, &config(), PlanOptions::default()).unwrap();
+    let cpuid_step = plan
+        .steps()
+        .iter()
+        .find(|s| s.page_type == igvm_snp::PageType::Cpuid)
+        .unwrap()
+        .index;
+    let err =
+        launch_model(&plan, &options(), FirmwareModel::new(model_config.clone())).unwrap_err();
+    let LaunchError::Update { step, source, .. } = &err else {
+        panic!("expected a step failure, got {err}");
+    };
+    assert_eq!(*step, cpuid_step);
+    let SevError::CpuidRejected { diff, .. } = &**source else {
+        panic!("expected a CPUID rejection, got {source}");
+    };
+    let text = err.to_string() + &diff.to_string();
+    assert!(text.contains("0x7"), "{text}");
+    assert!(
+        text.contains("ebx=0x00000021") && text.contains("ebx=0x00000020"),
+        "{text}"
+    );
+
+    let opts = options().with_cpuid_retry(igvm_snp_kvm::sev::CpuidRetry::OnceWithCorrection);
+    let done = launch_model(&plan, &opts, FirmwareModel::new(model_config)).unwrap();
+    let corrections = &done.launched.report.cpuid_corrections;
+    assert_eq!(corrections.len(), 1);
+    assert_eq!(corrections[0].0, cpuid_step);
+    // The retried page carries the firmware's value; CPUID pages are not
+    // measured by contents, so the digest is still the plan's.
+    assert_eq!(
+        done.launched.report.launch_digest,
+        Some(plan.launch_digest())
+    );
+    let mut page = vec![0u8; 4096];
+    done.launched.memory.read(0x9000, &mut page).unwrap();
+    assert_eq!(page, cpuid_page(7, 0x20));
+}

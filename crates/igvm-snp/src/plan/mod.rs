@@ -468,3 +468,15 @@ impl Serialize for LaunchPlan<'_> {
         .serialize(s)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::LaunchPlan;
+
+    /// A VMM shares a plan between threads (e.g. measuring while loading).
+    #[test]
+    fn plan_is_send_sync_debug() {
+        fn check<T: Send + Sync + std::fmt::Debug>() {}
+        check::<LaunchPlan<'static>>();
+    }
+}
