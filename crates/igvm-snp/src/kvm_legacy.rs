@@ -41,9 +41,12 @@
 //! * write RDX = [`KvmLegacyInputs::cpu_signature`] into every AP, as QEMU
 //!   does, or leave KVM's reset value and pass [`KVM_RESET_RDX`].
 //!
-//! Fields KVM never takes from the vCPU state (CR2, DR0–DR3, CET, PKRU,
-//! XSS, YMM, LBR, exit information) are 0 in the prediction; a file VMSA
-//! that sets them differs, and `compat` lists such fields.
+//! Fields KVM does not take from the vCPU state (CR2, which reaches the
+//! VMCB only at VMRUN; DR0–DR3; exit information) and fields it does take
+//! but the fallback does not set (XSS, PKRU and the YMM upper halves, which
+//! `sev_es_sync_vmsa()` copies from `ia32_xss`, `pkru` and the guest FPU;
+//! CET, DBGCTL/LBR, SPEC_CTRL) are 0 in the prediction; a file VMSA that
+//! sets them differs, and `compat` lists such fields.
 
 use igvm::snp_defs::{SevFeatures, SevSelector, SevVmsa};
 use serde::Serialize;
