@@ -32,7 +32,8 @@ mod common;
 use common::{flat_vmsa, seg};
 use igvm::snp_defs::{SevFeatures, SevSelector, SevVmsa, SevXmmRegister};
 use igvm_snp::kvm_legacy::{
-    DR7_FIXED_1, KVM_RESET_RDX, KvmLegacyInputs, boot_vmsa, boot_vmsa_refused, differing_fields,
+    DR7_FIXED_1, KVM_RESET_RDX, KvmLegacyInputs, boot_vmsa, boot_vmsa_refused, cpu_signature,
+    differing_fields, reset_vmsa,
 };
 use igvm_snp::{GpaRange, LaunchConfig, LaunchPlan, PlanOptions};
 use igvm_snp_kvm::kvm_check::kvm_or_skip;
@@ -539,4 +540,30 @@ fn mxcsr_kvm_refuses_names_the_ioctl() {
         Err(VcpuStateError::Ioctl { ioctl, .. }) => assert_eq!(ioctl, "KVM_SET_XSAVE"),
         other => panic!("unexpected {other:?}"),
     }
+}
+
+/// The APs: a vCPU left at KVM's reset state, given the CPUID table and
+/// RDX = the CPU signature as the executor does, rebuilt as KVM's VMSA,
+/// equals `kvm_legacy::reset_vmsa` (the sev-snp-measure vector's model).
+#[test]
+fn ap_reset_state_matches_the_reset_model() {
+    let Some(kvm) = kvm_or_skip("ap_reset_state_matches_the_reset_model") else {
+        return;
+    };
+    let sig = cpu_signature(0x19, 1, 1);
+    let v = vcpu(&kvm);
+    v.vcpu.set_cpuid2(&v.cpuid).unwrap();
+    let mut regs = v.vcpu.get_regs().unwrap();
+    assert_eq!(regs.rdx, u64::from(KVM_RESET_RDX));
+    regs.rdx = u64::from(sig);
+    v.vcpu.set_regs(&regs).unwrap();
+    let mut plain = synced_vmsa(&read_back(&v.vcpu, &v.cpuid)).unwrap();
+    let model = reset_vmsa(&KvmLegacyInputs::new(2, 0, sig));
+    assert_eq!(
+        differing_fields(&plain, &model),
+        ["efer", "cr4", "cr0", "sev_features"]
+    );
+    svm_adjustments(&mut plain, 0);
+    assert_eq!(differing_fields(&plain, &model), Vec::<&str>::new());
+    assert!(plain.as_bytes() == model.as_bytes());
 }
