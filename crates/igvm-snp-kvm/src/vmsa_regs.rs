@@ -15,9 +15,9 @@
 //! back from `/dev/kvm`). Three choices here exist for that agreement: the
 //! x87 registers are read in the VMSA's split layout ([`fpu`]), MXCSR goes
 //! through `KVM_SET_XSAVE` ([`write_xsave_legacy`]), and a PAT of 0 is not
-//! written ([`msr_writes`]). Fields KVM's VMSA does not take from this
-//! state (CR2, DR0–DR3, the YMM upper halves, which are not loaded) are set
-//! for native runs only.
+//! written ([`msr_writes`]). CR2 and DR0–DR3 are set, but only matter for
+//! native runs: KVM's VMSA does not take them from the vCPU. The VMSA's YMM
+//! upper halves, XSS, CET, DBGCTL and SPEC_CTRL are not loaded at all.
 
 use igvm::snp_defs::SevSelector;
 use igvm_snp::SevVmsa;
