@@ -7,6 +7,17 @@
 //! the guest CPUID), `KVM_SET_SREGS`, `KVM_SET_REGS`, x87/SSE state through
 //! `KVM_SET_XSAVE` (see [`write_xsave_legacy`] for why not `KVM_SET_FPU`),
 //! `KVM_SET_XCRS`, `KVM_SET_MSRS`, `KVM_SET_DEBUGREGS`.
+//!
+//! In the fallback, KVM builds vCPU 0's VMSA from this state at
+//! SNP_LAUNCH_FINISH (`sev_es_sync_vmsa()`); `igvm_snp::kvm_legacy::
+//! boot_vmsa` predicts that page from the file's VMSA, and the two agree
+//! field by field (`tests/fallback_model.rs` checks it against state read
+//! back from `/dev/kvm`). Three choices here exist for that agreement: the
+//! x87 registers are read in the VMSA's split layout ([`fpu`]), MXCSR goes
+//! through `KVM_SET_XSAVE` ([`write_xsave_legacy`]), and a PAT of 0 is not
+//! written ([`msr_writes`]). CR2 and DR0–DR3 are set, but only matter for
+//! native runs: KVM's VMSA does not take them from the vCPU. The VMSA's YMM
+//! upper halves, XSS, CET, DBGCTL and SPEC_CTRL are not loaded at all.
 
 use igvm::snp_defs::SevSelector;
 use igvm_snp::SevVmsa;
@@ -30,7 +41,7 @@ pub const CR0_PG: u64 = 1 << 31;
 
 /// MSR numbers [`msrs`] sets, with their names.
 pub const MSRS: [(u32, &str); 9] = [
-    (0x277, "PAT"),
+    (MSR_PAT, "PAT"),
     (0xC000_0081, "STAR"),
     (0xC000_0082, "LSTAR"),
     (0xC000_0083, "CSTAR"),
@@ -184,15 +195,26 @@ pub fn regs(v: &SevVmsa) -> kvm_regs {
 }
 
 /// x87 and SSE state. The VMSA keeps the abridged (FXSAVE) tag word, as
-/// `kvm_fpu.ftwx` does; its 8 x87 registers are packed 10 bytes each.
+/// `kvm_fpu.ftwx` does. Its 80 bytes of x87 registers are not eight packed
+/// 10-byte registers: bytes 0–7 of ST(i) are at `8i`, bytes 8–9 (sign and
+/// exponent) at `64 + 2i` — the layout KVM writes in `sev_es_sync_vmsa()`
+/// (arch/x86/kvm/svm/sev.c: "an 8*8 bytes area with bytes 0-7, and an 8*2
+/// bytes area with bytes 8-9 of each register"), so a register read here and
+/// synced back by KVM lands where the file had it.
 pub fn fpu(v: &SevVmsa) -> kvm_fpu {
     let mut x87 = [0u8; 80];
     x87[..32].copy_from_slice(&v.x87_registers1);
     x87[32..64].copy_from_slice(&v.x87_registers2);
     x87[64..].copy_from_slice(&v.x87_registers3);
+    let (mantissas, exponents) = x87.split_at(64);
     let mut fpr = [[0u8; 16]; 8];
-    for (reg, src) in fpr.iter_mut().zip(x87.chunks_exact(10)) {
-        reg[..10].copy_from_slice(src);
+    for ((reg, low), high) in fpr
+        .iter_mut()
+        .zip(mantissas.chunks_exact(8))
+        .zip(exponents.chunks_exact(2))
+    {
+        reg[..8].copy_from_slice(low);
+        reg[8..10].copy_from_slice(high);
     }
     let mut xmm = [[0u8; 16]; 16];
     for (reg, src) in xmm.iter_mut().zip(v.xmm_registers.iter()) {
@@ -240,15 +262,28 @@ pub fn msr_values(v: &SevVmsa) -> [u64; 9] {
     ]
 }
 
-/// The `KVM_SET_MSRS` list.
+/// The MSRs [`apply`] writes, in the order of [`MSRS`], as `(index, name,
+/// value)`: every one except a PAT of 0. A VMSA that leaves PAT 0 leaves it
+/// unset, and the vCPU keeps its reset value 0x0007040600070406 — what
+/// `igvm_snp::kvm_legacy::boot_vmsa` predicts KVM measures (KVM would keep
+/// a written 0, a valid all-uncacheable PAT).
+pub fn msr_writes(v: &SevVmsa) -> impl Iterator<Item = (u32, &'static str, u64)> + use<> {
+    MSRS.into_iter()
+        .zip(msr_values(v))
+        .filter(|&((index, _), value)| !(index == MSR_PAT && value == 0))
+        .map(|((index, name), value)| (index, name, value))
+}
+
+/// The PAT MSR.
+const MSR_PAT: u32 = 0x277;
+
+/// The `KVM_SET_MSRS` list: [`msr_writes`].
 ///
 /// # Errors
 /// [`VcpuStateError::MsrList`] if the list cannot be allocated.
 pub fn msrs(v: &SevVmsa) -> Result<Msrs, VcpuStateError> {
-    let entries: Vec<kvm_msr_entry> = MSRS
-        .iter()
-        .zip(msr_values(v))
-        .map(|(&(index, _), data)| kvm_msr_entry {
+    let entries: Vec<kvm_msr_entry> = msr_writes(v)
+        .map(|(index, _, data)| kvm_msr_entry {
             index,
             data,
             ..Default::default()
@@ -273,7 +308,7 @@ const XSTATE_BV: usize = 512;
 const XSTATE_X87_SSE: u8 = 0b11;
 
 /// Writes x87/SSE state into the legacy (FXSAVE-format) part of an XSAVE
-/// area — FCW 0, FSW 2, abridged FTW 4, FOP 6, FIP 8, FDP 16, MXCSR 24,
+/// area — FCW 0, FSW 2, abridged FTW 4 (and 0 in its reserved byte 5), FOP 6, FIP 8, FDP 16, MXCSR 24,
 /// ST0–7 from 32, XMM0–15 from 160; MXCSR_MASK (28) is left as KVM gave it —
 /// and marks both components present in XSTATE_BV. A present bit matters:
 /// KVM exports and loads a component whose bit is clear as its initial
@@ -286,7 +321,9 @@ pub fn write_xsave_legacy(area: &mut [u8], f: &kvm_fpu) {
     }
     area[0..2].copy_from_slice(&f.fcw.to_le_bytes());
     area[2..4].copy_from_slice(&f.fsw.to_le_bytes());
-    area[4] = f.ftwx;
+    // FTW is a 16-bit field whose high byte is reserved: KVM copies all 16
+    // bits into the VMSA's x87_ftw, so clear the high byte.
+    area[4..6].copy_from_slice(&u16::from(f.ftwx).to_le_bytes());
     area[6..8].copy_from_slice(&f.last_opcode.to_le_bytes());
     area[8..16].copy_from_slice(&f.last_ip.to_le_bytes());
     area[16..24].copy_from_slice(&f.last_dp.to_le_bytes());
@@ -338,7 +375,7 @@ pub fn apply(vm: &VmFd, vcpu: &VcpuFd, cpuid: &CpuId, v: &SevVmsa) -> Result<(),
     vcpu.set_xcrs(&xcrs(v)).map_err(ioctl("KVM_SET_XCRS"))?;
     let list = msrs(v)?;
     let set = vcpu.set_msrs(&list).map_err(ioctl("KVM_SET_MSRS"))?;
-    if let Some((&(index, name), value)) = MSRS.iter().zip(msr_values(v)).nth(set) {
+    if let Some((index, name, value)) = msr_writes(v).nth(set) {
         return Err(VcpuStateError::MsrRefused { name, index, value });
     }
     vcpu.set_debug_regs(&debug_regs(v))
@@ -544,10 +581,17 @@ mod tests {
             (0x5A5, 0xAABB, 0xCCDD)
         );
         assert_eq!(f.mxcsr, 0x1F80);
-        // ST(1) is bytes 10..20 of the packed area; the rest of its slot is 0.
-        assert_eq!(&f.fpr[1][..10], &[10, 11, 12, 13, 14, 15, 16, 17, 18, 19]);
-        assert_eq!(&f.fpr[1][10..], &[0; 6]);
-        assert_eq!(&f.fpr[7][..10], &[70, 71, 72, 73, 74, 75, 76, 77, 78, 79]);
+        // ST(1): bytes 8..16 of the area, then bytes 66..68; the rest of
+        // its 16-byte slot is 0.
+        assert_eq!(
+            f.fpr[1],
+            [8, 9, 10, 11, 12, 13, 14, 15, 66, 67, 0, 0, 0, 0, 0, 0]
+        );
+        assert_eq!(
+            f.fpr[7],
+            [56, 57, 58, 59, 60, 61, 62, 63, 78, 79, 0, 0, 0, 0, 0, 0]
+        );
+        assert_eq!(&f.fpr[0][..10], &[0, 1, 2, 3, 4, 5, 6, 7, 64, 65]);
         assert_eq!(
             f.xmm[3],
             [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15]
@@ -572,6 +616,7 @@ mod tests {
         let mut area = vec![0u8; 4096];
         area[28..32].copy_from_slice(&0xFFFFu32.to_le_bytes()); // MXCSR_MASK
         area[512] = 0b100; // AVX already present
+        area[5] = 0xEE; // FTW's reserved high byte: cleared
         write_xsave_legacy(&mut area, &f);
         assert_eq!(&area[0..8], &[0x7F, 0x02, 0x00, 0x38, 0x81, 0, 0x23, 0x01]);
         assert_eq!(&area[8..16], &0x1122_3344_5566_7788u64.to_le_bytes());
@@ -592,6 +637,15 @@ mod tests {
     fn xcr0_msrs_and_debug_registers() {
         let mut v = SevVmsa::new_zeroed();
         assert_eq!(xcrs(&v).xcrs[0].value, 1);
+        // A zero PAT is left unwritten; the other MSRs are written as 0.
+        let unset: Vec<u32> = msrs(&v)
+            .unwrap()
+            .as_slice()
+            .iter()
+            .map(|e| e.index)
+            .collect();
+        assert_eq!(unset, MSRS[1..].iter().map(|m| m.0).collect::<Vec<_>>());
+        assert_eq!(msr_writes(&v).next(), Some((0xC000_0081, "STAR", 0)));
         v.xcr0 = 7;
         let x = xcrs(&v);
         assert_eq!((x.nr_xcrs, x.xcrs[0].xcr, x.xcrs[0].value), (1, 0, 7));

@@ -10,7 +10,7 @@
 //!
 //! * vCPU 0 (boot CPU): the file's VMSA as the backend's fallback loads it
 //!   (`igvm-snp-kvm` `vmsa_regs`: `KVM_SET_SREGS`, `KVM_SET_REGS`,
-//!   `KVM_SET_FPU`, `KVM_SET_XCRS`, `KVM_SET_MSRS`, `KVM_SET_DEBUGREGS`),
+//!   `KVM_SET_XSAVE`, `KVM_SET_XCRS`, `KVM_SET_MSRS`, `KVM_SET_DEBUGREGS`),
 //!   then what KVM keeps of it. [`boot_vmsa`] documents every field.
 //! * other vCPUs: KVM's reset state with RDX set to the CPU signature, as
 //!   QEMU writes it ([`reset_vmsa`], notes §4.6).
@@ -32,18 +32,21 @@
 //! * run KVM_SEV_INIT2 with [`KvmLegacyInputs::vmsa_features`];
 //! * not write a zero PAT (KVM keeps a written 0; the model assumes the
 //!   reset value, as for any VMSA that leaves PAT unset);
-//! * know that `KVM_SET_FPU` ignores MXCSR: a file whose MXCSR is not
-//!   0x1F80 needs `KVM_SET_XSAVE`, or the guest starts with 0x1F80 (which
-//!   is what KVM measures and what this model predicts);
+//! * load MXCSR through `KVM_SET_XSAVE` (`KVM_SET_FPU` ignores
+//!   `kvm_fpu.mxcsr`), so the file's MXCSR, 0 included, is what KVM
+//!   measures;
 //! * decode the VMSA's x87 registers in KVM's layout (bytes 0–7 of each
 //!   register, then bytes 8–9 of each) rather than as packed 10-byte
-//!   registers, or non-zero x87 registers do not round-trip;
+//!   registers, so they round-trip unchanged;
 //! * write RDX = [`KvmLegacyInputs::cpu_signature`] into every AP, as QEMU
 //!   does, or leave KVM's reset value and pass [`KVM_RESET_RDX`].
 //!
-//! Fields KVM never takes from the vCPU state (CR2, DR0–DR3, CET, PKRU,
-//! XSS, YMM, LBR, exit information) are 0 in the prediction; a file VMSA
-//! that sets them differs, and `compat` lists such fields.
+//! Fields KVM does not take from the vCPU state (CR2, which reaches the
+//! VMCB only at VMRUN; DR0–DR3; exit information) and fields it does take
+//! but the fallback does not set (XSS, PKRU and the YMM upper halves, which
+//! `sev_es_sync_vmsa()` copies from `ia32_xss`, `pkru` and the guest FPU;
+//! CET, DBGCTL/LBR, SPEC_CTRL) are 0 in the prediction; a file VMSA that
+//! sets them differs, and `compat` lists such fields.
 
 use igvm::snp_defs::{SevFeatures, SevSelector, SevVmsa};
 use serde::Serialize;
@@ -221,24 +224,6 @@ fn table(s: &SevSelector) -> SevSelector {
     sel(0, 0, s.limit & 0xFFFF, s.base)
 }
 
-/// The x87 registers: the fallback reads the VMSA's 80 bytes as eight packed
-/// 10-byte registers into `kvm_fpu.fpr`; `sev_es_sync_vmsa()` writes bytes
-/// 0–7 of each register to bytes `8i..8i+8` and bytes 8–9 to `64+2i`.
-fn x87_registers(file: &SevVmsa, out: &mut SevVmsa) {
-    let mut packed = [0u8; 80];
-    packed[..32].copy_from_slice(&file.x87_registers1);
-    packed[32..64].copy_from_slice(&file.x87_registers2);
-    packed[64..].copy_from_slice(&file.x87_registers3);
-    let mut split = [0u8; 80];
-    for (i, reg) in packed.chunks_exact(10).enumerate() {
-        split[i * 8..i * 8 + 8].copy_from_slice(&reg[..8]);
-        split[64 + i * 2..64 + i * 2 + 2].copy_from_slice(&reg[8..]);
-    }
-    out.x87_registers1.copy_from_slice(&split[..32]);
-    out.x87_registers2.copy_from_slice(&split[32..64]);
-    out.x87_registers3.copy_from_slice(&split[64..]);
-}
-
 /// The VMSA KVM builds for the boot vCPU after the fallback loaded `file`
 /// into it. Field by field (`sev_es_sync_vmsa()` copies the VMCB save area,
 /// then overwrites GPRs, RIP, XCR0, PKRU, XSS, DR6, SEV_FEATURES and the
@@ -266,11 +251,10 @@ fn x87_registers(file: &SevVmsa, out: &mut SevVmsa) {
 /// | xcr0 | max(file, 1) | the fallback's `xcrs` |
 /// | xss, pkru, spec_ctrl, dbgctl, CET, LBR, exit info | 0 | the fallback does not set them |
 /// | sev_features | `vmsa_features \| 1` | `sev->vmsa_features` |
-/// | x87 fcw, fsw, fop, dp, rip; ftw (low byte) | file | `KVM_SET_FPU` |
+/// | x87 fcw, fsw, fop, dp, rip, mxcsr; ftw (low byte) | file | the fallback's `KVM_SET_XSAVE` (legacy area) |
 /// | x87_ds, x87_cs | 0 | `sev_es_sync_vmsa` |
-/// | mxcsr | 0x1F80 | `KVM_SET_FPU` ignores `kvm_fpu.mxcsr` |
-/// | x87 registers | packed → split layout | see `x87_registers` |
-/// | xmm0–15 | file | `KVM_SET_FPU` |
+/// | x87 registers | file | read and written in the same split layout (bytes 0–7 of each register, then bytes 8–9 of each) |
+/// | xmm0–15 | file | `KVM_SET_XSAVE` |
 /// | ymm (high halves) | 0 | not loaded |
 /// | everything else | 0 | |
 pub fn boot_vmsa(file: &SevVmsa, inputs: &KvmLegacyInputs) -> SevVmsa {
@@ -333,13 +317,15 @@ pub fn boot_vmsa(file: &SevVmsa, inputs: &KvmLegacyInputs) -> SevVmsa {
     v.sev_features = SevFeatures::from_bits(inputs.sev_features());
 
     v.x87dp = file.x87dp;
-    v.mxcsr = MXCSR_RESET;
+    v.mxcsr = file.mxcsr;
     v.x87_ftw = file.x87_ftw & 0xFF;
     v.x87_fsw = file.x87_fsw;
     v.x87_fcw = file.x87_fcw;
     v.x87_op = file.x87_op;
     v.x87_rip = file.x87_rip;
-    x87_registers(file, &mut v);
+    v.x87_registers1 = file.x87_registers1;
+    v.x87_registers2 = file.x87_registers2;
+    v.x87_registers3 = file.x87_registers3;
     v.xmm_registers = file.xmm_registers;
     v
 }
@@ -524,7 +510,7 @@ mod tests {
         assert_eq!(v.cr4, 0x40);
         assert_eq!((v.cr2, v.dr0), (0, 0));
         assert_eq!(v.pat, PAT_DEFAULT);
-        assert_eq!(v.mxcsr, 0x1F80);
+        assert_eq!(v.mxcsr, 0x1F00);
         assert_eq!(v.efer, 0x1000);
         assert_eq!(v.xcr0, 1);
         assert_eq!(v.tr.attrib, 0x8B);
@@ -543,8 +529,7 @@ mod tests {
                 "sysenter_eip",
                 "cr2",
                 "pat",
-                "xcr0",
-                "mxcsr"
+                "xcr0"
             ]
         );
     }
@@ -556,13 +541,18 @@ mod tests {
         file.efer = 0x1500;
         file.cr0 = 0x8000_0011;
         file.x87_registers1[..10].copy_from_slice(&[1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
+        file.x87_registers3[14..].copy_from_slice(&[0xFF, 0x7F]);
+        file.mxcsr = 0;
         let v = boot_vmsa(&file, &inputs);
         assert_eq!(v.efer, 0x1500);
         let mut e = SevVmsa::new_zeroed();
         e.efer = 0x500;
         assert_eq!(boot_vmsa(&e, &inputs).efer, 0x1000 | 0x100);
-        assert_eq!(&v.x87_registers1[..8], &[1, 2, 3, 4, 5, 6, 7, 8]);
-        assert_eq!(&v.x87_registers3[..2], &[9, 10]);
+        // The fallback reads and KVM writes the same split layout.
+        assert_eq!(v.x87_registers1, file.x87_registers1);
+        assert_eq!(v.x87_registers2, file.x87_registers2);
+        assert_eq!(v.x87_registers3, file.x87_registers3);
+        assert_eq!(v.mxcsr, 0);
     }
 
     #[test]

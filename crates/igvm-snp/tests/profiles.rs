@@ -178,8 +178,8 @@ fn reset_vmsa_bytes(signature: u32, sev_features: u64) -> Vec<u8> {
 /// The boot VMSA KVM measures for the file's VMSA (real-mode, no LME): the
 /// adjustments of notes §4.6 (EFER.SVME, CR4.MCE, CR0 CD/NW cleared, G_PAT
 /// default when not set, SEV_FEATURES from INIT2) and the normalisations the
-/// fallback and KVM's ioctls make (TR a busy TSS, RFLAGS bit 1, XCR0 ≥ 1,
-/// MXCSR at reset since KVM_SET_FPU ignores it).
+/// fallback and KVM's ioctls make (TR a busy TSS, RFLAGS bit 1, XCR0 ≥ 1);
+/// MXCSR stays the file's, since the fallback loads it with KVM_SET_XSAVE.
 fn kvm_boot_vmsa(file: &[u8], inputs: &KvmLegacyInputs) -> Vec<u8> {
     let mut b = file.to_vec();
     let efer = get64(&b, 0xD0) | 0x1000;
@@ -199,7 +199,6 @@ fn kvm_boot_vmsa(file: &[u8], inputs: &KvmLegacyInputs) -> Vec<u8> {
     put(&mut b, 0x170, &rflags.to_le_bytes());
     let xcr0 = get64(&b, 0x3E8).max(1);
     put(&mut b, 0x3E8, &xcr0.to_le_bytes());
-    put(&mut b, 0x408, &0x1F80u32.to_le_bytes());
     b
 }
 
