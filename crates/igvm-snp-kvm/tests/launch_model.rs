@@ -289,3 +289,30 @@ fn a_rejected_cpuid_page_is_reported_entry_by_entry_and_retried_only_on_request(
     done.launched.memory.read(0x9000, &mut page).unwrap();
     assert_eq!(page, cpuid_page(7, 0x20));
 }
+
+/// KVM refuses LAUNCH_FINISH when DR7 has bits other than 0x400; the
+/// fallback says so before issuing anything more.
+#[test]
+fn the_fallback_refuses_a_vmsa_kvm_could_not_measure() {
+    if kvm_or_skip("the_fallback_refuses_a_vmsa_kvm_could_not_measure").is_none() {
+        return;
+    }
+    let bytes = demo_with(|dirs| {
+        for d in dirs.iter_mut() {
+            if let igvm::IgvmDirectiveHeader::SnpVpContext { vmsa, .. } = d {
+                vmsa.dr7 = 0x401;
+            }
+        }
+    });
+    let plan = LaunchPlan::new(&bytes, &config(), PlanOptions::default()).unwrap();
+    let model = FirmwareModel::new(ModelConfig {
+        vmsa_page_type: false,
+        ..ModelConfig::default()
+    });
+    let opts = options().with_vmsa_fallback(VmsaFallback::TranslateToRegisters);
+    let err = launch_model(&plan, &opts, model).unwrap_err();
+    assert!(
+        matches!(&err, LaunchError::FallbackRefused { reason } if reason.contains("DR7 0x401")),
+        "{err}"
+    );
+}

@@ -3,7 +3,7 @@
 use std::marker::PhantomData;
 use std::time::Instant;
 
-use igvm_snp::kvm_legacy::KvmLegacyInputs;
+use igvm_snp::kvm_legacy::{KvmLegacyInputs, boot_vmsa_refused};
 use igvm_snp::{LaunchPlan, LaunchStep, PageType};
 use kvm_bindings::CpuId;
 use kvm_ioctls::{VcpuFd, VmFd};
@@ -224,6 +224,11 @@ impl<'l, 'p, F: SnpFirmware + PrivateMemory> Launcher<'l, 'p, F, Started> {
                     return Err(LaunchError::VmsaPageTypeUnsupported { gpa: step.gpa });
                 }
                 let boot = boot.ok_or(LaunchError::NoBootVcpu)?;
+                // Fail now rather than at LAUNCH_FINISH, where KVM would
+                // refuse to build its VMSA from this state.
+                if let Some(reason) = boot_vmsa_refused(&self.plan.vmsa().vmsa) {
+                    return Err(LaunchError::FallbackRefused { reason });
+                }
                 tracing::warn!(
                     "the kernel refuses the VMSA page type: the VMSA goes into vCPU 0's \
                      registers and KVM measures its own VMSAs at LAUNCH_FINISH"

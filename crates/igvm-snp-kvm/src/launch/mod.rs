@@ -240,6 +240,12 @@ pub enum LaunchError {
         /// The VMSA's GPA.
         gpa: u64,
     },
+    /// KVM would refuse to build its VMSA from the file's VMSA state.
+    #[error("the VMSA cannot go through the register fallback: {reason}")]
+    FallbackRefused {
+        /// Why.
+        reason: String,
+    },
     /// The fallback needs the boot vCPU and none was given.
     #[error("the VMSA fallback needs the boot vCPU, and none was given")]
     NoBootVcpu,
