@@ -7,7 +7,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 /// Inspect, measure and launch IGVM files as AMD SEV-SNP guests on KVM.
 #[derive(Debug, Parser)]
-#[command(name = "igvm-load", version, about, long_about = None)]
+#[command(name = "igvm-load", version)]
 pub struct Cli {
     /// The command.
     #[command(subcommand)]
