@@ -42,6 +42,11 @@ fn loader() -> PathBuf {
     bin
 }
 
+/// Another example binary built next to the loader.
+fn example(name: &str) -> PathBuf {
+    loader().with_file_name(name)
+}
+
 /// Runs the loader with `args`, without RUST_LOG (so stderr holds only what
 /// the loader itself prints).
 fn igvm_load(args: &[&str]) -> Output {
@@ -650,4 +655,46 @@ fn check_reports_every_profile() {
         assert!(out.contains(profile), "{profile}: {out}");
     }
     assert!(out.contains(&digest), "{out}");
+}
+
+/// Progress lines go to stderr only when it is a terminal and `--quiet` is
+/// not given. The terminal comes from util-linux `script`, when installed.
+#[test]
+fn progress_only_on_a_terminal() {
+    let dir = scratch("progress");
+    let big = dir.join("big.igvm");
+    // 64 MiB of data pages: a long phase.
+    let made = Command::new(example("make-image"))
+        .arg("64")
+        .arg(&big)
+        .output()
+        .expect("make-image runs");
+    assert_exit(&made, 0, "make-image");
+    let big = big.to_str().unwrap();
+    let digest = measure(big, &[]);
+    let o = igvm_load(&["measure", big]);
+    assert!(o.stderr.is_empty(), "stderr is a pipe: {}", stderr(&o));
+
+    let on_terminal = |extra: &str| {
+        Command::new("script")
+            .args([
+                "-qec",
+                &format!("{} measure {big} {extra}", loader().display()),
+            ])
+            .arg("/dev/null")
+            .env_remove("RUST_LOG")
+            .output()
+    };
+    let Ok(o) = on_terminal("") else {
+        eprintln!("progress_only_on_a_terminal: `script` is not installed; terminal part skipped");
+        return;
+    };
+    assert_exit(&o, 0, "measure on a terminal");
+    let text = stdout(&o);
+    assert!(text.contains("hashing 16"), "{text}");
+    assert!(text.contains(" pages… done in "), "{text}");
+    assert!(text.contains(&digest), "{text}");
+    let o = on_terminal("--quiet").unwrap();
+    assert_exit(&o, 0, "measure --quiet on a terminal");
+    assert_eq!(stdout(&o).trim_end(), digest);
 }
