@@ -33,12 +33,30 @@ fn loader() -> PathBuf {
         .and_then(Path::parent)
         .expect("the test executable is in target/<profile>/deps");
     let bin = dir.join("examples").join("igvm-load");
-    assert!(
-        bin.exists(),
-        "{} is missing: run `cargo test` for the whole package, or `cargo build --example \
-         igvm-load` first",
-        bin.display()
-    );
+    let built = std::fs::metadata(&bin).and_then(|m| m.modified());
+    let Ok(built) = built else {
+        panic!(
+            "{} is missing: run `cargo test` for the whole package, or `cargo build --example \
+             igvm-load` first",
+            bin.display()
+        );
+    };
+    // A run of this target alone does not rebuild the example: refuse to test
+    // a binary older than the loader's sources.
+    let sources = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/igvm-load");
+    for entry in std::fs::read_dir(&sources).unwrap() {
+        let source = entry.unwrap().path();
+        let changed = std::fs::metadata(&source)
+            .and_then(|m| m.modified())
+            .unwrap();
+        assert!(
+            changed <= built,
+            "{} is older than {}: run `cargo test` for the whole package, or `cargo build \
+             --example igvm-load` first",
+            bin.display(),
+            source.display()
+        );
+    }
     bin
 }
 
@@ -494,6 +512,7 @@ fn launch_on_the_model_without_the_vmsa_page_type() {
     let err = stderr(&o);
     assert!(err.starts_with(&format!("error: {file}: ")), "{err}");
     assert!(err.contains("VMSA page type"), "{err}");
+    assert!(err.contains("--allow-vmsa-fallback"), "{err}");
 
     // With it, the digest is KVM's per-vCPU one: the kvm-legacy profile's.
     let legacy = measure(&file, &["--profile", "kvm-legacy", "--vcpus", "2"]);

@@ -8,7 +8,7 @@ use std::process::ExitCode;
 use igvm_snp::kvm_legacy::KvmLegacyInputs;
 use igvm_snp::{LaunchDigest, LaunchPlan, VmsaPlacement};
 use igvm_snp_kvm::launch::{
-    LaunchOptions, LaunchReport, VmsaFallback, VmsaOutcome, launch_model, launch_snp,
+    LaunchError, LaunchOptions, LaunchReport, VmsaFallback, VmsaOutcome, launch_model, launch_snp,
 };
 use igvm_snp_kvm::sev::{CpuidRetry, FirmwareModel, ModelConfig};
 
@@ -86,7 +86,17 @@ pub fn run(out: &mut impl Write, cmd: &LaunchCmd, progress: Progress) -> Result<
             });
             let done = progress
                 .phase("launching", pages, || launch_model(&plan, &options, model))
-                .map_err(|e| context(format!("{file}: launch on the firmware model failed"), e))?;
+                .map_err(|e| {
+                    let hint = if matches!(e, LaunchError::VmsaPageTypeUnsupported { .. }) {
+                        " (--allow-vmsa-fallback launches with KVM's per-vCPU VMSAs)"
+                    } else {
+                        ""
+                    };
+                    context(
+                        format!("{file}: launch on the firmware model failed{hint}"),
+                        e,
+                    )
+                })?;
             let report = done.launched.report;
             let plan_digest = progress.phase("hashing", pages, || plan.launch_digest());
             let predicted_legacy = match report.vmsa {
