@@ -98,7 +98,7 @@ pub struct LaunchCmd {
 /// Options of `run`.
 #[derive(Debug, Args)]
 pub struct RunCmd {
-    /// Run on plain KVM without SEV (the only mode: SEV-SNP guests cannot be run here).
+    /// Run on plain KVM without SEV (required: SEV-SNP launches are `launch`'s).
     #[arg(long, required = true)]
     pub native: bool,
     /// The IGVM file.
