@@ -8,3 +8,9 @@
 
 pub use igvm_snp as plan;
 pub use igvm_snp_kvm as kvm;
+
+/// The README's code blocks, compiled and run as doctests so its library
+/// example stays correct.
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;

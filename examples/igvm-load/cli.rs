@@ -1,12 +1,13 @@
 //! Command-line definitions.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 /// Inspect, measure and launch IGVM files as AMD SEV-SNP guests on KVM.
 #[derive(Debug, Parser)]
-#[command(name = "igvm-load", version, about, long_about = None)]
+#[command(name = "igvm-load", version)]
 pub struct Cli {
     /// The command.
     #[command(subcommand)]
@@ -42,6 +43,10 @@ pub enum Command {
         #[command(flatten)]
         launch: LaunchArgs,
     },
+    /// Execute the plan: SEV-SNP on this host's KVM, or the firmware model on a plain KVM VM.
+    Launch(LaunchCmd),
+    /// Run the file natively on plain KVM (no SEV), the guest's serial output on stdout.
+    Run(RunCmd),
     /// For every measurement profile: whether the file can be launched that way, its digest,
     /// and why the profiles differ.
     Check(crate::check::CheckArgs),
@@ -54,6 +59,57 @@ pub enum Command {
     },
 }
 
+/// Where `launch` executes the plan.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Backend {
+    /// SEV-SNP on this host's KVM (needs an SEV-SNP host; checked first).
+    Kvm,
+    /// The software model of the AMD Secure Processor, with real KVM memory and vCPUs on a
+    /// plain VM. A model written from the published interfaces, not the firmware.
+    Model,
+}
+
+/// Options of `launch`.
+#[derive(Debug, Args)]
+pub struct LaunchCmd {
+    /// The IGVM file.
+    pub file: PathBuf,
+    /// The backend.
+    #[arg(long, value_enum)]
+    pub backend: Backend,
+    /// Print the launch report as JSON.
+    #[arg(long)]
+    pub json: bool,
+    /// Without the VMSA page type in the kernel, translate the VMSA into vCPU 0's registers
+    /// and let KVM measure its own VMSA per vCPU (the digest is then KVM's, not the plan's).
+    #[arg(long)]
+    pub allow_vmsa_fallback: bool,
+    /// Configure the firmware model without the VMSA page type, as today's kernels (shows the
+    /// fallback path with --allow-vmsa-fallback).
+    #[arg(long)]
+    pub model_no_vmsa_type: bool,
+    /// Retry a CPUID page the firmware rejects once, with the firmware's corrections.
+    #[arg(long)]
+    pub cpuid_retry: bool,
+    #[command(flatten)]
+    pub launch: LaunchArgs,
+}
+
+/// Options of `run`.
+#[derive(Debug, Args)]
+pub struct RunCmd {
+    /// Run on plain KVM without SEV (required: SEV-SNP launches are `launch`'s).
+    #[arg(long, required = true)]
+    pub native: bool,
+    /// The IGVM file.
+    pub file: PathBuf,
+    /// Stop the guest after this many seconds.
+    #[arg(long, default_value = "10", value_parser = crate::config::parse_seconds)]
+    pub time_limit: Duration,
+    #[command(flatten)]
+    pub launch: LaunchArgs,
+}
+
 /// Rules that change what is launched, and hence the digest.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum ProfileArg {
@@ -63,6 +119,9 @@ pub enum ProfileArg {
     NativeZero,
     /// coconut-svsm igvmmeasure: shared pages measured, one page per parameter insert.
     Igvmmeasure,
+    /// Today's upstream KVM: no VMSA step; KVM measures one VMSA per vCPU at LAUNCH_FINISH
+    /// (a model; see --cpu-signature).
+    KvmLegacy,
 }
 
 /// Options shared by the commands that plan a launch.
@@ -86,4 +145,9 @@ pub struct LaunchArgs {
     /// Measurement rules.
     #[arg(long, value_enum, default_value_t = ProfileArg::Spec)]
     pub profile: ProfileArg,
+    /// CPU signature (CPUID 1 EAX) in the APs' RDX, hexadecimal, e.g. a00f11 for EPYC-Milan:
+    /// used by the kvm-legacy profile and the launch fallback [default: 600, KVM's reset
+    /// value].
+    #[arg(long, value_parser = crate::check::parse_hex_u32)]
+    pub cpu_signature: Option<u32>,
 }

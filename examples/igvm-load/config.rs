@@ -1,6 +1,9 @@
 //! Turning command-line options into a launch configuration.
 
-use igvm_snp::{GpaRange, LaunchConfig, ParameterInserts, PlanOptions, SharedPages, ZeroPages};
+use std::time::Duration;
+
+use igvm_snp::kvm_legacy::{KVM_RESET_RDX, KvmLegacyInputs};
+use igvm_snp::{GpaRange, LaunchConfig, PlanOptions, Profile, ZeroPages};
 
 use crate::cli::{LaunchArgs, ProfileArg};
 
@@ -27,6 +30,18 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
         return Err(format!("`{s}` must be a non-zero multiple of 4 KiB"));
     }
     Ok(bytes)
+}
+
+/// Parses a time limit in seconds, e.g. `10` or `0.5`.
+pub fn parse_seconds(s: &str) -> Result<Duration, String> {
+    let secs: f64 = s
+        .trim()
+        .parse()
+        .map_err(|_| format!("`{s}` is not a number of seconds"))?;
+    if secs <= 0.0 {
+        return Err(format!("`{s}`: the time limit must be positive"));
+    }
+    Duration::try_from_secs_f64(secs).map_err(|e| format!("`{s}`: {e}"))
 }
 
 /// Parses 64 hexadecimal digits.
@@ -67,18 +82,27 @@ pub fn launch_config(args: &LaunchArgs) -> LaunchConfig {
     config
 }
 
-/// The planner options for the options.
-pub fn plan_options(args: &LaunchArgs) -> PlanOptions {
-    let mut o = match args.profile {
-        ProfileArg::Spec => PlanOptions::default(),
-        ProfileArg::NativeZero => PlanOptions::native_zero(),
-        ProfileArg::Igvmmeasure => {
-            let mut o = PlanOptions::default();
-            o.shared_pages = SharedPages::MeasuredNormal;
-            o.parameter_inserts = ParameterInserts::FirstPageOnly;
-            o
-        }
+/// The CPU signature in the APs' RDX.
+pub fn cpu_signature(args: &LaunchArgs) -> u32 {
+    args.cpu_signature.unwrap_or(KVM_RESET_RDX)
+}
+
+/// What KVM's own VMSAs depend on, for a file whose boot VMSA asks for
+/// `init2_vmsa_features`.
+pub fn legacy_inputs(args: &LaunchArgs, init2_vmsa_features: u64) -> KvmLegacyInputs {
+    KvmLegacyInputs::new(args.vcpus, init2_vmsa_features, cpu_signature(args))
+}
+
+/// The planner options for the options. `init2_vmsa_features` (the file's,
+/// from a first plan) is only needed by the kvm-legacy profile.
+pub fn plan_options(args: &LaunchArgs, init2_vmsa_features: u64) -> PlanOptions {
+    let profile = match args.profile {
+        ProfileArg::Spec => Profile::IgvmSpec,
+        ProfileArg::NativeZero => Profile::NativeZero,
+        ProfileArg::Igvmmeasure => Profile::Igvmmeasure,
+        ProfileArg::KvmLegacy => Profile::KvmLegacy(legacy_inputs(args, init2_vmsa_features)),
     };
+    let mut o = profile.options();
     if args.native_zero {
         o.zero_pages = ZeroPages::NativeZero;
     }

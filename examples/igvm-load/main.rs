@@ -1,9 +1,11 @@
 //! `igvm-load`: inspect, measure and launch IGVM files as AMD SEV-SNP guests.
 //!
 //! ```text
-//! cargo run --release --example igvm-load -- demo
+//! cargo run --release --example igvm-load -- demo [--write FILE]
 //! cargo run --release --example igvm-load -- plan FILE [--json]
 //! cargo run --release --example igvm-load -- measure FILE [--native-zero] [--json] [--trace]
+//! cargo run --release --example igvm-load -- launch FILE --backend kvm|model [--json]
+//! cargo run --release --example igvm-load -- run --native FILE
 //! cargo run --release --example igvm-load -- check FILE [--json] [--vcpus N] [--cpu-signature HEX]
 //! ```
 //!
@@ -13,20 +15,30 @@
 mod check;
 mod cli;
 mod config;
+mod failure;
+mod launch;
+mod native;
+mod progress;
 mod report;
 
 use std::error::Error as StdError;
 use std::io::Write;
 use std::path::Path;
 use std::process::ExitCode;
+use std::time::Duration;
 
-use clap::Parser;
-use igvm_snp::LaunchPlan;
+use clap::{CommandFactory, Parser};
+use igvm_snp::{LaunchPlan, PlanOptions};
+use igvm_snp_kvm::native::NativeConfig;
 
-use cli::{Cli, Command, LaunchArgs};
+use cli::{Cli, Command, LaunchArgs, ProfileArg};
+use progress::Progress;
 
 /// A failure: a message and its causes.
 type Failure = Box<dyn StdError + Send + Sync>;
+
+/// Guest RAM of the demo.
+const DEMO_MEMORY: u64 = 16 << 20;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -37,12 +49,7 @@ fn main() -> ExitCode {
     match run(&cli) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {e}");
-            let mut cause = e.source();
-            while let Some(c) = cause {
-                eprintln!("  caused by: {c}");
-                cause = c.source();
-            }
+            let _ = failure::write_failure(&mut std::io::stderr().lock(), e.as_ref());
             ExitCode::from(1)
         }
     }
@@ -53,28 +60,43 @@ fn read(path: &Path) -> Result<Vec<u8>, Failure> {
     std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()).into())
 }
 
-/// Plans a file, naming it in the error.
+/// Plans a file, naming it in the error. The kvm-legacy profile needs the
+/// file's VMSA features, so it plans twice.
 fn plan<'a>(path: &Path, bytes: &'a [u8], args: &LaunchArgs) -> Result<LaunchPlan<'a>, Failure> {
-    LaunchPlan::new(
-        bytes,
-        &config::launch_config(args),
-        config::plan_options(args),
-    )
-    .map_err(|e| format!("{}: {e}", path.display()).into())
+    let config = config::launch_config(args);
+    let named = |e: igvm_snp::Error| -> Failure { format!("{}: {e}", path.display()).into() };
+    let features = if args.profile == ProfileArg::KvmLegacy {
+        LaunchPlan::new(bytes, &config, PlanOptions::default())
+            .map_err(named)?
+            .init2_vmsa_features()
+    } else {
+        0
+    };
+    LaunchPlan::new(bytes, &config, config::plan_options(args, features)).map_err(named)
+}
+
+/// The plan as a table, announcing the hashing when it is long.
+fn plan_table(plan: &LaunchPlan<'_>, progress: Progress) -> String {
+    progress.phase("hashing", plan.launched_pages(), || {
+        report::plan_table(plan)
+    })
 }
 
 fn run(cli: &Cli) -> Result<ExitCode, Failure> {
     let mut out = std::io::stdout().lock();
+    let progress = Progress::new(cli.quiet);
     match &cli.command {
         Command::Plan { file, json, launch } => {
             let bytes = read(file)?;
             let plan = plan(file, &bytes, launch)?;
             if *json {
                 let mut v = serde_json::to_value(&plan)?;
-                v["launch_digest"] = serde_json::Value::String(plan.launch_digest().to_string());
+                let digest =
+                    progress.phase("hashing", plan.launched_pages(), || plan.launch_digest());
+                v["launch_digest"] = serde_json::Value::String(digest.to_string());
                 writeln!(out, "{}", serde_json::to_string_pretty(&v)?)?;
             } else {
-                write!(out, "{}", report::plan_table(&plan))?;
+                write!(out, "{}", plan_table(&plan, progress))?;
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -86,35 +108,62 @@ fn run(cli: &Cli) -> Result<ExitCode, Failure> {
         } => {
             let bytes = read(file)?;
             let plan = plan(file, &bytes, launch)?;
-            let digest = plan.launch_digest();
+            let pages = plan.launched_pages();
+            // With --trace the trace's last running digest is the launch digest.
+            let (digest, trace) = progress.phase("hashing", pages, || {
+                if *trace {
+                    let t = plan.measure_trace();
+                    let d = t.last().map(|e| e.digest);
+                    (d.unwrap_or_else(|| plan.launch_digest()), Some(t))
+                } else {
+                    (plan.launch_digest(), None)
+                }
+            });
             if *json {
                 let mut v = serde_json::json!({ "launch_digest": digest.to_string() });
-                if *trace {
-                    v["trace"] = serde_json::to_value(plan.measure_trace())?;
+                if let Some(t) = &trace {
+                    v["trace"] = serde_json::to_value(t)?;
                 }
                 if let Some(ld) = plan.finish().expected_digest {
                     v["id_block_digest"] = serde_json::Value::String(ld.to_string());
                 }
                 writeln!(out, "{}", serde_json::to_string_pretty(&v)?)?;
             } else {
-                if *trace {
-                    write!(out, "{}", report::trace_table(&plan))?;
+                if let Some(t) = &trace {
+                    write!(out, "{}", report::trace_table(t))?;
                 }
                 writeln!(out, "{digest}")?;
             }
             out.flush()?;
-            if let Err(e) = plan.check_id_block(&digest) {
-                eprintln!("error: {}: {e}", file.display());
-                return Ok(ExitCode::from(1));
-            }
+            plan.check_id_block(&digest)
+                .map_err(|e| format!("{}: {e}", file.display()))?;
             Ok(ExitCode::SUCCESS)
         }
+        Command::Launch(cmd) => {
+            if cmd.launch.profile == ProfileArg::KvmLegacy {
+                Cli::command()
+                    .error(
+                        clap::error::ErrorKind::ArgumentConflict,
+                        "launch executes the file's VMSA step; for KVM's per-vCPU measurement \
+                         use --allow-vmsa-fallback instead of --profile kvm-legacy",
+                    )
+                    .exit();
+            }
+            launch::run(&mut out, cmd, progress)
+        }
+        Command::Run(cmd) => native::run(&mut out, cmd, progress),
         Command::Check(args) => check::run(&mut out, args),
-        Command::Demo { write } => demo(&mut out, write.as_deref(), cli.quiet),
+        Command::Demo { write } => demo(&mut out, write.as_deref(), progress),
     }
 }
 
-fn demo(out: &mut impl Write, write: Option<&Path>, _quiet: bool) -> Result<ExitCode, Failure> {
+/// `demo`: the built-in demo file's plan and digest, then a native run on
+/// /dev/kvm when it opens.
+fn demo(
+    out: &mut impl Write,
+    write: Option<&Path>,
+    progress: Progress,
+) -> Result<ExitCode, Failure> {
     let bytes = igvm_snp::demo::demo_igvm();
     if let Some(path) = write {
         std::fs::write(path, &bytes)
@@ -122,15 +171,39 @@ fn demo(out: &mut impl Write, write: Option<&Path>, _quiet: bool) -> Result<Exit
         writeln!(out, "wrote {} ({} bytes)", path.display(), bytes.len())?;
     }
     let args = LaunchArgs {
-        memory: 16 << 20,
+        memory: DEMO_MEMORY,
         vcpus: 1,
         cmdline: None,
         host_data: None,
         native_zero: false,
-        profile: cli::ProfileArg::Spec,
+        profile: ProfileArg::Spec,
+        cpu_signature: None,
     };
-    let plan = plan(Path::new("demo.igvm"), &bytes, &args)?;
-    writeln!(out, "Demo IGVM file: {} bytes\n", bytes.len())?;
-    write!(out, "{}", report::plan_table(&plan))?;
+    let name = "demo.igvm";
+    let plan = plan(Path::new(name), &bytes, &args)?;
+    writeln!(
+        out,
+        "Demo IGVM file: {} bytes, built in memory with the igvm crate's builder \
+         (one SEV-SNP platform, a VMSA, a 16-bit guest at the reset vector)\n",
+        bytes.len()
+    )?;
+    write!(out, "{}", plan_table(&plan, progress))?;
+    writeln!(out)?;
+    let kvm = igvm_snp_kvm::preflight::KVM_DEVICE;
+    if let Err(e) = std::fs::OpenOptions::new().read(true).write(true).open(kvm) {
+        writeln!(
+            out,
+            "{kvm} cannot be opened ({e}): skipping the native run."
+        )?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    writeln!(
+        out,
+        "Running it natively on {kvm} (a plain KVM VM, no SEV); the guest's serial output:"
+    )?;
+    out.flush()?;
+    let native = NativeConfig::new(config::ram_ranges(DEMO_MEMORY), Duration::from_secs(10));
+    native::run_plan(out, name, &plan, &native, progress)?;
+    writeln!(out, "The guest halted.")?;
     Ok(ExitCode::SUCCESS)
 }

@@ -2,7 +2,8 @@
 
 use std::fmt::Write as _;
 
-use igvm_snp::{LaunchPlan, PAGE_SIZE, StepSource};
+use igvm_snp::kvm_legacy::KVM_VMSA_GPA;
+use igvm_snp::{LaunchPlan, PAGE_SIZE, StepSource, TraceEntry, VmsaPlacement};
 
 /// The plan as a table: one row per SNP_LAUNCH_UPDATE step, with the
 /// directive it came from and the running digest after the step.
@@ -24,7 +25,7 @@ pub fn plan_table(plan: &LaunchPlan<'_>) -> String {
         "step", "GPA range", "pages", "type", "directive"
     );
     let digests = plan.step_digests();
-    for (step, digest) in plan.steps().iter().zip(digests) {
+    for (step, digest) in plan.steps().iter().zip(&digests) {
         let end = step.gpa + step.pages * PAGE_SIZE as u64 - 1;
         let dirs = &step.directives;
         let source = match step.source {
@@ -49,7 +50,20 @@ pub fn plan_table(plan: &LaunchPlan<'_>) -> String {
             step.pages,
             step.page_type.name(),
             source,
-            &d[..16]
+            d.get(..16).unwrap_or_default()
+        );
+    }
+    if let VmsaPlacement::KvmFinish(legacy) = plan.options().vmsa {
+        let d = digests.last().map(ToString::to_string).unwrap_or_default();
+        let _ = writeln!(
+            s,
+            "   -  {:#015x}-{:#015x}  {:>7}  {:<10}  {:<18}  {}…",
+            KVM_VMSA_GPA,
+            KVM_VMSA_GPA + PAGE_SIZE as u64 - 1,
+            legacy.vcpus,
+            "VMSA",
+            "KVM, at FINISH",
+            d.get(..16).unwrap_or_default()
         );
     }
     for run in plan.shared_runs() {
@@ -82,20 +96,24 @@ pub fn plan_table(plan: &LaunchPlan<'_>) -> String {
     if let Some(ld) = plan.finish().expected_digest {
         let _ = writeln!(s, "ID block expects digest {ld}");
     }
+    // The last running digest is the launch digest: no second hashing pass.
+    let digest = digests
+        .last()
+        .copied()
+        .unwrap_or_else(|| plan.launch_digest());
     let _ = writeln!(
         s,
-        "{} steps, {} pages launched, launch digest {}",
+        "{} steps, {} pages launched, launch digest {digest}",
         plan.steps().len(),
         plan.launched_pages(),
-        plan.launch_digest()
     );
     s
 }
 
 /// The per-page trace as text.
-pub fn trace_table(plan: &LaunchPlan<'_>) -> String {
+pub fn trace_table(trace: &[TraceEntry]) -> String {
     let mut s = String::new();
-    for e in plan.measure_trace() {
+    for e in trace {
         let _ = writeln!(
             s,
             "{:>4} {:#015x} {:<10} {} {}",

@@ -1,0 +1,99 @@
+//! `igvm-load run --native FILE`: the plan on a plain KVM VM (no SEV), the
+//! guest's serial output streamed to stdout as it comes.
+
+use std::io::Write;
+use std::process::ExitCode;
+
+use igvm_snp::LaunchPlan;
+use igvm_snp_kvm::native::{NativeConfig, NativeOutcome, NativeVm, UnexpectedExit};
+
+use crate::cli::RunCmd;
+use crate::failure::context;
+use crate::progress::Progress;
+use crate::{Failure, config};
+
+/// Runs `run --native`.
+pub fn run(out: &mut impl Write, cmd: &RunCmd, progress: Progress) -> Result<ExitCode, Failure> {
+    let bytes = crate::read(&cmd.file)?;
+    let plan = crate::plan(&cmd.file, &bytes, &cmd.launch)?;
+    let native = NativeConfig::new(config::ram_ranges(cmd.launch.memory), cmd.time_limit);
+    run_plan(
+        out,
+        &cmd.file.display().to_string(),
+        &plan,
+        &native,
+        progress,
+    )?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Loads `plan` into a plain KVM VM and runs vCPU 0 until it halts, writing
+/// its serial output to `out`. `name` names the file in errors.
+///
+/// # Errors
+/// When the VM cannot be set up or run, or the guest does not halt.
+pub fn run_plan(
+    out: &mut impl Write,
+    name: &str,
+    plan: &LaunchPlan<'_>,
+    native: &NativeConfig,
+    progress: Progress,
+) -> Result<(), Failure> {
+    let mut vm = progress
+        .phase("loading", plan.launched_pages(), || {
+            NativeVm::new(plan, native)
+        })
+        .map_err(|e| context(format!("{name}: cannot set up the native VM"), e))?;
+    let mut write_error = None;
+    let outcome = vm
+        .run(native, |bytes| {
+            if write_error.is_none() {
+                if let Err(e) = out.write_all(bytes).and_then(|()| out.flush()) {
+                    write_error = Some(e);
+                }
+            }
+        })
+        .map_err(|e| context(format!("{name}: the native run failed"), e))?;
+    if let Some(e) = write_error {
+        return Err(context("cannot write the guest's output", e));
+    }
+    let limit = native.time_limit.as_secs_f64();
+    Err(match outcome {
+        NativeOutcome::Halted { .. } => return Ok(()),
+        NativeOutcome::TimedOut { rip } => {
+            format!("{name}: the guest did not halt within {limit} s (stopped at RIP {rip:#x})")
+        }
+        NativeOutcome::Shutdown { rip } => {
+            format!("{name}: the guest shut down (e.g. a triple fault) at RIP {rip:#x}")
+        }
+        NativeOutcome::UnexpectedExit { exit, rip } => {
+            format!(
+                "{name}: the guest stopped at RIP {rip:#x}: {}",
+                describe(&exit)
+            )
+        }
+        other => format!("{name}: the guest stopped: {other:?}"),
+    }
+    .into())
+}
+
+/// An unexpected VM exit in words.
+fn describe(exit: &UnexpectedExit) -> String {
+    match exit {
+        UnexpectedExit::MmioRead { gpa, len } => {
+            format!("a {len}-byte read of unmapped guest memory at {gpa:#x}")
+        }
+        UnexpectedExit::MmioWrite { gpa, data } => format!(
+            "a {}-byte write to unmapped guest memory at {gpa:#x}",
+            data.len()
+        ),
+        UnexpectedExit::FailEntry { reason, cpu } => {
+            format!("KVM could not enter the guest (reason {reason:#x}, host CPU {cpu})")
+        }
+        UnexpectedExit::InternalError { suberror, data } => {
+            format!("KVM internal error {suberror} (data {data:x?})")
+        }
+        UnexpectedExit::Other(what) => format!("unhandled VM exit {what}"),
+        other => format!("unhandled VM exit {other:?}"),
+    }
+}

@@ -1,0 +1,719 @@
+//! End-to-end tests of the example loader: every command of the built
+//! `igvm-load` binary, on files the tests write (`demo --write` and files
+//! built with the `igvm` crate's builder), including bad files and usage
+//! errors.
+//!
+//! The binary is the example built next to this test executable:
+//! `cargo test` builds the package's examples before running its
+//! integration tests (`target/<profile>/examples/igvm-load`). A run limited
+//! to this target (`cargo test --test loader_cli`) does not build them;
+//! build the example first then (`cargo build --example igvm-load`).
+//!
+//! Tests that run a guest need /dev/kvm: skipped with a note without it,
+//! failing instead when IGVM_SNP_REQUIRE_KVM=1.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use igvm::{IgvmDirectiveHeader, IgvmFile, IgvmPlatformHeader, IgvmRevision};
+use igvm_defs::{
+    IGVM_VHS_SUPPORTED_PLATFORM, IgvmPageDataFlags, IgvmPageDataType, IgvmPlatformType,
+};
+use igvm_snp::demo::{CODE_GPA, DATA_GPA, GREETING};
+use igvm_snp::{GpaRange, LaunchConfig, LaunchPlan, PlanOptions};
+use igvm_snp_kvm::kvm_check::kvm_or_skip;
+use igvm_snp_kvm::preflight::PreflightReport;
+
+/// The example binary, next to this test executable.
+fn loader() -> PathBuf {
+    let exe = std::env::current_exe().expect("the test executable's path");
+    // target/<profile>/deps/loader_cli-<hash> → target/<profile>/examples/
+    let dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("the test executable is in target/<profile>/deps");
+    let bin = dir.join("examples").join("igvm-load");
+    let built = std::fs::metadata(&bin).and_then(|m| m.modified());
+    let Ok(built) = built else {
+        panic!(
+            "{} is missing: run `cargo test` for the whole package, or `cargo build --example \
+             igvm-load` first",
+            bin.display()
+        );
+    };
+    // A run of this target alone does not rebuild the example: refuse to test
+    // a binary older than the loader's sources.
+    let sources = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/igvm-load");
+    for entry in std::fs::read_dir(&sources).unwrap() {
+        let source = entry.unwrap().path();
+        let changed = std::fs::metadata(&source)
+            .and_then(|m| m.modified())
+            .unwrap();
+        assert!(
+            changed <= built,
+            "{} is older than {}: run `cargo test` for the whole package, or `cargo build \
+             --example igvm-load` first",
+            bin.display(),
+            source.display()
+        );
+    }
+    bin
+}
+
+/// Another example binary built next to the loader.
+fn example(name: &str) -> PathBuf {
+    loader().with_file_name(name)
+}
+
+/// Runs the loader with `args`, without RUST_LOG (so stderr holds only what
+/// the loader itself prints).
+fn igvm_load(args: &[&str]) -> Output {
+    Command::new(loader())
+        .args(args)
+        .env_remove("RUST_LOG")
+        .output()
+        .expect("the loader runs")
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// Asserts the exit code, showing the output when it differs.
+fn assert_exit(o: &Output, code: i32, what: &str) {
+    assert_eq!(
+        o.status.code(),
+        Some(code),
+        "{what}\nstdout:\n{}\nstderr:\n{}",
+        stdout(o),
+        stderr(o)
+    );
+}
+
+/// A directory of its own for test `name`.
+fn scratch(name: &str) -> PathBuf {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join("loader_cli")
+        .join(name);
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// Writes `bytes` as `dir/name` and returns the path as a string.
+fn write(dir: &Path, name: &str, bytes: &[u8]) -> String {
+    let path = dir.join(name);
+    std::fs::write(&path, bytes).unwrap();
+    path.to_str().unwrap().to_string()
+}
+
+/// The demo file with its directives edited, serialized by the igvm crate.
+fn demo_with(edit: impl FnOnce(&mut Vec<IgvmDirectiveHeader>)) -> Vec<u8> {
+    let file = igvm_snp::demo::demo_file();
+    let mut dirs = file.directives().to_vec();
+    edit(&mut dirs);
+    serialize(IgvmFile::new(
+        IgvmRevision::V1,
+        file.platforms().to_vec(),
+        file.initializations().to_vec(),
+        dirs,
+    ))
+}
+
+fn serialize(file: Result<IgvmFile, igvm::Error>) -> Vec<u8> {
+    let mut bytes = Vec::new();
+    file.unwrap().serialize(&mut bytes).unwrap();
+    bytes
+}
+
+/// Replaces the demo's data page with `data`.
+fn demo_with_data(data: Vec<u8>) -> Vec<u8> {
+    demo_with(|dirs| {
+        for d in dirs.iter_mut() {
+            if let IgvmDirectiveHeader::PageData { gpa, data: old, .. } = d {
+                if *gpa == DATA_GPA {
+                    *old = data.clone();
+                }
+            }
+        }
+    })
+}
+
+/// Replaces the demo's code page with `code` at the reset vector (page
+/// offset 0xFF0).
+fn demo_with_reset_code(code: &[u8]) -> Vec<u8> {
+    demo_with(|dirs| {
+        for d in dirs.iter_mut() {
+            if let IgvmDirectiveHeader::PageData { gpa, data, .. } = d {
+                if *gpa == CODE_GPA {
+                    data[0xFF0..0xFF0 + code.len()].copy_from_slice(code);
+                }
+            }
+        }
+    })
+}
+
+/// A file whose only platform is VSM isolation: no SEV-SNP platform.
+fn no_snp_platform() -> Vec<u8> {
+    serialize(IgvmFile::new(
+        IgvmRevision::V1,
+        vec![IgvmPlatformHeader::SupportedPlatform(
+            IGVM_VHS_SUPPORTED_PLATFORM {
+                compatibility_mask: 1,
+                highest_vtl: 0,
+                platform_type: IgvmPlatformType::VSM_ISOLATION,
+                platform_version: 1,
+                shared_gpa_boundary: 0,
+            },
+        )],
+        vec![],
+        vec![IgvmDirectiveHeader::PageData {
+            gpa: 0x1000,
+            compatibility_mask: 1,
+            flags: IgvmPageDataFlags::new(),
+            data_type: IgvmPageDataType::NORMAL,
+            data: vec![0x90; 4096],
+        }],
+    ))
+}
+
+/// The demo with an SNP ID block expecting `ld`.
+fn demo_with_id_block(ld: [u8; 48]) -> Vec<u8> {
+    demo_with(|dirs| {
+        dirs.push(IgvmDirectiveHeader::SnpIdBlock {
+            compatibility_mask: 1,
+            author_key_enabled: 0,
+            reserved: [0; 3],
+            ld,
+            family_id: [0; 16],
+            image_id: [0; 16],
+            version: 1,
+            guest_svn: 0,
+            id_key_algorithm: 1,
+            author_key_algorithm: 0,
+            id_key_signature: Box::new(zerocopy::FromZeros::new_zeroed()),
+            id_public_key: Box::new(zerocopy::FromZeros::new_zeroed()),
+            author_key_signature: Box::new(zerocopy::FromZeros::new_zeroed()),
+            author_public_key: Box::new(zerocopy::FromZeros::new_zeroed()),
+        })
+    })
+}
+
+/// The digest the library gives for `bytes` with the loader's defaults
+/// (1 vCPU, 512 MiB).
+fn library_digest(bytes: &[u8], options: PlanOptions) -> String {
+    let config = LaunchConfig::new(1, vec![GpaRange::new(0, 512 << 20)]);
+    LaunchPlan::new(bytes, &config, options)
+        .unwrap()
+        .launch_digest()
+        .to_string()
+}
+
+/// The line the demo guest prints for a data page (computed here from the
+/// page, not by the library).
+fn greeting_for(data: &[u8]) -> String {
+    let sum = data.iter().fold(0u16, |s, b| s.wrapping_add(u16::from(*b)));
+    format!("{GREETING}{sum:04X}\n")
+}
+
+fn is_digest(s: &str) -> bool {
+    s.len() == 96 && s.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+/// The digest `measure FILE EXTRA…` prints (exit 0, 96 hexadecimal digits).
+fn measure(file: &str, extra: &[&str]) -> String {
+    let o = igvm_load(&[&["measure", file][..], extra].concat());
+    assert_exit(&o, 0, &format!("measure {file} {extra:?}"));
+    let digest = stdout(&o).trim_end().to_string();
+    assert!(is_digest(&digest), "{digest}");
+    digest
+}
+
+fn json(o: &Output) -> serde_json::Value {
+    serde_json::from_slice(&o.stdout)
+        .unwrap_or_else(|e| panic!("stdout is not JSON ({e}):\n{}", stdout(o)))
+}
+
+#[test]
+fn every_command_has_help() {
+    for args in [
+        &["--help"][..],
+        &["plan", "--help"],
+        &["measure", "--help"],
+        &["launch", "--help"],
+        &["run", "--help"],
+        &["check", "--help"],
+        &["demo", "--help"],
+    ] {
+        let o = igvm_load(args);
+        assert_exit(&o, 0, &format!("{args:?}"));
+        assert!(
+            stdout(&o).contains("Usage: igvm-load"),
+            "{args:?}: {}",
+            stdout(&o)
+        );
+    }
+    let o = igvm_load(&["launch", "--help"]);
+    for option in [
+        "--backend",
+        "--memory",
+        "--vcpus",
+        "--cmdline",
+        "--host-data",
+    ] {
+        assert!(stdout(&o).contains(option), "launch --help lacks {option}");
+    }
+}
+
+#[test]
+fn usage_errors_exit_2() {
+    let dir = scratch("usage");
+    let demo = write(&dir, "demo.igvm", &igvm_snp::demo::demo_igvm());
+    // Without a command: the help, on stderr.
+    let o = igvm_load(&[]);
+    assert_exit(&o, 2, "no command");
+    assert!(stderr(&o).contains("Usage: igvm-load"), "{}", stderr(&o));
+    for args in [
+        &["frobnicate"][..],
+        &["plan"],
+        &["run", demo.as_str()],
+        &["launch", demo.as_str()],
+        &["launch", demo.as_str(), "--backend", "qemu"],
+        &["plan", demo.as_str(), "--memory", "3"],
+        &["plan", demo.as_str(), "--host-data", "abc"],
+        &["run", "--native", demo.as_str(), "--time-limit", "0"],
+        &[
+            "launch",
+            demo.as_str(),
+            "--backend",
+            "model",
+            "--profile",
+            "kvm-legacy",
+        ],
+    ] {
+        let o = igvm_load(args);
+        assert_exit(&o, 2, &format!("{args:?}"));
+        assert!(stderr(&o).starts_with("error:"), "{args:?}: {}", stderr(&o));
+        assert!(o.stdout.is_empty(), "{args:?}");
+    }
+}
+
+/// Bad files: exit 1 and exactly one line on stderr, `error: FILE: …`
+/// naming what is wrong, for every command that reads a file.
+#[test]
+fn bad_files_give_one_error_line_and_exit_1() {
+    let dir = scratch("bad");
+    let demo = igvm_snp::demo::demo_igvm();
+    let mut wrong_checksum = demo.clone();
+    // The fixed header's checksum field (offset 20).
+    wrong_checksum[20] ^= 0xFF;
+    let cases = [
+        (
+            write(
+                &dir,
+                "garbage.igvm",
+                b"this is not an IGVM file at all, just text",
+            ),
+            "magic",
+        ),
+        (write(&dir, "truncated.igvm", &demo[..300]), "300"),
+        (write(&dir, "checksum.igvm", &wrong_checksum), "checksum"),
+        (
+            write(&dir, "vsm.igvm", &no_snp_platform()),
+            "SEV-SNP platform",
+        ),
+        (
+            dir.join("missing.igvm").to_str().unwrap().to_string(),
+            "cannot read",
+        ),
+    ];
+    for (file, what) in &cases {
+        let f = file.as_str();
+        for args in [
+            &["plan", f][..],
+            &["plan", f, "--json"],
+            &["measure", f],
+            &["measure", f, "--json", "--trace"],
+            &["launch", f, "--backend", "model"],
+            &["launch", f, "--backend", "kvm"],
+            &["run", "--native", f],
+            &["check", f],
+        ] {
+            if args[0] == "check" && f.ends_with("vsm.igvm") {
+                // check reports a parseable file profile by profile (exit 0).
+                let o = igvm_load(args);
+                assert_exit(&o, 0, "check of a file without an SEV-SNP platform");
+                let out = stdout(&o);
+                assert_eq!(out.matches("cannot launch").count(), 4, "{out}");
+                assert!(out.contains("no SEV-SNP platform"), "{out}");
+                continue;
+            }
+            let o = igvm_load(args);
+            assert_exit(&o, 1, &format!("{args:?}"));
+            let err = stderr(&o);
+            assert_eq!(err.lines().count(), 1, "{args:?}: {err}");
+            assert!(err.starts_with("error: "), "{args:?}: {err}");
+            assert!(err.contains(f), "{args:?} does not name the file: {err}");
+            assert!(err.contains(what), "{args:?} does not say {what:?}: {err}");
+            assert!(o.stdout.is_empty(), "{args:?}: {}", stdout(&o));
+        }
+    }
+}
+
+#[test]
+fn measure_prints_the_digest_and_json() {
+    let dir = scratch("measure");
+    let bytes = igvm_snp::demo::demo_igvm();
+    let file = write(&dir, "demo.igvm", &bytes);
+    let o = igvm_load(&["measure", &file]);
+    assert_exit(&o, 0, "measure");
+    assert!(o.stderr.is_empty(), "{}", stderr(&o));
+    let digest = measure(&file, &[]);
+    assert_eq!(digest, library_digest(&bytes, PlanOptions::default()));
+    assert!(o.stderr.is_empty(), "{}", stderr(&o));
+
+    let o = igvm_load(&["measure", &file, "--json"]);
+    assert_exit(&o, 0, "measure --json");
+    assert_eq!(json(&o)["launch_digest"], digest.as_str());
+
+    // The demo's data-less page is NORMAL by default, ZERO with --native-zero.
+    let zero = measure(&file, &["--native-zero"]);
+    assert_ne!(zero, digest);
+    assert_eq!(zero, library_digest(&bytes, PlanOptions::native_zero()));
+
+    // The trace: one line per launched page, the last running digest the result.
+    let o = igvm_load(&["measure", &file, "--trace"]);
+    assert_exit(&o, 0, "measure --trace");
+    let out = stdout(&o);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 5 + 1, "{out}");
+    assert_eq!(lines[5], digest);
+    assert!(lines[4].ends_with(&digest), "{out}");
+    assert!(lines[4].contains("VMSA"), "{out}");
+}
+
+#[test]
+fn measure_with_a_mismatching_id_block_prints_the_digest_and_fails() {
+    let dir = scratch("id_block");
+    let bytes = demo_with_id_block([0xAB; 48]);
+    let file = write(&dir, "id.igvm", &bytes);
+    let o = igvm_load(&["measure", &file]);
+    assert_exit(&o, 1, "measure with a wrong ID block");
+    let digest = stdout(&o).trim_end().to_string();
+    assert_eq!(digest, library_digest(&bytes, PlanOptions::default()));
+    let err = stderr(&o);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.starts_with("error: ") && err.contains(&file), "{err}");
+    assert!(
+        err.contains(&"AB".repeat(48)),
+        "the ID block's value: {err}"
+    );
+    assert!(err.contains(&digest), "the computed value: {err}");
+
+    // With the right `ld` the same command succeeds.
+    let mut ld = [0u8; 48];
+    for (i, b) in ld.iter_mut().enumerate() {
+        *b = u8::from_str_radix(&digest[2 * i..2 * i + 2], 16).unwrap();
+    }
+    let good = write(&dir, "good.igvm", &demo_with_id_block(ld));
+    let o = igvm_load(&["measure", &good]);
+    assert_exit(&o, 0, "measure with the right ID block");
+    assert_eq!(stdout(&o).trim_end(), digest);
+}
+
+#[test]
+fn plan_shows_every_step() {
+    let dir = scratch("plan");
+    let file = write(&dir, "demo.igvm", &igvm_snp::demo::demo_igvm());
+    let o = igvm_load(&["plan", &file, "--json"]);
+    assert_exit(&o, 0, "plan --json");
+    let v = json(&o);
+    let steps = v["steps"].as_array().expect("steps").len();
+    // The demo: parameter area, data-less page, data + code pages, VMSA.
+    assert_eq!(steps, 4, "{v}");
+
+    let o = igvm_load(&["plan", &file]);
+    assert_exit(&o, 0, "plan");
+    let table = stdout(&o);
+    let digest = measure(&file, &[]);
+    assert!(table.contains("step  GPA range"), "{table}");
+    for kind in ["UNMEASURED", "NORMAL", "VMSA"] {
+        assert!(table.contains(kind), "{kind}: {table}");
+    }
+    assert!(table.contains(&format!(
+        "4 steps, 5 pages launched, launch digest {digest}"
+    )));
+    assert_eq!(v["launch_digest"], digest.as_str());
+}
+
+#[test]
+fn launch_on_the_model_reports_the_plans_digest_and_steps() {
+    if kvm_or_skip("launch_on_the_model").is_none() {
+        return;
+    }
+    let dir = scratch("launch_model");
+    let file = write(&dir, "demo.igvm", &igvm_snp::demo::demo_igvm());
+    let digest = measure(&file, &[]);
+    let steps = json(&igvm_load(&["plan", &file, "--json"]))["steps"]
+        .as_array()
+        .unwrap()
+        .len();
+
+    let o = igvm_load(&["launch", &file, "--backend", "model", "--json"]);
+    assert_exit(&o, 0, "launch --backend model --json");
+    let v = json(&o);
+    assert_eq!(v["launch_digest"], digest.as_str(), "{v}");
+    assert_eq!(v["plan_digest"], digest.as_str(), "{v}");
+    assert_eq!(v["launch_update_calls"], steps as u64, "{v}");
+    assert_eq!(v["launch_update_ioctls"], steps as u64, "{v}");
+    assert_eq!(v["pages"], 5, "{v}");
+    assert_eq!(v["vmsa"]["kind"], "page_type", "{v}");
+    let phases: Vec<&str> = v["phases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|p| p["phase"].as_str())
+        .collect();
+    for phase in ["launch_start", "launch_update", "launch_finish", "memory"] {
+        assert!(phases.contains(&phase), "{phase}: {v}");
+    }
+    assert!(o.stderr.is_empty(), "{}", stderr(&o));
+
+    let o = igvm_load(&["launch", &file, "--backend", "model"]);
+    assert_exit(&o, 0, "launch --backend model");
+    let text = stdout(&o);
+    assert!(text.contains("SNP_LAUNCH_UPDATE commands: 4"), "{text}");
+    assert!(
+        text.contains(&format!("launch digest (backend): {digest}")),
+        "{text}"
+    );
+}
+
+#[test]
+fn launch_on_the_model_without_the_vmsa_page_type() {
+    if kvm_or_skip("launch_on_the_model_without_the_vmsa_page_type").is_none() {
+        return;
+    }
+    let dir = scratch("launch_fallback");
+    let file = write(&dir, "demo.igvm", &igvm_snp::demo::demo_igvm());
+    // Refused unless the fallback is allowed.
+    let o = igvm_load(&[
+        "launch",
+        &file,
+        "--backend",
+        "model",
+        "--model-no-vmsa-type",
+    ]);
+    assert_exit(&o, 1, "no VMSA page type, no fallback");
+    let err = stderr(&o);
+    assert!(err.starts_with(&format!("error: {file}: ")), "{err}");
+    assert!(err.contains("VMSA page type"), "{err}");
+    assert!(err.contains("--allow-vmsa-fallback"), "{err}");
+
+    // With it, the digest is KVM's per-vCPU one: the kvm-legacy profile's.
+    let legacy = measure(&file, &["--profile", "kvm-legacy", "--vcpus", "2"]);
+    let spec = measure(&file, &["--vcpus", "2"]);
+    assert_ne!(legacy, spec);
+    let args = [
+        "launch",
+        &file,
+        "--backend",
+        "model",
+        "--model-no-vmsa-type",
+        "--allow-vmsa-fallback",
+        "--vcpus",
+        "2",
+    ];
+    let o = igvm_load(&[&args[..], &["--json"]].concat());
+    assert_exit(&o, 0, "fallback --json");
+    let v = json(&o);
+    assert_eq!(v["vmsa"]["kind"], "fallback", "{v}");
+    assert_eq!(v["vmsa"]["legacy"]["vcpus"], 2, "{v}");
+    assert_eq!(v["launch_digest"], legacy.as_str(), "{v}");
+    assert_eq!(v["predicted_legacy_digest"], legacy.as_str(), "{v}");
+    assert_eq!(v["plan_digest"], spec.as_str(), "{v}");
+
+    let o = igvm_load(&args);
+    assert_exit(&o, 0, "fallback");
+    let text = stdout(&o);
+    assert!(text.contains("KVM's per-vCPU"), "{text}");
+    assert!(
+        text.contains(&format!("predicted KVM digest:   {legacy} (equal)")),
+        "{text}"
+    );
+}
+
+#[test]
+fn launch_on_kvm_without_snp_fails_in_the_preflight() {
+    if PreflightReport::probe().require_snp().is_ok() {
+        eprintln!("launch_on_kvm_without_snp: skipped, this host offers SEV-SNP");
+        return;
+    }
+    let dir = scratch("launch_kvm");
+    let file = write(&dir, "demo.igvm", &igvm_snp::demo::demo_igvm());
+    let o = igvm_load(&["launch", &file, "--backend", "kvm", "--json"]);
+    assert_exit(&o, 1, "launch --backend kvm");
+    assert!(o.stdout.is_empty(), "{}", stdout(&o));
+    let err = stderr(&o);
+    let lines: Vec<&str> = err.lines().collect();
+    assert_eq!(
+        lines.first().copied(),
+        Some(format!("error: {file}: cannot launch with the kvm backend").as_str()),
+        "{err}"
+    );
+    assert!(
+        lines
+            .get(1)
+            .is_some_and(|l| l.starts_with("  caused by: SEV-SNP is not available on this host: ")),
+        "{err}"
+    );
+}
+
+#[test]
+fn run_native_prints_the_guests_output() {
+    if kvm_or_skip("run_native_prints_the_guests_output").is_none() {
+        return;
+    }
+    let dir = scratch("run_native");
+    let file = write(&dir, "demo.igvm", &igvm_snp::demo::demo_igvm());
+    let o = igvm_load(&["run", "--native", &file]);
+    assert_exit(&o, 0, "run --native demo");
+    assert_eq!(stdout(&o), igvm_snp::demo::expected_output());
+    assert!(o.stderr.is_empty(), "{}", stderr(&o));
+
+    // Another data page, another checksum: the loaded page reaches the guest.
+    let data: Vec<u8> = (0..4096u32).map(|i| (i % 251) as u8).collect();
+    let other = write(&dir, "other.igvm", &demo_with_data(data.clone()));
+    let o = igvm_load(&["run", "--native", &other, "--memory", "64M"]);
+    assert_exit(&o, 0, "run --native other");
+    assert_eq!(stdout(&o), greeting_for(&data));
+    assert_ne!(stdout(&o), igvm_snp::demo::expected_output());
+}
+
+#[test]
+fn run_native_fails_when_the_guest_does_not_halt() {
+    if kvm_or_skip("run_native_fails_when_the_guest_does_not_halt").is_none() {
+        return;
+    }
+    let dir = scratch("run_native_loop");
+    // At the reset vector: jmp $ (forever).
+    let file = write(&dir, "loop.igvm", &demo_with_reset_code(&[0xEB, 0xFE]));
+    let o = igvm_load(&["run", "--native", &file, "--time-limit", "0.5"]);
+    assert_exit(&o, 1, "a guest that spins");
+    let err = stderr(&o);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.starts_with(&format!(
+            "error: {file}: the guest did not halt within 0.5 s"
+        )),
+        "{err}"
+    );
+    assert!(o.stdout.is_empty());
+
+    // At the reset vector: mov cs:[0], al: a write to GPA 0xFFFF0000, which
+    // no memory backs.
+    let file = write(
+        &dir,
+        "mmio.igvm",
+        &demo_with_reset_code(&[0x2E, 0xA2, 0x00, 0x00]),
+    );
+    let o = igvm_load(&["run", "--native", &file]);
+    assert_exit(&o, 1, "a guest that writes to unmapped memory");
+    let err = stderr(&o);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.starts_with(&format!("error: {file}: the guest stopped at RIP ")),
+        "{err}"
+    );
+    assert!(
+        err.contains("write to unmapped guest memory at 0xffff0000"),
+        "{err}"
+    );
+}
+
+#[test]
+fn demo_shows_the_plan_the_digest_and_the_guests_output() {
+    let kvm = kvm_or_skip("demo_shows_the_guests_output").is_some();
+    let dir = scratch("demo");
+    let path = dir.join("written.igvm");
+    let path_str = path.to_str().unwrap();
+    let o = igvm_load(&["demo", "--write", path_str]);
+    assert_exit(&o, 0, "demo --write");
+    let out = stdout(&o);
+    // The written file is the demo file.
+    assert_eq!(std::fs::read(&path).unwrap(), igvm_snp::demo::demo_igvm());
+    let digest = measure(path_str, &[]);
+    assert!(out.contains("step  GPA range"), "the plan: {out}");
+    assert!(
+        out.contains(&format!("launch digest {digest}")),
+        "the digest: {out}"
+    );
+    if kvm {
+        assert!(
+            out.contains(&igvm_snp::demo::expected_output()),
+            "the guest: {out}"
+        );
+        assert!(out.ends_with("The guest halted.\n"), "{out}");
+    }
+    assert!(o.stderr.is_empty(), "{}", stderr(&o));
+}
+
+#[test]
+fn check_reports_every_profile() {
+    let dir = scratch("check");
+    let file = write(&dir, "demo.igvm", &igvm_snp::demo::demo_igvm());
+    let digest = measure(&file, &[]);
+    let o = igvm_load(&["check", &file]);
+    assert_exit(&o, 0, "check");
+    let out = stdout(&o);
+    for profile in ["igvm-spec", "native-zero", "igvmmeasure", "kvm-legacy"] {
+        assert!(out.contains(profile), "{profile}: {out}");
+    }
+    assert!(out.contains(&digest), "{out}");
+}
+
+/// Progress lines go to stderr only when it is a terminal and `--quiet` is
+/// not given. The terminal comes from util-linux `script`, when installed.
+#[test]
+fn progress_only_on_a_terminal() {
+    let dir = scratch("progress");
+    let big = dir.join("big.igvm");
+    // 64 MiB of data pages: a long phase.
+    let made = Command::new(example("make-image"))
+        .arg("64")
+        .arg(&big)
+        .output()
+        .expect("make-image runs");
+    assert_exit(&made, 0, "make-image");
+    let big = big.to_str().unwrap();
+    let digest = measure(big, &[]);
+    let o = igvm_load(&["measure", big]);
+    assert!(o.stderr.is_empty(), "stderr is a pipe: {}", stderr(&o));
+
+    let on_terminal = |extra: &str| {
+        Command::new("script")
+            .args([
+                "-qec",
+                &format!("{} measure {big} {extra}", loader().display()),
+            ])
+            .arg("/dev/null")
+            .env_remove("RUST_LOG")
+            .output()
+    };
+    let Ok(o) = on_terminal("") else {
+        eprintln!("progress_only_on_a_terminal: `script` is not installed; terminal part skipped");
+        return;
+    };
+    assert_exit(&o, 0, "measure on a terminal");
+    let text = stdout(&o);
+    assert!(text.contains("hashing 16"), "{text}");
+    assert!(text.contains(" pages… done in "), "{text}");
+    assert!(text.contains(&digest), "{text}");
+    let o = on_terminal("--quiet").unwrap();
+    assert_exit(&o, 0, "measure --quiet on a terminal");
+    assert_eq!(stdout(&o).trim_end(), digest);
+}
