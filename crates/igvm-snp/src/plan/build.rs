@@ -279,6 +279,8 @@ pub(super) fn build<'a>(
                 if gpa % (2 << 20) == 0 {
                     return Err(Error::VmsaGpa2MbAligned { at: d.at, gpa });
                 }
+                // The last page of the address space has no end GPA.
+                end_of(d.at, gpa, 1)?;
                 vmsa = Some(BootVmsa::new(d.at, gpa, header.vp_index, data)?);
                 b.push(LaunchStep {
                     index: 0,
