@@ -170,17 +170,20 @@ fn file_data<'a>(
     len: u64,
 ) -> Result<&'a [u8]> {
     let start = file_offset as usize;
-    let end = file_offset as u64 + len;
-    if start < file.data_start || end > file.bytes.len() as u64 {
-        return Err(Error::FileDataOutOfBounds {
+    // `len` is a u64 the file claims (a parameter area's size): the sum
+    // can wrap.
+    match u64::from(file_offset).checked_add(len) {
+        Some(end) if start >= file.data_start && end <= file.bytes.len() as u64 => {
+            Ok(&file.bytes[start..end as usize])
+        }
+        _ => Err(Error::FileDataOutOfBounds {
             at,
             file_offset,
             len,
             data_start: file.data_start,
             file_len: file.bytes.len(),
-        });
+        }),
     }
-    Ok(&file.bytes[start..end as usize])
 }
 
 fn initialization<'a>(
