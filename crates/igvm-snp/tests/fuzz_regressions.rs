@@ -145,6 +145,33 @@ fn page_data_offset_plus_size_wrapping_u32_is_refused() {
     }
 }
 
+/// Found by the `checksummed` target
+/// (`checksummed/parameter-area-offset-plus-size-wraps-u64`): a parameter
+/// area with initial data at a file offset and a size near 2^64, whose end
+/// wrapped (a panic under overflow checks) before the size was checked.
+#[test]
+fn parameter_area_offset_plus_size_wrapping_u64_is_refused() {
+    for number_of_bytes in [u64::MAX - 1, u64::MAX - 4095, u64::MAX] {
+        let mut f = RawFile::new();
+        raw_platform_and_policy(&mut f);
+        let at = f.data(&[0x22; 64]);
+        f.header_with_data(
+            typ::PARAMETER_AREA,
+            &IGVM_VHS_PARAMETER_AREA {
+                number_of_bytes,
+                parameter_area_index: 0,
+                file_offset: at,
+            },
+            12,
+        );
+        let err = parse_err(&f.build());
+        assert!(
+            matches!(err, Error::FileDataOutOfBounds { len, .. } if len == number_of_bytes),
+            "{err:?}"
+        );
+    }
+}
+
 /// From the issue: a variable-header section whose offset plus size wraps
 /// past u32.
 #[test]
