@@ -152,7 +152,8 @@ fn flags() -> IgvmPageDataFlags {
     IgvmPageDataFlags::new()
 }
 
-/// Every header kind an SEV-SNP loader meets, for two platforms.
+/// Every header kind an SEV-SNP loader meets, for two platforms. Pages
+/// reuse two contents (the builder stores each once) to stay small.
 fn everything() -> Vec<u8> {
     let param = |index: u32, byte_offset: u32| IGVM_VHS_PARAMETER {
         parameter_area_index: index,
@@ -174,7 +175,7 @@ fn everything() -> Vec<u8> {
     for (i, kind) in kinds.iter().enumerate() {
         let index = i as u32;
         d.push(IgvmDirectiveHeader::ParameterArea {
-            number_of_bytes: if i == 0 { 2 * 4096 } else { 4096 },
+            number_of_bytes: 4096,
             parameter_area_index: index,
             initial_data: if i == 0 { vec![0xee; 100] } else { Vec::new() },
         });
@@ -195,14 +196,14 @@ fn everything() -> Vec<u8> {
         SNP,
         flags().with_unmeasured(true),
         IgvmPageDataType::NORMAL,
-        pattern(7),
+        pattern(3),
     ));
     d.push(page(
         0x20_4000,
         SNP,
         flags().with_shared(true),
         IgvmPageDataType::NORMAL,
-        pattern(9),
+        pattern(5),
     ));
     d.push(page(
         0x20_5000,
@@ -216,14 +217,14 @@ fn everything() -> Vec<u8> {
         SNP,
         flags(),
         IgvmPageDataType::CPUID_DATA,
-        pattern(11),
+        pattern(3),
     ));
     d.push(page(
         0x20_7000,
         SNP,
         flags(),
         IgvmPageDataType::CPUID_XF,
-        pattern(13),
+        pattern(5),
     ));
     d.push(page(
         0x40_0000,
@@ -237,7 +238,7 @@ fn everything() -> Vec<u8> {
         NATIVE,
         flags(),
         IgvmPageDataType::NORMAL,
-        pattern(15),
+        pattern(3),
     ));
     d.push(IgvmDirectiveHeader::RequiredMemory {
         gpa: 0x80_0000,
