@@ -11,7 +11,8 @@ set -euo pipefail
 cd "$(dirname "$0")"
 export RUSTC_BOOTSTRAP=1
 # cargo-fuzz keeps its build in fuzz/target; a caller's target dir for the
-# main workspace must not redirect it.
+# main workspace must not redirect it (it is kept for the seed test).
+caller_target_dir=${CARGO_TARGET_DIR-}
 unset CARGO_TARGET_DIR
 
 if ! cargo fuzz --version >/dev/null 2>&1; then
@@ -29,8 +30,12 @@ work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 
 echo "== fuzz: generate seeds"
-(cd .. && IGVM_SNP_WRITE_SEEDS="$work/seeds" \
-    cargo test -q -p igvm-snp --test fuzz_seeds -- --exact write_seed_corpus_when_asked)
+(
+    cd ..
+    if [ -n "$caller_target_dir" ]; then export CARGO_TARGET_DIR="$caller_target_dir"; fi
+    IGVM_SNP_WRITE_SEEDS="$work/seeds" \
+        cargo test -q -p igvm-snp --test fuzz_seeds -- --exact write_seed_corpus_when_asked
+)
 
 for t in "${targets[@]}"; do
     # libFuzzer may write to its first corpus directory: give it a copy.
