@@ -1,0 +1,93 @@
+//! Target 3's launch on the firmware model: every plan the structured
+//! target builds is executed step by step on `igvm_snp_kvm`'s software
+//! model of the AMD-SP, through the same `SnpFirmware` trait the KVM
+//! backend implements. The model computes the digest with its own
+//! PAGE_INFO code and refuses a GPA launched twice, so this checks that
+//! the plan's digest is what a launch of the plan measures and that no
+//! plan launches a page twice.
+//!
+//! Only the fuzz crate compiles this (it needs the backend crate); CI
+//! replays the structured regressions through it with `fuzz/ci.sh`.
+
+use igvm_snp::{LaunchPlan, PAGE_SIZE};
+use igvm_snp_kvm::sev::{
+    FirmwareModel, LaunchStartInput, LaunchUpdate, ModelConfig, PrivateMemory, SevError,
+    SnpFirmware,
+};
+
+use crate::structured::Input;
+use crate::support::checks;
+
+/// Launches `plan` on a fresh model; returns the model after the last
+/// LAUNCH_UPDATE, or `None` when the firmware refuses a CPUID page's
+/// contents (a table the firmware cannot accept, e.g. more than 64
+/// entries: a property of the file's data, which the planner does not
+/// judge and which does not enter the digest).
+///
+/// # Panics
+/// When the model refuses anything else: a plan the planner accepted must
+/// launch (that is the invariant under test).
+pub fn launch(plan: &LaunchPlan<'_>) -> Option<FirmwareModel> {
+    let mut model = FirmwareModel::new(ModelConfig {
+        // Any feature set the file asks for; the model checks the VMSA
+        // against INIT2's features, which come from the same VMSA.
+        supported_vmsa_features: !igvm_snp::SEV_FEATURE_SNP_ACTIVE,
+        ..ModelConfig::default()
+    });
+    model
+        .init2(plan.init2_vmsa_features())
+        .expect("INIT2 with the plan's features");
+    model
+        .launch_start(&LaunchStartInput::new(plan.policy()))
+        .expect("LAUNCH_START with the plan's policy");
+    for step in plan.steps() {
+        let range = step.range();
+        model
+            .set_private(range.gpa, range.size)
+            .expect("marking a step's range private");
+        let mut buf = step.page_type.has_source().then(|| {
+            let mut buf = vec![0u8; range.size as usize];
+            for (i, (_, page)) in plan.step_pages(step).enumerate() {
+                page.write_to(&mut buf[i * PAGE_SIZE..(i + 1) * PAGE_SIZE]);
+            }
+            buf
+        });
+        let mut update = LaunchUpdate::new(step.gpa, step.pages, step.page_type, buf.as_deref_mut())
+            .expect("a plan step is a valid LAUNCH_UPDATE");
+        match model.launch_update(&mut update) {
+            Ok(_) => {}
+            Err(SevError::CpuidRejected { .. }) => return None,
+            Err(e) => panic!("the model refused plan step {}: {e}", step.index),
+        }
+    }
+    Some(model)
+}
+
+/// Builds the input's file, plans it under every fuzz configuration and
+/// launches each plan on the model: the model's digest must equal the
+/// plan's, with one LAUNCH_UPDATE per step.
+pub fn check(input: &Input) {
+    let Some(file) = input.to_file() else { return };
+    let mut bytes = Vec::new();
+    if file.serialize(&mut bytes).is_err() {
+        return;
+    }
+    for (config, options) in checks::configs() {
+        let Ok(plan) = LaunchPlan::new(&bytes, &config, options) else {
+            continue;
+        };
+        let Some(model) = launch(&plan) else {
+            continue;
+        };
+        assert_eq!(
+            model.launch_update_calls(),
+            plan.steps().len() as u64,
+            "one LAUNCH_UPDATE per plan step"
+        );
+        assert_eq!(
+            model.launch_digest(),
+            plan.launch_digest(),
+            "the model's digest differs from the plan's"
+        );
+    }
+}
