@@ -503,6 +503,14 @@ pub enum Error {
         /// Size.
         size: u64,
     },
+    /// The plan would launch more pages than [`crate::parse::MAX_LAUNCH_PAGES`].
+    #[error("{at}: the file launches more than {limit} pages for SEV-SNP (16 GiB); refused")]
+    TooManyPages {
+        /// The directive that crossed the limit.
+        at: HeaderRef,
+        /// The limit.
+        limit: u64,
+    },
     /// The configured vCPU count is zero.
     #[error("the configuration has 0 vCPUs; a launch needs at least the boot CPU")]
     NoVcpus,

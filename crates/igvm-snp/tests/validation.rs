@@ -1798,3 +1798,31 @@ fn shared_secrets_and_cpuid_pages_rejected() {
         );
     }
 }
+
+#[test]
+fn too_many_launched_pages() {
+    // 8193 data-less 2 MiB pages: 2^22 + 512 pages from a ~200 KB file.
+    let n = (igvm_snp::parse::MAX_LAUNCH_PAGES / 512) + 1;
+    let mut d: Vec<_> = (0..n)
+        .map(|i| page_2m(0x1_0000_0000 + i * (2 << 20)))
+        .collect();
+    d.push(boot_vmsa());
+    let b = snp_file(d);
+    let err = plan_err(&b);
+    assert!(
+        matches!(
+            err,
+            Error::TooManyPages { limit, at } if limit == 1 << 22 && at.index as u64 == n - 1
+        ),
+        "{err:?}"
+    );
+    // Two headers fewer (2^22 - 512 pages, plus the VMSA) fit.
+    let mut d: Vec<_> = (0..n - 2)
+        .map(|i| page_2m(0x1_0000_0000 + i * (2 << 20)))
+        .collect();
+    d.push(boot_vmsa());
+    let b = snp_file(d);
+    let mut cfg = config();
+    cfg.memory = Vec::new();
+    LaunchPlan::new(&b, &cfg, PlanOptions::default()).expect("under 2^22 pages fit");
+}

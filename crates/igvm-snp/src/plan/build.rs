@@ -17,7 +17,7 @@ use crate::error::{Error, HeaderRef, Result};
 use crate::id_block::LaunchFinish;
 use crate::page_type::PageType;
 use crate::params::{self, ParameterArea, ParameterWrite, UnfilledParameter};
-use crate::parse::{DirectiveKind, IgvmFile, InitializationKind, platform_name};
+use crate::parse::{DirectiveKind, IgvmFile, InitializationKind, MAX_LAUNCH_PAGES, platform_name};
 use crate::policy::SnpPolicy;
 use crate::vmsa::BootVmsa;
 
@@ -113,6 +113,8 @@ fn end_of(at: HeaderRef, gpa: u64, pages: u64) -> Result<u64> {
 }
 
 struct Builder {
+    /// Pages launched so far.
+    launched: u64,
     steps: Vec<LaunchStep>,
     run: Option<LaunchStep>,
     shared: Vec<SharedRun>,
@@ -128,11 +130,13 @@ impl Builder {
 
     fn push(&mut self, mut step: LaunchStep) {
         self.flush();
+        self.launched = self.launched.saturating_add(step.pages);
         step.index = self.steps.len();
         self.steps.push(step);
     }
 
     fn page(&mut self, ty: PageType, gpa: u64, pages: u64, directive: usize) {
+        self.launched = self.launched.saturating_add(pages);
         if let Some(run) = &mut self.run {
             if run.page_type == ty && run.gpa + run.pages * PAGE == gpa {
                 run.pages += pages;
@@ -184,6 +188,7 @@ pub(super) fn build<'a>(
     let policy = policy(&file, mask, config)?;
 
     let mut b = Builder {
+        launched: 0,
         steps: Vec::new(),
         run: None,
         shared: Vec::new(),
@@ -197,6 +202,14 @@ pub(super) fn build<'a>(
     let mut host_visible = Vec::new();
 
     for (i, d) in file.directives().iter().enumerate() {
+        // Bound the work of measuring a hostile file (many headers can
+        // share one page of data).
+        if b.launched > MAX_LAUNCH_PAGES {
+            return Err(Error::TooManyPages {
+                at: file.directives()[i - 1].at,
+                limit: MAX_LAUNCH_PAGES,
+            });
+        }
         if let Some(m) = d.kind.compatibility_mask() {
             if m & mask == 0 {
                 continue;
@@ -363,6 +376,13 @@ pub(super) fn build<'a>(
         }
     }
     b.flush();
+    if b.launched > MAX_LAUNCH_PAGES {
+        let last = file.directives().len().saturating_sub(1);
+        return Err(Error::TooManyPages {
+            at: file.directives()[last].at,
+            limit: MAX_LAUNCH_PAGES,
+        });
+    }
     let vmsa = vmsa.ok_or(Error::NoVmsa)?;
     overlap::check(&file, mask, options, &b.steps, &b.shared, &host_visible)?;
 
