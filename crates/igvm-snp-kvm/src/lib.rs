@@ -4,6 +4,7 @@
 
 #[doc(hidden)]
 pub mod kvm_check;
+pub mod mapped_file;
 pub mod memory;
 pub mod native;
 pub mod preflight;
