@@ -2,33 +2,30 @@
 //!
 //! Contents hashes (SHA-384 of each NORMAL or VMSA page) are independent of
 //! each other; only the PAGE_INFO chain (112 bytes per page) is sequential.
-//! The calling thread walks the plan's measured pages in order and hands
-//! them out in batches of [`BATCH`] pages (borrowed, never copied) to one
-//! worker per core. A worker that has hashed a batch also advances the chain
-//! over every batch completed so far, if no other worker is doing so, so the
-//! chain runs alongside the hashing instead of after it.
+//! The measured pages are listed once, in plan order (borrowed, never
+//! copied), and cut into batches of [`BATCH`] pages that one thread per core
+//! takes in turn. A thread that has hashed a batch also advances the chain
+//! over every batch completed so far, unless another thread is doing so, so
+//! the chain runs alongside the hashing instead of after it.
 
 use std::num::NonZeroUsize;
-use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, OnceLock, PoisonError};
 use std::thread;
 
 use super::{LaunchPlan, LaunchStep, PageBytes};
 use crate::digest::{DigestChain, LaunchDigest, PAGE_SIZE, TraceEntry, page_hash, zero_page_hash};
 
-/// Pages per work item: large enough that handing out a batch costs little
-/// next to hashing it (256 KiB), small enough to balance the cores.
+/// Pages per work item: large enough that taking a batch and publishing its
+/// hashes cost little next to hashing it (256 KiB), small enough to keep
+/// the cores balanced.
 const BATCH: usize = 64;
 
 /// Below this many measured pages, hashing stays on the calling thread.
-const PARALLEL_THRESHOLD: u64 = 256;
+const PARALLEL_THRESHOLD: usize = 256;
 
 /// The contents hashes of one batch, in page order.
 type BatchHashes = [[u8; 48]; BATCH];
-
-/// One batch of measured pages: `None` for a page a step declares but its
-/// source does not yield (hashed as 48 zero bytes, as before).
-type Batch<'p> = [Option<PageBytes<'p>>; BATCH];
 
 impl LaunchPlan<'_> {
     /// The launch digest the AMD-SP computes for this plan.
@@ -71,30 +68,23 @@ impl LaunchPlan<'_> {
     where
         F: FnMut(&LaunchStep, u64, &[u8; 48], &DigestChain) + Send,
     {
-        let measured: u64 = self
-            .steps
-            .iter()
-            .filter(|s| s.page_type.measures_contents())
-            .map(|s| s.pages)
-            .sum();
-        let batches = usize::try_from(measured.div_ceil(BATCH as u64)).unwrap_or(usize::MAX);
+        let pages = self.measured_pages();
+        let batches = pages.len().div_ceil(BATCH);
         let slots: Vec<OnceLock<BatchHashes>> = (0..batches).map(|_| OnceLock::new()).collect();
+        let next = AtomicUsize::new(0);
         let chainer = Mutex::new(Chainer::new(&self.steps, f));
         let threads = thread::available_parallelism()
             .map_or(1, NonZeroUsize::get)
-            .min(usize::try_from(measured.div_ceil(PARALLEL_THRESHOLD)).unwrap_or(usize::MAX));
+            .min(pages.len().div_ceil(PARALLEL_THRESHOLD));
+        let work = || hash_batches(&pages, &next, &slots, &chainer);
         if threads <= 1 {
-            self.for_each_batch(|index, batch| {
-                finish_batch(&slots, &chainer, index, &hash_batch(batch));
-            });
+            work();
         } else {
-            let (tx, rx) = sync_channel::<(usize, Batch<'_>)>(2 * threads);
-            let rx = Mutex::new(rx);
             thread::scope(|scope| {
-                for _ in 0..threads {
-                    scope.spawn(|| worker(&rx, &slots, &chainer));
+                for _ in 1..threads {
+                    scope.spawn(work);
                 }
-                self.feed(tx);
+                work();
             });
         }
         let mut chainer = chainer.into_inner().unwrap_or_else(PoisonError::into_inner);
@@ -102,22 +92,17 @@ impl LaunchPlan<'_> {
         chainer.chain.digest()
     }
 
-    /// Sends every batch of measured pages to the workers; dropping the
-    /// sender at the end tells them to stop.
-    fn feed<'p>(&'p self, tx: SyncSender<(usize, Batch<'p>)>) {
-        self.for_each_batch(|index, batch| {
-            // A send fails only when every worker has gone, i.e. panicked;
-            // the scope then propagates the panic.
-            let _ = tx.send((index, *batch));
-        });
-    }
-
-    /// Calls `f(index, batch)` for each batch of [`BATCH`] measured pages in
-    /// plan order (the last one padded with `None`).
-    fn for_each_batch<'p>(&'p self, mut f: impl FnMut(usize, &Batch<'p>)) {
-        let mut batch: Batch<'p> = [None; BATCH];
-        let mut filled = 0;
-        let mut index = 0;
+    /// Every page whose contents are measured, in plan order: `None` for a
+    /// page a step declares but its source does not yield (its contents
+    /// field is then 48 zero bytes).
+    fn measured_pages(&self) -> Vec<Option<PageBytes<'_>>> {
+        let count: u64 = self
+            .steps
+            .iter()
+            .filter(|s| s.page_type.measures_contents())
+            .map(|s| s.pages)
+            .sum();
+        let mut out = Vec::with_capacity(usize::try_from(count).unwrap_or(0));
         for step in self
             .steps
             .iter()
@@ -125,74 +110,49 @@ impl LaunchPlan<'_> {
         {
             let mut pages = self.step_pages(step);
             for _ in 0..step.pages {
-                batch[filled] = pages.next().map(|(_, page)| page);
-                filled += 1;
-                if filled == BATCH {
-                    f(index, &batch);
-                    index += 1;
-                    filled = 0;
-                }
+                out.push(pages.next().map(|(_, page)| page));
             }
         }
-        if filled > 0 {
-            batch[filled..].fill(None);
-            f(index, &batch);
-        }
+        out
     }
 }
 
-/// A hashing thread: takes batches until the feeder is done.
-fn worker<F>(
-    rx: &Mutex<Receiver<(usize, Batch<'_>)>>,
+/// One thread's share: takes the next batch until none is left, hashes it,
+/// publishes the hashes and advances the chain if it is free.
+fn hash_batches<F>(
+    pages: &[Option<PageBytes<'_>>],
+    next: &AtomicUsize,
     slots: &[OnceLock<BatchHashes>],
     chainer: &Mutex<Chainer<'_, F>>,
 ) where
     F: FnMut(&LaunchStep, u64, &[u8; 48], &DigestChain),
 {
-    loop {
-        let next = rx.lock().unwrap_or_else(PoisonError::into_inner).recv();
-        let Ok((index, batch)) = next else { return };
-        finish_batch(slots, chainer, index, &hash_batch(&batch));
-    }
-}
-
-/// Stores a batch's hashes and, unless another thread is at it, advances
-/// the chain over every batch ready so far.
-fn finish_batch<F>(
-    slots: &[OnceLock<BatchHashes>],
-    chainer: &Mutex<Chainer<'_, F>>,
-    index: usize,
-    hashes: &BatchHashes,
-) where
-    F: FnMut(&LaunchStep, u64, &[u8; 48], &DigestChain),
-{
-    if let Some(slot) = slots.get(index) {
-        let _ = slot.set(*hashes);
-    }
-    // A batch that lands while another thread holds the chain is picked up
-    // by that thread's next call, or by the final sweep in `walk`.
-    if let Ok(mut c) = chainer.try_lock() {
-        c.advance(slots, false);
-    }
-}
-
-/// SHA-384 of each page of a batch.
-fn hash_batch(batch: &Batch<'_>) -> BatchHashes {
-    let mut out = [[0u8; 48]; BATCH];
     let mut buf = [0u8; PAGE_SIZE];
-    for (slot, page) in out.iter_mut().zip(batch) {
-        *slot = match page {
-            None => [0; 48],
-            Some(PageBytes::Zero) => *zero_page_hash(),
-            Some(PageBytes::Data(d)) => page_hash(d),
-            // Rendered into a reused stack buffer: no allocation per page.
-            Some(p @ PageBytes::Parameter { .. }) => {
-                p.write_to(&mut buf);
-                page_hash(&buf)
-            }
+    loop {
+        let index = next.fetch_add(1, Ordering::Relaxed);
+        let (Some(slot), Some(batch)) = (slots.get(index), pages.chunks(BATCH).nth(index)) else {
+            return;
         };
+        let mut hashes = [[0u8; 48]; BATCH];
+        for (hash, page) in hashes.iter_mut().zip(batch) {
+            *hash = match page {
+                None => [0; 48],
+                Some(PageBytes::Zero) => *zero_page_hash(),
+                Some(PageBytes::Data(d)) => page_hash(d),
+                // Rendered into a reused stack buffer: no allocation per page.
+                Some(p @ PageBytes::Parameter { .. }) => {
+                    p.write_to(&mut buf);
+                    page_hash(&buf)
+                }
+            };
+        }
+        let _ = slot.set(hashes);
+        // A batch that lands while another thread holds the chain is taken
+        // by that thread's next turn, or by the final sweep in `walk`.
+        if let Ok(mut c) = chainer.try_lock() {
+            c.advance(slots, false);
+        }
     }
-    out
 }
 
 /// The sequential PAGE_INFO chain and where it is in the plan.
