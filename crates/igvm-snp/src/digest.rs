@@ -160,7 +160,16 @@ impl DigestChain {
             vmpl1_perms: 0,
             gpa,
         };
-        self.ld = Sha384::digest(info.as_bytes()).into();
+        #[cfg(feature = "openssl")]
+        {
+            let mut h = openssl::sha::Sha384::new();
+            h.update(info.as_bytes());
+            self.ld = h.finish();
+        }
+        #[cfg(not(feature = "openssl"))]
+        {
+            self.ld = Sha384::digest(info.as_bytes()).into();
+        }
     }
 
     /// The current digest.
