@@ -45,8 +45,10 @@ unsafe impl Send for MappedFile {}
 unsafe impl Sync for MappedFile {}
 
 impl MappedFile {
-    /// Maps the whole file at `path`, its pages populated up front (one
-    /// system call instead of a fault per 64 KiB while hashing).
+    /// Maps the whole file at `path`. Pages are mapped on first touch, a
+    /// fault per 64 KiB: with `MAP_POPULATE` the calling thread mapped all
+    /// of a 64 MiB image (6 ms) before any hashing started, while on first
+    /// touch the hashing threads share that work (BENCHMARKS.md).
     ///
     /// # Errors
     /// Opening or `fstat` of the file fails, the file does not fit in the
@@ -70,7 +72,7 @@ impl MappedFile {
                 std::ptr::null_mut(),
                 len,
                 libc::PROT_READ,
-                libc::MAP_PRIVATE | libc::MAP_POPULATE,
+                libc::MAP_PRIVATE,
                 file.as_raw_fd(),
                 0,
             )
