@@ -2,11 +2,14 @@
 //!
 //! Contents hashes (SHA-384 of each NORMAL or VMSA page) are independent of
 //! each other; only the PAGE_INFO chain (112 bytes per page) is sequential.
-//! The measured pages are listed once, in plan order (borrowed, never
-//! copied), and cut into batches of [`BATCH`] pages that one thread per core
-//! takes in turn. A thread that has hashed a batch also advances the chain
-//! over every batch completed so far, unless another thread is doing so, so
-//! the chain runs alongside the hashing instead of after it.
+//! The measured pages are taken in plan order a window of [`WINDOW`] pages
+//! at a time (borrowed, never copied), and each window is cut into batches
+//! of [`BATCH`] pages that one thread per core takes in turn. A thread that
+//! has hashed a batch also advances the chain over every batch completed so
+//! far, unless another thread is doing so, so the chain runs alongside the
+//! hashing instead of after it. Memory is bounded by the window, whatever
+//! the number of pages (a 2 MiB page without data is 512 pages from a
+//! 32-byte header).
 
 use std::num::NonZeroUsize;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -20,6 +23,11 @@ use crate::digest::{DigestChain, LaunchDigest, PAGE_SIZE, TraceEntry, page_hash,
 /// hashes cost little next to hashing it (256 KiB), small enough to keep
 /// the cores balanced.
 const BATCH: usize = 64;
+
+/// Pages per window (64 MiB of contents): the list of pages and their
+/// hashes take 72 bytes a page, so at most 1.1 MiB. Unit tests use small
+/// windows to cross their boundaries.
+const WINDOW: usize = if cfg!(test) { 4 * BATCH } else { 256 * BATCH };
 
 /// Below this many measured pages, hashing stays on the calling thread.
 const PARALLEL_THRESHOLD: usize = 256;
@@ -68,52 +76,53 @@ impl LaunchPlan<'_> {
     where
         F: FnMut(&LaunchStep, u64, &[u8; 48], &DigestChain) + Send,
     {
-        let pages = self.measured_pages();
-        let batches = pages.len().div_ceil(BATCH);
-        let slots: Vec<OnceLock<BatchHashes>> = (0..batches).map(|_| OnceLock::new()).collect();
-        let next = AtomicUsize::new(0);
-        let chainer = Mutex::new(Chainer::new(&self.steps, f));
-        let threads = thread::available_parallelism()
-            .map_or(1, NonZeroUsize::get)
-            .min(pages.len().div_ceil(PARALLEL_THRESHOLD));
-        let work = || hash_batches(&pages, &next, &slots, &chainer);
-        if threads <= 1 {
-            work();
-        } else {
-            thread::scope(|scope| {
-                for _ in 1..threads {
-                    scope.spawn(work);
-                }
+        let mut chainer = Chainer::new(&self.steps, f);
+        let mut source = self.measured_pages();
+        let mut pages: Vec<Option<PageBytes<'_>>> = Vec::new();
+        let cores = thread::available_parallelism().map_or(1, NonZeroUsize::get);
+        loop {
+            pages.clear();
+            pages.extend(source.by_ref().take(WINDOW));
+            if pages.is_empty() {
+                break;
+            }
+            let slots: Vec<OnceLock<BatchHashes>> = (0..pages.len().div_ceil(BATCH))
+                .map(|_| OnceLock::new())
+                .collect();
+            let next = AtomicUsize::new(0);
+            chainer.start_window(pages.len());
+            let shared = Mutex::new(chainer);
+            let threads = cores.min(pages.len().div_ceil(PARALLEL_THRESHOLD));
+            let work = || hash_batches(&pages, &next, &slots, &shared);
+            if threads <= 1 {
                 work();
-            });
+            } else {
+                thread::scope(|scope| {
+                    for _ in 1..threads {
+                        scope.spawn(work);
+                    }
+                    work();
+                });
+            }
+            chainer = shared.into_inner().unwrap_or_else(PoisonError::into_inner);
+            // Every hash of the window is in: chain up to the next window.
+            chainer.advance(&slots, false);
         }
-        let mut chainer = chainer.into_inner().unwrap_or_else(PoisonError::into_inner);
-        chainer.advance(&slots, true);
+        chainer.advance(&[], true);
         chainer.chain.digest()
     }
 
     /// Every page whose contents are measured, in plan order: `None` for a
     /// page a step declares but its source does not yield (its contents
     /// field is then 48 zero bytes).
-    fn measured_pages(&self) -> Vec<Option<PageBytes<'_>>> {
-        let count: u64 = self
-            .steps
+    fn measured_pages(&self) -> impl Iterator<Item = Option<PageBytes<'_>>> + '_ {
+        self.steps
             .iter()
             .filter(|s| s.page_type.measures_contents())
-            .map(|s| s.pages)
-            .sum();
-        let mut out = Vec::with_capacity(usize::try_from(count).unwrap_or(0));
-        for step in self
-            .steps
-            .iter()
-            .filter(|s| s.page_type.measures_contents())
-        {
-            let mut pages = self.step_pages(step);
-            for _ in 0..step.pages {
-                out.push(pages.next().map(|(_, page)| page));
-            }
-        }
-        out
+            .flat_map(move |step| {
+                let mut pages = self.step_pages(step);
+                (0..step.pages).map(move |_| pages.next().map(|(_, page)| page))
+            })
     }
 }
 
@@ -163,8 +172,10 @@ struct Chainer<'s, F> {
     /// Step and page within it of the next page to chain.
     step: usize,
     page: u64,
-    /// Measured pages chained so far (index into the batches).
+    /// Measured pages of the current window chained so far (index into
+    /// its batches), and the window's length.
     measured: usize,
+    window: usize,
 }
 
 impl<'s, F> Chainer<'s, F>
@@ -179,11 +190,21 @@ where
             step: 0,
             page: 0,
             measured: 0,
+            window: 0,
         }
     }
 
-    /// Chains pages until one whose hash is not ready yet; with `last`, all
-    /// hashes have been produced and a missing one counts as 48 zero bytes.
+    /// Starts a window of `len` measured pages (after the previous window's
+    /// pages are all chained).
+    fn start_window(&mut self, len: usize) {
+        self.measured = 0;
+        self.window = len;
+    }
+
+    /// Chains pages until one whose hash is not ready yet (or lies beyond
+    /// this window); with `last`, every window is done and a measured page
+    /// without a hash, which the page list never leaves, would count as 48
+    /// zero bytes.
     fn advance(&mut self, slots: &[OnceLock<BatchHashes>], last: bool) {
         while let Some(step) = self.steps.get(self.step) {
             if self.page >= step.pages {
@@ -192,7 +213,11 @@ where
                 continue;
             }
             let contents = if step.page_type.measures_contents() {
-                let ready = slots.get(self.measured / BATCH).and_then(OnceLock::get);
+                let ready = if self.measured < self.window {
+                    slots.get(self.measured / BATCH).and_then(OnceLock::get)
+                } else {
+                    None
+                };
                 let hash = match ready {
                     Some(hashes) => hashes[self.measured % BATCH],
                     None if last => [0; 48],
@@ -266,10 +291,11 @@ mod tests {
     }
 
     /// The parallel split gives the same digest as hashing page by page on
-    /// one thread, for sizes around the thread boundaries.
+    /// one thread, for sizes around the thread, batch and window
+    /// boundaries (windows of 256 pages in unit tests).
     #[test]
     fn parallel_hashing_matches_sequential() {
-        for n in [1, 255, 257, 700] {
+        for n in [1, 63, 64, 65, 255, 256, 257, 512, 700, 1100] {
             let bytes = file(n);
             let config = LaunchConfig::new(1, vec![GpaRange::new(0, 16 << 20)]);
             let plan = LaunchPlan::new(&bytes, &config, PlanOptions::default()).unwrap();
