@@ -5,6 +5,7 @@
 #[doc(hidden)]
 pub mod kvm_check;
 pub mod launch;
+pub mod mapped_file;
 pub mod memory;
 pub mod native;
 pub mod preflight;

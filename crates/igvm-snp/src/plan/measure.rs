@@ -1,20 +1,42 @@
 //! The launch digest of a plan, computed over exactly its steps.
 //!
 //! Contents hashes (SHA-384 of each NORMAL or VMSA page) are independent of
-//! each other, so they are computed on all cores; only the PAGE_INFO chain
-//! (112 bytes per page) is sequential.
+//! each other; only the PAGE_INFO chain (112 bytes per page) is sequential.
+//! The measured pages are taken in plan order a window of [`WINDOW`] pages
+//! at a time (borrowed, never copied), and each window is cut into batches
+//! of [`BATCH`] pages that one thread per core takes in turn. A thread that
+//! has hashed a batch also advances the chain over every batch completed so
+//! far, unless another thread is doing so, so the chain runs alongside the
+//! hashing instead of after it. Memory is bounded by the window, whatever
+//! the number of pages (a 2 MiB page without data is 512 pages from a
+//! 32-byte header).
 
 use std::num::NonZeroUsize;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Mutex, OnceLock, PoisonError};
 use std::thread;
 
 use super::options::VmsaPlacement;
-use super::{LaunchPlan, LaunchStep};
-use crate::digest::{DigestChain, LaunchDigest, PAGE_SIZE, TraceEntry};
+use super::{LaunchPlan, LaunchStep, PageBytes};
+use crate::digest::{DigestChain, LaunchDigest, PAGE_SIZE, TraceEntry, page_hash, zero_page_hash};
 use crate::kvm_legacy::{FinishVmsas, KVM_VMSA_GPA};
 use crate::page_type::PageType;
 
+/// Pages per work item: large enough that taking a batch and publishing its
+/// hashes cost little next to hashing it (256 KiB), small enough to keep
+/// the cores balanced.
+const BATCH: usize = 64;
+
+/// Pages per window (64 MiB of contents): the list of pages and their
+/// hashes take 72 bytes a page, so at most 1.1 MiB. Unit tests use small
+/// windows to cross their boundaries.
+const WINDOW: usize = if cfg!(test) { 4 * BATCH } else { 256 * BATCH };
+
 /// Below this many measured pages, hashing stays on the calling thread.
-const PARALLEL_THRESHOLD: u64 = 256;
+const PARALLEL_THRESHOLD: usize = 256;
+
+/// The contents hashes of one batch, in page order.
+type BatchHashes = [[u8; 48]; BATCH];
 
 impl LaunchPlan<'_> {
     /// The launch digest the AMD-SP computes for this plan.
@@ -60,85 +82,183 @@ impl LaunchPlan<'_> {
     }
 
     /// Runs the PAGE_INFO chain over every page and calls `f(step index,
-    /// page type, gpa, contents, chain after the page)`; returns the final
-    /// digest.
-    fn walk(
-        &self,
-        mut f: impl FnMut(usize, PageType, u64, &[u8; 48], &DigestChain),
-    ) -> LaunchDigest {
-        let hashes = self.content_hashes();
-        let mut next_hash = hashes.iter();
-        let mut chain = DigestChain::new();
-        for step in &self.steps {
-            for p in 0..step.pages {
-                let gpa = step.gpa + p * PAGE_SIZE as u64;
-                let contents = if step.page_type.measures_contents() {
-                    next_hash.next().copied().unwrap_or([0; 48])
-                } else {
-                    [0; 48]
-                };
-                chain.update(step.page_type, gpa, &contents);
-                f(step.index, step.page_type, gpa, &contents, &chain);
+    /// page type, gpa, contents, chain after the page)` in plan order (from whichever
+    /// thread holds the chain); returns the final digest.
+    fn walk<F>(&self, f: F) -> LaunchDigest
+    where
+        F: FnMut(usize, PageType, u64, &[u8; 48], &DigestChain) + Send,
+    {
+        let mut chainer = Chainer::new(&self.steps, f);
+        let mut source = self.measured_pages();
+        let mut pages: Vec<Option<PageBytes<'_>>> = Vec::new();
+        let cores = thread::available_parallelism().map_or(1, NonZeroUsize::get);
+        loop {
+            pages.clear();
+            pages.extend(source.by_ref().take(WINDOW));
+            if pages.is_empty() {
+                break;
             }
+            let slots: Vec<OnceLock<BatchHashes>> = (0..pages.len().div_ceil(BATCH))
+                .map(|_| OnceLock::new())
+                .collect();
+            let next = AtomicUsize::new(0);
+            chainer.start_window(pages.len());
+            let shared = Mutex::new(chainer);
+            let threads = cores.min(pages.len().div_ceil(PARALLEL_THRESHOLD));
+            let work = || hash_batches(&pages, &next, &slots, &shared);
+            if threads <= 1 {
+                work();
+            } else {
+                thread::scope(|scope| {
+                    for _ in 1..threads {
+                        scope.spawn(work);
+                    }
+                    work();
+                });
+            }
+            chainer = shared.into_inner().unwrap_or_else(PoisonError::into_inner);
+            // Every hash of the window is in: chain up to the next window.
+            chainer.advance(&slots, false);
         }
+        chainer.advance(&[], true);
         if let VmsaPlacement::KvmFinish(inputs) = self.options.vmsa {
             let vmsas = FinishVmsas::new(&self.vmsa.vmsa, inputs);
             for contents in vmsas.hashes() {
-                chain.update(PageType::Vmsa, KVM_VMSA_GPA, &contents);
-                f(
+                chainer
+                    .chain
+                    .update(PageType::Vmsa, KVM_VMSA_GPA, &contents);
+                (chainer.f)(
                     self.steps.len(),
                     PageType::Vmsa,
                     KVM_VMSA_GPA,
                     &contents,
-                    &chain,
+                    &chainer.chain,
                 );
             }
         }
-        chain.digest()
+        chainer.chain.digest()
     }
 
-    /// SHA-384 of every page whose contents are measured, in plan order.
-    fn content_hashes(&self) -> Vec<[u8; 48]> {
-        let measured: Vec<&LaunchStep> = self
-            .steps
+    /// Every page whose contents are measured, in plan order: `None` for a
+    /// page a step declares but its source does not yield (its contents
+    /// field is then 48 zero bytes).
+    fn measured_pages(&self) -> impl Iterator<Item = Option<PageBytes<'_>>> + '_ {
+        self.steps
             .iter()
             .filter(|s| s.page_type.measures_contents())
-            .collect();
-        let total: u64 = measured.iter().map(|s| s.pages).sum();
-        let mut out = vec![[0u8; 48]; total as usize];
-        let threads = thread::available_parallelism()
-            .map_or(1, NonZeroUsize::get)
-            .min(total.div_ceil(PARALLEL_THRESHOLD).max(1) as usize);
-        if threads <= 1 {
-            self.hash_range(&measured, 0, &mut out);
-            return out;
+            .flat_map(move |step| {
+                let mut pages = self.step_pages(step);
+                (0..step.pages).map(move |_| pages.next().map(|(_, page)| page))
+            })
+    }
+}
+
+/// One thread's share: takes the next batch until none is left, hashes it,
+/// publishes the hashes and advances the chain if it is free.
+fn hash_batches<F>(
+    pages: &[Option<PageBytes<'_>>],
+    next: &AtomicUsize,
+    slots: &[OnceLock<BatchHashes>],
+    chainer: &Mutex<Chainer<'_, F>>,
+) where
+    F: FnMut(usize, PageType, u64, &[u8; 48], &DigestChain),
+{
+    let mut buf = [0u8; PAGE_SIZE];
+    loop {
+        let index = next.fetch_add(1, Ordering::Relaxed);
+        let (Some(slot), Some(batch)) = (slots.get(index), pages.chunks(BATCH).nth(index)) else {
+            return;
+        };
+        let mut hashes = [[0u8; 48]; BATCH];
+        for (hash, page) in hashes.iter_mut().zip(batch) {
+            *hash = match page {
+                None => [0; 48],
+                Some(PageBytes::Zero) => *zero_page_hash(),
+                Some(PageBytes::Data(d)) => page_hash(d),
+                // Rendered into a reused stack buffer: no allocation per page.
+                Some(p @ PageBytes::Parameter { .. }) => {
+                    p.write_to(&mut buf);
+                    page_hash(&buf)
+                }
+            };
         }
-        let per = out.len().div_ceil(threads);
-        thread::scope(|scope| {
-            for (i, chunk) in out.chunks_mut(per).enumerate() {
-                let measured = &measured;
-                scope.spawn(move || self.hash_range(measured, (i * per) as u64, chunk));
-            }
-        });
-        out
+        let _ = slot.set(hashes);
+        // A batch that lands while another thread holds the chain is taken
+        // by that thread's next turn, or by the final sweep in `walk`.
+        if let Ok(mut c) = chainer.try_lock() {
+            c.advance(slots, false);
+        }
+    }
+}
+
+/// The sequential PAGE_INFO chain and where it is in the plan.
+struct Chainer<'s, F> {
+    steps: &'s [LaunchStep],
+    f: F,
+    chain: DigestChain,
+    /// Step and page within it of the next page to chain.
+    step: usize,
+    page: u64,
+    /// Measured pages of the current window chained so far (index into
+    /// its batches), and the window's length.
+    measured: usize,
+    window: usize,
+}
+
+impl<'s, F> Chainer<'s, F>
+where
+    F: FnMut(usize, PageType, u64, &[u8; 48], &DigestChain),
+{
+    fn new(steps: &'s [LaunchStep], f: F) -> Self {
+        Chainer {
+            steps,
+            f,
+            chain: DigestChain::new(),
+            step: 0,
+            page: 0,
+            measured: 0,
+            window: 0,
+        }
     }
 
-    /// Hashes the measured pages `first .. first + out.len()` into `out`.
-    fn hash_range(&self, measured: &[&LaunchStep], first: u64, out: &mut [[u8; 48]]) {
-        let mut skip = first;
-        let mut slots = out.iter_mut();
-        for step in measured {
-            if skip >= step.pages {
-                skip -= step.pages;
+    /// Starts a window of `len` measured pages (after the previous window's
+    /// pages are all chained).
+    fn start_window(&mut self, len: usize) {
+        self.measured = 0;
+        self.window = len;
+    }
+
+    /// Chains pages until one whose hash is not ready yet (or lies beyond
+    /// this window); with `last`, every window is done and a measured page
+    /// without a hash, which the page list never leaves, would count as 48
+    /// zero bytes.
+    fn advance(&mut self, slots: &[OnceLock<BatchHashes>], last: bool) {
+        while let Some(step) = self.steps.get(self.step) {
+            if self.page >= step.pages {
+                self.step += 1;
+                self.page = 0;
                 continue;
             }
-            for (_, page) in self.step_pages(step).skip(skip as usize) {
-                match slots.next() {
-                    Some(slot) => *slot = page.hash(),
+            let contents = if step.page_type.measures_contents() {
+                let ready = if self.measured < self.window {
+                    slots.get(self.measured / BATCH).and_then(OnceLock::get)
+                } else {
+                    None
+                };
+                let hash = match ready {
+                    Some(hashes) => hashes[self.measured % BATCH],
+                    None if last => [0; 48],
                     None => return,
-                }
-            }
-            skip = 0;
+                };
+                self.measured += 1;
+                hash
+            } else {
+                [0; 48]
+            };
+            let gpa = step.gpa + self.page * PAGE_SIZE as u64;
+            self.chain.update(step.page_type, gpa, &contents);
+            (self.f)(step.index, step.page_type, gpa, &contents, &self.chain);
+            self.page += 1;
         }
     }
 }
@@ -198,10 +318,11 @@ mod tests {
     }
 
     /// The parallel split gives the same digest as hashing page by page on
-    /// one thread, for sizes around the thread boundaries.
+    /// one thread, for sizes around the thread, batch and window
+    /// boundaries (windows of 256 pages in unit tests).
     #[test]
     fn parallel_hashing_matches_sequential() {
-        for n in [1, 255, 257, 700] {
+        for n in [1, 63, 64, 65, 255, 256, 257, 512, 700, 1100] {
             let bytes = file(n);
             let config = LaunchConfig::new(1, vec![GpaRange::new(0, 16 << 20)]);
             let plan = LaunchPlan::new(&bytes, &config, PlanOptions::default()).unwrap();

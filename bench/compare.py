@@ -1,0 +1,225 @@
+#!/usr/bin/env python3
+"""Whole-process comparison: `igvm-load measure IMAGE` against
+`openssl dgst -sha384 IMAGE`, pair by pair in one run.
+
+For each image size it runs both commands ROUNDS times, alternating which
+goes first, and records for each process its wall time (perf_counter around
+fork/exec/wait), its CPU time and its peak resident set (getrusage of the
+child, via os.wait4). It prints a Markdown report: per size the best wall
+time of each command, the ratio of the bests, the median and best of the
+per-pair ratios, CPU time, peak memory over file size, and the goals of
+issue 6 with PASS/FAIL. Called by bench/compare.sh, which builds the tools
+and the images first; see BENCHMARKS.md.
+"""
+
+import argparse
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+
+GOAL_RATIO_64 = 0.6
+GOAL_MEMORY = 1.15
+
+
+TIME = "/usr/bin/time"
+
+
+def run(argv):
+    """Runs argv with stdout captured; returns (wall s, cpu s, maxrss bytes, stdout).
+
+    The peak RSS comes from GNU time's %M: a child forked from this Python
+    process would report Python's own high-water mark when it is larger
+    (Linux carries it over exec). GNU time adds the same fork and exec to
+    both commands of a pair.
+    """
+    rss_file = os.path.join(os.environ.get("TMPDIR", "/tmp"), f"igvm-snp-bench-rss-{os.getpid()}")
+    argv = [TIME, "-f", "%M", "-o", rss_file, *argv]
+    r, w = os.pipe()
+    start = time.perf_counter()
+    pid = os.fork()
+    if pid == 0:
+        os.close(r)
+        os.dup2(w, 1)
+        try:
+            os.execvp(argv[0], argv)
+        finally:
+            os._exit(127)
+    os.close(w)
+    out = b""
+    while True:
+        chunk = os.read(r, 65536)
+        if not chunk:
+            break
+        out += chunk
+    os.close(r)
+    _, status, usage = os.wait4(pid, 0)
+    wall = time.perf_counter() - start
+    if os.waitstatus_to_exitcode(status) != 0:
+        sys.exit(f"error: {' '.join(argv)} exited with {os.waitstatus_to_exitcode(status)}")
+    with open(rss_file) as f:
+        maxrss_kib = int(f.read().split()[-1])
+    os.remove(rss_file)
+    return wall, usage.ru_utime + usage.ru_stime, maxrss_kib * 1024, out.decode()
+
+
+def loadavg():
+    with open("/proc/loadavg") as f:
+        return " ".join(f.read().split()[:3])
+
+
+def busy_processes(limit=6):
+    """The processes using the most CPU right now (what else was running)."""
+    try:
+        out = subprocess.run(
+            ["ps", "-eo", "pcpu,comm", "--sort=-pcpu", "--no-headers"],
+            capture_output=True, text=True, check=True,
+        ).stdout.splitlines()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    me = {"ps", "python3", "compare.py"}
+    rows = [l.split(None, 1) for l in out if l.strip()]
+    rows = [(float(c), n.strip()) for c, n in rows if n.strip() not in me and float(c) >= 1.0]
+    return ", ".join(f"{n} {c:.0f}%" for c, n in rows[:limit]) or "none above 1%"
+
+
+def cpu_model():
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def run_pair(argv):
+    """Starts two copies of argv at once; returns the wall time until both end."""
+    start = time.perf_counter()
+    procs = [subprocess.Popen(argv, stdout=subprocess.DEVNULL) for _ in range(2)]
+    for p in procs:
+        if p.wait() != 0:
+            sys.exit(f"error: {' '.join(argv)} failed")
+    return time.perf_counter() - start
+
+
+def scaling(args, images):
+    """How much two cores give here: openssl alone against two openssl at
+    once (independent work, so the best the machine can do with two
+    threads), and igvm-load on one CPU (taskset) against both."""
+    path = images.get("64") or next(iter(images.values()))
+    openssl = ["openssl", "dgst", "-sha384", path]
+    loader = [args.loader, "measure", path]
+    one, two, pinned, free = [], [], [], []
+    for _ in range(args.rounds):
+        one.append(run(openssl)[0])
+        two.append(run_pair(openssl))
+        pinned.append(run(["taskset", "-c", "0", *loader])[0])
+        free.append(run(loader)[0])
+    print("## Two-core scaling on this machine\n")
+    print(f"- {os.path.basename(path)}, best of {args.rounds}: one `openssl dgst` "
+          f"{min(one) * 1e3:.1f} ms, two at once {min(two) * 1e3:.1f} ms: two cores do "
+          f"**{2 * min(one) / min(two):.2f}x** the work of one")
+    print(f"- `igvm-load measure` on one CPU (taskset -c 0) {min(pinned) * 1e3:.1f} ms, "
+          f"on both {min(free) * 1e3:.1f} ms: **{min(pinned) / min(free):.2f}x**\n")
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--loader", required=True, help="path of the igvm-load binary")
+    ap.add_argument("--rounds", type=int, default=7)
+    ap.add_argument("--scaling", action="store_true",
+                    help="also measure what two cores give (openssl x2, igvm-load pinned)")
+    ap.add_argument("images", nargs="+", help="SIZE_MIB=PATH pairs")
+    args = ap.parse_args()
+    if not os.access(TIME, os.X_OK):
+        sys.exit(f"error: {TIME} not found (Debian: apt-get install -y time)")
+
+    print("## Machine\n")
+    print(f"- CPU: {cpu_model()}, {os.cpu_count()} logical CPUs")
+    print(f"- kernel: {platform.release()}")
+    ossl = subprocess.run(["openssl", "version"], capture_output=True, text=True).stdout.strip()
+    print(f"- openssl: {ossl}")
+    print(f"- load average before: {loadavg()}; busiest other processes: {busy_processes()}")
+    print(f"- rounds per size: {args.rounds} (best of N, and each pair's ratio)\n")
+
+    rows = []
+    for spec in args.images:
+        size, path = spec.split("=", 1)
+        nbytes = os.path.getsize(path)
+        # Warm the page cache so that both commands read from memory.
+        with open(path, "rb") as f:
+            while f.read(1 << 24):
+                pass
+        loader = [args.loader, "measure", path]
+        openssl = ["openssl", "dgst", "-sha384", path]
+        l_runs, o_runs, ratios, digests = [], [], [], set()
+        for i in range(args.rounds):
+            pair = [("o", openssl), ("l", loader)]
+            if i % 2:
+                pair.reverse()
+            got = {}
+            for name, argv in pair:
+                got[name] = run(argv)
+            l_runs.append(got["l"])
+            o_runs.append(got["o"])
+            digests.add(got["l"][3].strip())
+            ratios.append(got["l"][0] / got["o"][0])
+        if len(digests) != 1:
+            sys.exit(f"error: igvm-load printed different digests for {path}: {digests}")
+        best_l = min(r[0] for r in l_runs)
+        best_o = min(r[0] for r in o_runs)
+        rows.append({
+            "size": int(size),
+            "bytes": nbytes,
+            "best_l": best_l,
+            "best_o": best_o,
+            "ratio_best": best_l / best_o,
+            "ratio_median": statistics.median(ratios),
+            "ratio_min": min(ratios),
+            "cpu_l": min(r[1] for r in l_runs),
+            "cpu_o": min(r[1] for r in o_runs),
+            "rss_l": max(r[2] for r in l_runs),
+            "rss_o": max(r[2] for r in o_runs),
+        })
+        print(f"measured {size} MiB: digest {digests.pop()[:16]}...", file=sys.stderr)
+
+    print("## Results\n")
+    print("| image | file size | openssl dgst best | igvm-load best | ratio of bests "
+          "| median pair ratio | best pair ratio | CPU igvm-load / openssl "
+          "| igvm-load ms per MiB | peak RSS igvm-load / file | peak RSS openssl |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    for r in rows:
+        print(f"| {r['size']} MiB | {r['bytes'] / 2**20:.1f} MiB | {r['best_o'] * 1e3:.1f} ms "
+              f"| {r['best_l'] * 1e3:.1f} ms | **{r['ratio_best']:.2f}** | {r['ratio_median']:.2f} "
+              f"| {r['ratio_min']:.2f} | {r['cpu_l'] / r['cpu_o']:.2f} "
+              f"| {r['best_l'] * 1e3 / r['size']:.2f} "
+              f"| **{r['rss_l'] / r['bytes']:.3f}** ({r['rss_l'] / 2**20:.1f} MiB) "
+              f"| {r['rss_o'] / 2**20:.1f} MiB |")
+    print(f"\nLoad average after: {loadavg()}; busiest other processes: {busy_processes()}\n")
+
+    if args.scaling:
+        scaling(args, dict(spec.split("=", 1) for spec in args.images))
+
+    print("## Goals (issue 6)\n")
+    ok = True
+    for r in rows:
+        if r["size"] == 64:
+            passed = r["ratio_best"] <= GOAL_RATIO_64
+            ok &= passed
+            print(f"- 64 MiB digest at most {GOAL_RATIO_64} x openssl dgst (ratio of bests): "
+                  f"{r['ratio_best']:.2f} {'PASS' if passed else 'FAIL'}")
+    for r in rows:
+        m = r["rss_l"] / r["bytes"]
+        passed = m <= GOAL_MEMORY
+        ok &= passed
+        print(f"- {r['size']} MiB peak memory at most {GOAL_MEMORY} x file: {m:.3f} "
+              f"{'PASS' if passed else 'FAIL'}")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

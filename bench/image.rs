@@ -1,0 +1,89 @@
+//! The synthetic SEV-SNP IGVM image of the benchmarks, shared by
+//! `examples/make-image.rs` (files for bench/compare.sh) and
+//! `crates/igvm-snp/benches/plan.rs` (criterion), which include this file.
+//!
+//! One SEV-SNP platform, a policy, `mib` MiB of distinct data pages
+//! (pseudo-random, so the serializer cannot deduplicate them) from GPA
+//! 1 MiB, a one-page parameter area with the vCPU count inserted at 0x8000,
+//! a data-less page at 0x9000 and a VMSA: the shape of a firmware or kernel
+//! image. Its plan has four steps whatever the size.
+
+use igvm::{
+    IgvmDirectiveHeader, IgvmFile, IgvmInitializationHeader, IgvmPlatformHeader, IgvmRevision,
+};
+use igvm_defs::{
+    IGVM_VHS_PARAMETER, IGVM_VHS_PARAMETER_INSERT, IGVM_VHS_SUPPORTED_PLATFORM, IgvmPageDataFlags,
+    IgvmPageDataType, IgvmPlatformType,
+};
+
+/// The serialized image with `mib` MiB of data pages.
+pub fn image(mib: u64) -> Result<Vec<u8>, String> {
+    let mut state = 0x9E37_79B9_7F4A_7C15u64;
+    let mut directives = vec![
+        IgvmDirectiveHeader::ParameterArea {
+            number_of_bytes: 4096,
+            parameter_area_index: 0,
+            initial_data: Vec::new(),
+        },
+        IgvmDirectiveHeader::VpCount(IGVM_VHS_PARAMETER {
+            parameter_area_index: 0,
+            byte_offset: 0,
+        }),
+        IgvmDirectiveHeader::ParameterInsert(IGVM_VHS_PARAMETER_INSERT {
+            gpa: 0x8000,
+            compatibility_mask: 1,
+            parameter_area_index: 0,
+        }),
+        IgvmDirectiveHeader::PageData {
+            gpa: 0x9000,
+            compatibility_mask: 1,
+            flags: IgvmPageDataFlags::new(),
+            data_type: IgvmPageDataType::NORMAL,
+            data: Vec::new(),
+        },
+    ];
+    for i in 0..mib * 256 {
+        let mut data = vec![0u8; 4096];
+        for chunk in data.chunks_mut(8) {
+            // xorshift64: distinct pages so the serializer keeps them all.
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            chunk.copy_from_slice(&state.to_le_bytes());
+        }
+        directives.push(IgvmDirectiveHeader::PageData {
+            gpa: 0x10_0000 + i * 4096,
+            compatibility_mask: 1,
+            flags: IgvmPageDataFlags::new(),
+            data_type: IgvmPageDataType::NORMAL,
+            data,
+        });
+    }
+    directives.push(IgvmDirectiveHeader::SnpVpContext {
+        gpa: 0xFFFF_FFFF_F000,
+        compatibility_mask: 1,
+        vp_index: 0,
+        vmsa: Box::new(igvm_snp::demo::vmsa()),
+    });
+    let file = IgvmFile::new(
+        IgvmRevision::V1,
+        vec![IgvmPlatformHeader::SupportedPlatform(
+            IGVM_VHS_SUPPORTED_PLATFORM {
+                compatibility_mask: 1,
+                highest_vtl: 0,
+                platform_type: IgvmPlatformType::SEV_SNP,
+                platform_version: 1,
+                shared_gpa_boundary: 0,
+            },
+        )],
+        vec![IgvmInitializationHeader::GuestPolicy {
+            policy: 0x30000,
+            compatibility_mask: 1,
+        }],
+        directives,
+    )
+    .map_err(|e| e.to_string())?;
+    let mut out = Vec::new();
+    file.serialize(&mut out).map_err(|e| e.to_string())?;
+    Ok(out)
+}
