@@ -8,12 +8,9 @@
 //! a data-less page at 0x9000 and a VMSA: the shape of a firmware or kernel
 //! image. Its plan has four steps whatever the size.
 
-use igvm::{
-    IgvmDirectiveHeader, IgvmFile, IgvmInitializationHeader, IgvmPlatformHeader, IgvmRevision,
-};
+use igvm::IgvmDirectiveHeader;
 use igvm_defs::{
-    IGVM_VHS_PARAMETER, IGVM_VHS_PARAMETER_INSERT, IGVM_VHS_SUPPORTED_PLATFORM, IgvmPageDataFlags,
-    IgvmPageDataType, IgvmPlatformType,
+    IGVM_VHS_PARAMETER, IGVM_VHS_PARAMETER_INSERT, IgvmPageDataFlags, IgvmPageDataType,
 };
 
 /// The serialized image with `mib` MiB of data pages.
@@ -65,25 +62,5 @@ pub fn image(mib: u64) -> Result<Vec<u8>, String> {
         vp_index: 0,
         vmsa: Box::new(igvm_snp::demo::vmsa()),
     });
-    let file = IgvmFile::new(
-        IgvmRevision::V1,
-        vec![IgvmPlatformHeader::SupportedPlatform(
-            IGVM_VHS_SUPPORTED_PLATFORM {
-                compatibility_mask: 1,
-                highest_vtl: 0,
-                platform_type: IgvmPlatformType::SEV_SNP,
-                platform_version: 1,
-                shared_gpa_boundary: 0,
-            },
-        )],
-        vec![IgvmInitializationHeader::GuestPolicy {
-            policy: 0x30000,
-            compatibility_mask: 1,
-        }],
-        directives,
-    )
-    .map_err(|e| e.to_string())?;
-    let mut out = Vec::new();
-    file.serialize(&mut out).map_err(|e| e.to_string())?;
-    Ok(out)
+    igvm_snp::demo::snp_igvm(directives).map_err(|e| e.to_string())
 }

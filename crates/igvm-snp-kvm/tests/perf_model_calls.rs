@@ -5,12 +5,9 @@
 //! runs as there are steps, i.e. no two consecutive steps could have been one
 //! call. The model's digest equals the plan's.
 
-use igvm::{
-    IgvmDirectiveHeader, IgvmFile, IgvmInitializationHeader, IgvmPlatformHeader, IgvmRevision,
-};
+use igvm::IgvmDirectiveHeader;
 use igvm_defs::{
-    IGVM_VHS_PARAMETER, IGVM_VHS_PARAMETER_INSERT, IGVM_VHS_SUPPORTED_PLATFORM, IgvmPageDataFlags,
-    IgvmPageDataType, IgvmPlatformType,
+    IGVM_VHS_PARAMETER, IGVM_VHS_PARAMETER_INSERT, IgvmPageDataFlags, IgvmPageDataType,
 };
 use igvm_snp::{GpaRange, LaunchConfig, LaunchPlan, PageType, PlanOptions};
 use igvm_snp_kvm::sev::{
@@ -56,27 +53,7 @@ fn serialize(mut dirs: Vec<IgvmDirectiveHeader>) -> Vec<u8> {
         vp_index: 0,
         vmsa: Box::new(igvm_snp::demo::vmsa()),
     });
-    let file = IgvmFile::new(
-        IgvmRevision::V1,
-        vec![IgvmPlatformHeader::SupportedPlatform(
-            IGVM_VHS_SUPPORTED_PLATFORM {
-                compatibility_mask: 1,
-                highest_vtl: 0,
-                platform_type: IgvmPlatformType::SEV_SNP,
-                platform_version: 1,
-                shared_gpa_boundary: 0,
-            },
-        )],
-        vec![IgvmInitializationHeader::GuestPolicy {
-            policy: 0x30000,
-            compatibility_mask: 1,
-        }],
-        all,
-    )
-    .unwrap();
-    let mut out = Vec::new();
-    file.serialize(&mut out).unwrap();
-    out
+    igvm_snp::demo::snp_igvm(all).unwrap()
 }
 
 fn page(gpa: u64, kind: Kind, seed: u64) -> IgvmDirectiveHeader {

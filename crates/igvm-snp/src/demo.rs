@@ -166,6 +166,42 @@ pub fn vmsa() -> SevVmsa {
     v
 }
 
+/// An IGVM file with one SEV-SNP platform (compatibility mask 1), guest
+/// policy 0x30000 and `directives`, built with the `igvm` crate's builder:
+/// the shape of the demo, the benchmarks' images and many tests' files.
+///
+/// # Errors
+/// The builder's error when the directives break its invariants.
+pub fn snp_file(directives: Vec<IgvmDirectiveHeader>) -> Result<IgvmFile, igvm::Error> {
+    IgvmFile::new(
+        IgvmRevision::V1,
+        vec![IgvmPlatformHeader::SupportedPlatform(
+            IGVM_VHS_SUPPORTED_PLATFORM {
+                compatibility_mask: 1,
+                highest_vtl: 0,
+                platform_type: IgvmPlatformType::SEV_SNP,
+                platform_version: 1,
+                shared_gpa_boundary: 0,
+            },
+        )],
+        vec![IgvmInitializationHeader::GuestPolicy {
+            policy: 0x30000,
+            compatibility_mask: 1,
+        }],
+        directives,
+    )
+}
+
+/// [`snp_file`], serialized.
+///
+/// # Errors
+/// The builder's or the serializer's error.
+pub fn snp_igvm(directives: Vec<IgvmDirectiveHeader>) -> Result<Vec<u8>, igvm::Error> {
+    let mut out = Vec::new();
+    snp_file(directives)?.serialize(&mut out)?;
+    Ok(out)
+}
+
 /// The demo as an `igvm::IgvmFile`, before serialization.
 pub fn demo_file() -> IgvmFile {
     let mask = 1;
@@ -203,24 +239,7 @@ pub fn demo_file() -> IgvmFile {
     ];
     // The builder only fails on invariants this fixed content satisfies;
     // an empty file is the documented fallback and fails to parse.
-    IgvmFile::new(
-        IgvmRevision::V1,
-        vec![IgvmPlatformHeader::SupportedPlatform(
-            IGVM_VHS_SUPPORTED_PLATFORM {
-                compatibility_mask: mask,
-                highest_vtl: 0,
-                platform_type: IgvmPlatformType::SEV_SNP,
-                platform_version: 1,
-                shared_gpa_boundary: 0,
-            },
-        )],
-        vec![IgvmInitializationHeader::GuestPolicy {
-            policy: 0x30000,
-            compatibility_mask: mask,
-        }],
-        directives,
-    )
-    .expect("the demo file satisfies the igvm builder's invariants")
+    snp_file(directives).expect("the demo file satisfies the igvm builder's invariants")
 }
 
 /// The demo IGVM file, serialized.

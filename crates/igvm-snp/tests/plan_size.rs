@@ -6,12 +6,8 @@
 
 use std::alloc::System;
 
-use igvm::{
-    IgvmDirectiveHeader, IgvmFile, IgvmInitializationHeader, IgvmPlatformHeader, IgvmRevision,
-};
-use igvm_defs::{
-    IGVM_VHS_SUPPORTED_PLATFORM, IgvmPageDataFlags, IgvmPageDataType, IgvmPlatformType,
-};
+use igvm::IgvmDirectiveHeader;
+use igvm_defs::{IgvmPageDataFlags, IgvmPageDataType};
 use igvm_snp::{GpaRange, LaunchConfig, LaunchPlan, PlanOptions};
 use stats_alloc::{INSTRUMENTED_SYSTEM, Region, StatsAlloc};
 
@@ -36,27 +32,7 @@ fn file(pages: u64) -> Vec<u8> {
         vp_index: 0,
         vmsa: Box::new(igvm_snp::demo::vmsa()),
     });
-    let f = IgvmFile::new(
-        IgvmRevision::V1,
-        vec![IgvmPlatformHeader::SupportedPlatform(
-            IGVM_VHS_SUPPORTED_PLATFORM {
-                compatibility_mask: 1,
-                highest_vtl: 0,
-                platform_type: IgvmPlatformType::SEV_SNP,
-                platform_version: 1,
-                shared_gpa_boundary: 0,
-            },
-        )],
-        vec![IgvmInitializationHeader::GuestPolicy {
-            policy: 0x30000,
-            compatibility_mask: 1,
-        }],
-        dirs,
-    )
-    .unwrap();
-    let mut out = Vec::new();
-    f.serialize(&mut out).unwrap();
-    out
+    igvm_snp::demo::snp_igvm(dirs).unwrap()
 }
 
 /// Steps, and heap bytes held by the plan beyond its parsed file.

@@ -265,12 +265,8 @@ where
 
 #[cfg(test)]
 mod tests {
-    use igvm::{
-        IgvmDirectiveHeader, IgvmFile, IgvmInitializationHeader, IgvmPlatformHeader, IgvmRevision,
-    };
-    use igvm_defs::{
-        IGVM_VHS_SUPPORTED_PLATFORM, IgvmPageDataFlags, IgvmPageDataType, IgvmPlatformType,
-    };
+    use igvm::IgvmDirectiveHeader;
+    use igvm_defs::{IgvmPageDataFlags, IgvmPageDataType};
 
     use super::*;
     use crate::{GpaRange, LaunchConfig, PlanOptions};
@@ -294,27 +290,7 @@ mod tests {
             vp_index: 0,
             vmsa: Box::new(vmsa),
         });
-        let f = IgvmFile::new(
-            IgvmRevision::V1,
-            vec![IgvmPlatformHeader::SupportedPlatform(
-                IGVM_VHS_SUPPORTED_PLATFORM {
-                    compatibility_mask: 1,
-                    highest_vtl: 0,
-                    platform_type: IgvmPlatformType::SEV_SNP,
-                    platform_version: 1,
-                    shared_gpa_boundary: 0,
-                },
-            )],
-            vec![IgvmInitializationHeader::GuestPolicy {
-                policy: 0x30000,
-                compatibility_mask: 1,
-            }],
-            dirs,
-        )
-        .unwrap();
-        let mut out = Vec::new();
-        f.serialize(&mut out).unwrap();
-        out
+        crate::demo::snp_igvm(dirs).unwrap()
     }
 
     /// The parallel split gives the same digest as hashing page by page on
