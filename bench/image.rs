@@ -9,36 +9,19 @@
 //! image. Its plan has four steps whatever the size.
 
 use igvm::IgvmDirectiveHeader;
-use igvm_defs::{
-    IGVM_VHS_PARAMETER, IGVM_VHS_PARAMETER_INSERT, IgvmPageDataFlags, IgvmPageDataType,
-};
+use igvm_defs::{IgvmPageDataFlags, IgvmPageDataType};
 
 /// The serialized image with `mib` MiB of data pages.
 pub fn image(mib: u64) -> Result<Vec<u8>, String> {
     let mut state = 0x9E37_79B9_7F4A_7C15u64;
-    let mut directives = vec![
-        IgvmDirectiveHeader::ParameterArea {
-            number_of_bytes: 4096,
-            parameter_area_index: 0,
-            initial_data: Vec::new(),
-        },
-        IgvmDirectiveHeader::VpCount(IGVM_VHS_PARAMETER {
-            parameter_area_index: 0,
-            byte_offset: 0,
-        }),
-        IgvmDirectiveHeader::ParameterInsert(IGVM_VHS_PARAMETER_INSERT {
-            gpa: 0x8000,
-            compatibility_mask: 1,
-            parameter_area_index: 0,
-        }),
-        IgvmDirectiveHeader::PageData {
-            gpa: 0x9000,
-            compatibility_mask: 1,
-            flags: IgvmPageDataFlags::new(),
-            data_type: IgvmPageDataType::NORMAL,
-            data: Vec::new(),
-        },
-    ];
+    let mut directives = igvm_snp::demo::vp_count_area(0x8000).to_vec();
+    directives.extend([IgvmDirectiveHeader::PageData {
+        gpa: 0x9000,
+        compatibility_mask: 1,
+        flags: IgvmPageDataFlags::new(),
+        data_type: IgvmPageDataType::NORMAL,
+        data: Vec::new(),
+    }]);
     for i in 0..mib * 256 {
         let mut data = vec![0u8; 4096];
         for chunk in data.chunks_mut(8) {

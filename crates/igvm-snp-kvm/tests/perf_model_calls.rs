@@ -6,9 +6,7 @@
 //! call. The model's digest equals the plan's.
 
 use igvm::IgvmDirectiveHeader;
-use igvm_defs::{
-    IGVM_VHS_PARAMETER, IGVM_VHS_PARAMETER_INSERT, IgvmPageDataFlags, IgvmPageDataType,
-};
+use igvm_defs::{IgvmPageDataFlags, IgvmPageDataType};
 use igvm_snp::{GpaRange, LaunchConfig, LaunchPlan, PageType, PlanOptions};
 use igvm_snp_kvm::sev::{
     FirmwareModel, LaunchFinishInput, LaunchStartInput, LaunchUpdate, PrivateMemory, SnpFirmware,
@@ -30,22 +28,7 @@ enum Kind {
 /// An SEV-SNP file: `dirs`, a parameter area inserted at `0x8000`, and a
 /// VMSA.
 fn serialize(mut dirs: Vec<IgvmDirectiveHeader>) -> Vec<u8> {
-    let mut all = vec![
-        IgvmDirectiveHeader::ParameterArea {
-            number_of_bytes: PAGE,
-            parameter_area_index: 0,
-            initial_data: Vec::new(),
-        },
-        IgvmDirectiveHeader::VpCount(IGVM_VHS_PARAMETER {
-            parameter_area_index: 0,
-            byte_offset: 0,
-        }),
-        IgvmDirectiveHeader::ParameterInsert(IGVM_VHS_PARAMETER_INSERT {
-            gpa: 0x8000,
-            compatibility_mask: 1,
-            parameter_area_index: 0,
-        }),
-    ];
+    let mut all = igvm_snp::demo::vp_count_area(0x8000).to_vec();
     all.append(&mut dirs);
     all.push(IgvmDirectiveHeader::SnpVpContext {
         gpa: 0xFFFF_FFFF_F000,

@@ -166,6 +166,28 @@ pub fn vmsa() -> SevVmsa {
     v
 }
 
+/// A 4 KiB parameter area (index 0) holding the VP count at offset 0,
+/// inserted at `gpa` for compatibility mask 1: the three directives the
+/// demo, the benchmark images and tests start with.
+pub fn vp_count_area(gpa: u64) -> [IgvmDirectiveHeader; 3] {
+    [
+        IgvmDirectiveHeader::ParameterArea {
+            number_of_bytes: 4096,
+            parameter_area_index: 0,
+            initial_data: Vec::new(),
+        },
+        IgvmDirectiveHeader::VpCount(IGVM_VHS_PARAMETER {
+            parameter_area_index: 0,
+            byte_offset: 0,
+        }),
+        IgvmDirectiveHeader::ParameterInsert(IGVM_VHS_PARAMETER_INSERT {
+            gpa,
+            compatibility_mask: 1,
+            parameter_area_index: 0,
+        }),
+    ]
+}
+
 /// An IGVM file with one SEV-SNP platform (compatibility mask 1), guest
 /// policy 0x30000 and `directives`, built with the `igvm` crate's builder:
 /// the shape of the demo, the benchmarks' images and many tests' files.
@@ -212,21 +234,8 @@ pub fn demo_file() -> IgvmFile {
         data_type: IgvmPageDataType::NORMAL,
         data,
     };
-    let directives = vec![
-        IgvmDirectiveHeader::ParameterArea {
-            number_of_bytes: 4096,
-            parameter_area_index: 0,
-            initial_data: Vec::new(),
-        },
-        IgvmDirectiveHeader::VpCount(IGVM_VHS_PARAMETER {
-            parameter_area_index: 0,
-            byte_offset: 0,
-        }),
-        IgvmDirectiveHeader::ParameterInsert(IGVM_VHS_PARAMETER_INSERT {
-            gpa: PARAMETER_GPA,
-            compatibility_mask: mask,
-            parameter_area_index: 0,
-        }),
+    let mut directives = vp_count_area(PARAMETER_GPA).to_vec();
+    directives.extend([
         page(ZERO_GPA, Vec::new()),
         page(DATA_GPA, data_page()),
         page(CODE_GPA, code_page()),
@@ -236,7 +245,7 @@ pub fn demo_file() -> IgvmFile {
             vp_index: 0,
             vmsa: Box::new(vmsa()),
         },
-    ];
+    ]);
     // The builder only fails on invariants this fixed content satisfies;
     // an empty file is the documented fallback and fails to parse.
     snp_file(directives).expect("the demo file satisfies the igvm builder's invariants")

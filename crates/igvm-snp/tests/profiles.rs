@@ -7,13 +7,10 @@
 
 use std::collections::HashMap;
 
+use igvm::IgvmDirectiveHeader;
 use igvm::snp_defs::{SevFeatures, SevSelector, SevVmsa};
-use igvm::{
-    IgvmDirectiveHeader, IgvmFile, IgvmInitializationHeader, IgvmPlatformHeader, IgvmRevision,
-};
 use igvm_defs::{
-    IGVM_VHS_PARAMETER, IGVM_VHS_PARAMETER_INSERT, IGVM_VHS_SUPPORTED_PLATFORM, IgvmPageDataFlags,
-    IgvmPageDataType, IgvmPlatformType,
+    IGVM_VHS_PARAMETER, IGVM_VHS_PARAMETER_INSERT, IgvmPageDataFlags, IgvmPageDataType,
 };
 use igvm_snp::compat::{self, CompatReport, Finding, ProfileReport};
 use igvm_snp::kvm_legacy::KvmLegacyInputs;
@@ -205,27 +202,7 @@ fn kvm_boot_vmsa(file: &[u8], inputs: &KvmLegacyInputs) -> Vec<u8> {
 // ----- files -------------------------------------------------------------
 
 fn build(dirs: Vec<IgvmDirectiveHeader>) -> Vec<u8> {
-    let f = IgvmFile::new(
-        IgvmRevision::V1,
-        vec![IgvmPlatformHeader::SupportedPlatform(
-            IGVM_VHS_SUPPORTED_PLATFORM {
-                compatibility_mask: 1,
-                highest_vtl: 0,
-                platform_type: IgvmPlatformType::SEV_SNP,
-                platform_version: 1,
-                shared_gpa_boundary: 0,
-            },
-        )],
-        vec![IgvmInitializationHeader::GuestPolicy {
-            policy: 0x30000,
-            compatibility_mask: 1,
-        }],
-        dirs,
-    )
-    .unwrap();
-    let mut out = Vec::new();
-    f.serialize(&mut out).unwrap();
-    out
+    igvm_snp::demo::snp_igvm(dirs).unwrap()
 }
 
 fn page_data(
