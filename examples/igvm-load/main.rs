@@ -92,8 +92,9 @@ fn run(cli: &Cli) -> Result<ExitCode, Failure> {
             let plan = plan(file, &bytes, launch)?;
             if *json {
                 let mut v = serde_json::to_value(&plan)?;
-                let digest =
-                    progress.phase("hashing", plan.launched_pages(), || plan.launch_digest());
+                let digest = progress.phase("hashing", plan.launched_pages(), || {
+                    plan.launch_digest_releasing(|part| bytes.release(part))
+                });
                 v["launch_digest"] = serde_json::Value::String(digest.to_string());
                 writeln!(out, "{}", serde_json::to_string_pretty(&v)?)?;
             } else {
@@ -117,7 +118,12 @@ fn run(cli: &Cli) -> Result<ExitCode, Failure> {
                     let d = t.last().map(|e| e.digest);
                     (d.unwrap_or_else(|| plan.launch_digest()), Some(t))
                 } else {
-                    (plan.launch_digest(), None)
+                    // Drop each batch of the mapped file once it is hashed:
+                    // measuring holds a few MiB of the image, not all of it.
+                    (
+                        plan.launch_digest_releasing(|part| bytes.release(part)),
+                        None,
+                    )
                 }
             });
             if *json {

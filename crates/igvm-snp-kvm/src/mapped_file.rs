@@ -90,6 +90,70 @@ impl MappedFile {
     pub fn bytes(&self) -> &[u8] {
         self
     }
+
+    /// Drops the pages wholly inside `part` (a sub-slice of [`Self::bytes`])
+    /// from this process's resident set; a later read maps them again from
+    /// the file, so `part` and every other borrow keep reading the same
+    /// bytes. Pages `part` only partly covers, and slices from elsewhere,
+    /// are left alone.
+    ///
+    /// Made for [`igvm_snp::LaunchPlan::launch_digest_releasing`]: measuring
+    /// an image then holds a few MiB of it at a time instead of all of it,
+    /// and exits with nothing left to unmap (BENCHMARKS.md). This is
+    /// advice to the kernel: a failure is logged, not returned.
+    ///
+    /// ```no_run
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use igvm_snp::{GpaRange, LaunchConfig, LaunchPlan, PlanOptions};
+    /// use igvm_snp_kvm::mapped_file::MappedFile;
+    /// let image = MappedFile::open("guest.igvm".as_ref())?;
+    /// let config = LaunchConfig::new(1, vec![GpaRange::new(0, 1 << 30)]);
+    /// let plan = LaunchPlan::new(&image, &config, PlanOptions::default())?;
+    /// println!("{}", plan.launch_digest_releasing(|part| image.release(part)));
+    /// # Ok(()) }
+    /// ```
+    pub fn release(&self, part: &[u8]) {
+        let base = self.ptr.as_ptr().addr();
+        let start = part.as_ptr().addr();
+        let Some(end) = start.checked_add(part.len()) else {
+            return;
+        };
+        if start < base || end > base + self.len {
+            return;
+        }
+        // x86-64 pages; on a system with larger ones, madvise refuses an
+        // unaligned start (logged below) and rounds a length up, dropping
+        // at worst a page that is read again from the file.
+        let page = igvm_snp::PAGE_SIZE;
+        let first = start.next_multiple_of(page);
+        let last = end - end % page;
+        if first >= last {
+            return;
+        }
+        let offset = first - base;
+        // SAFETY: `offset..offset + (last - first)` is a page-aligned range
+        // inside this mapping (checked above), so madvise touches no other
+        // memory. The mapping is private, read-only and never written, so it
+        // holds no copy-on-write pages: MADV_DONTNEED only drops page-table
+        // entries, and the next read maps the file's page again (madvise(2):
+        // private file mappings are repopulated from the mapped file). The
+        // bytes any borrow reads stay the file's, as before the call.
+        let rc = unsafe {
+            libc::madvise(
+                self.ptr.as_ptr().add(offset).cast(),
+                last - first,
+                libc::MADV_DONTNEED,
+            )
+        };
+        if rc != 0 {
+            tracing::debug!(
+                offset,
+                len = last - first,
+                error = %io::Error::last_os_error(),
+                "madvise(MADV_DONTNEED) of a mapped file failed"
+            );
+        }
+    }
 }
 
 impl Deref for MappedFile {
@@ -144,6 +208,46 @@ mod tests {
         let m = MappedFile::open(&path).unwrap();
         assert_eq!(m.bytes(), &data[..]);
         assert_eq!(m.len(), 10_000);
+        drop(m);
+        std::fs::remove_file(path).unwrap();
+    }
+
+    /// The resident size of the mapping starting at `addr`, from
+    /// /proc/self/smaps, in KiB.
+    fn resident_kib(addr: usize) -> u64 {
+        let smaps = std::fs::read_to_string("/proc/self/smaps").unwrap();
+        let head = format!("{addr:x}-");
+        let mut lines = smaps.lines().skip_while(|l| !l.starts_with(&head));
+        assert!(lines.next().is_some(), "mapping at {addr:#x} not in smaps");
+        let rss = lines.find(|l| l.starts_with("Rss:")).unwrap();
+        rss.split_whitespace().nth(1).unwrap().parse().unwrap()
+    }
+
+    /// Released pages leave the resident set, and reading them again gives
+    /// the file's bytes; pages a part only touches, and slices from
+    /// elsewhere, stay.
+    #[test]
+    fn release_drops_whole_pages_and_keeps_the_bytes() {
+        let data: Vec<u8> = (0..64 * 4096u32).map(|i| (i % 253) as u8).collect();
+        let path = temp("release", &data);
+        let m = MappedFile::open(&path).unwrap();
+        let addr = m.bytes().as_ptr().addr();
+        let sum = |b: &[u8]| b.iter().map(|&x| u64::from(x)).sum::<u64>();
+        let expected = sum(&data);
+        assert_eq!(sum(m.bytes()), expected);
+        assert_eq!(resident_kib(addr), 256, "every page read");
+
+        m.release(&data[..4096 * 8]); // not the mapping's bytes
+        assert_eq!(resident_kib(addr), 256);
+        m.release(&m[100..4096 + 100]); // covers no page wholly
+        assert_eq!(resident_kib(addr), 256);
+        m.release(&m[4096 * 8 - 1..4096 * 40 + 1]); // pages 8..40
+        assert_eq!(resident_kib(addr), 256 - 32 * 4);
+        m.release(&m);
+        assert_eq!(resident_kib(addr), 0);
+
+        assert_eq!(m.bytes(), &data[..], "read back from the file");
+        assert_eq!(resident_kib(addr), 256);
         drop(m);
         std::fs::remove_file(path).unwrap();
     }

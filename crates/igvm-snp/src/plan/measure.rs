@@ -2,18 +2,22 @@
 //!
 //! Contents hashes (SHA-384 of each NORMAL or VMSA page) are independent of
 //! each other; only the PAGE_INFO chain (112 bytes per page) is sequential.
-//! The measured pages are taken in plan order a window of [`WINDOW`] pages
-//! at a time (borrowed, never copied), and each window is cut into batches
-//! of [`BATCH`] pages that one thread per core takes in turn. A thread that
-//! has hashed a batch also advances the chain over every batch completed so
-//! far, unless another thread is doing so, so the chain runs alongside the
-//! hashing instead of after it. Memory is bounded by the window, whatever
-//! the number of pages (a 2 MiB page without data is 512 pages from a
-//! 32-byte header).
+//! One thread per core takes the measured pages in plan order, [`BATCH`]
+//! pages at a time (borrowed, never copied), from a shared cursor over the
+//! plan; a thread that has hashed a batch also advances the chain over
+//! every batch completed so far, unless another thread is doing so, so the
+//! chain runs alongside the hashing instead of after it. The hashes wait
+//! for the chain in a window of [`WINDOW`] pages; when it is full, the
+//! threads stop, the chain catches up and the next window starts. Memory is
+//! bounded by the window, whatever the number of pages (a 2 MiB page
+//! without data is 512 pages from a 32-byte header).
+//!
+//! [`LaunchPlan::launch_digest_releasing`] also hands each batch's file
+//! bytes back to the caller once they are hashed, so a caller that maps the
+//! file can drop them from memory while the rest is being hashed.
 
 use std::num::NonZeroUsize;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Mutex, OnceLock, PoisonError};
+use std::sync::{Mutex, MutexGuard, OnceLock, PoisonError};
 use std::thread;
 
 use super::options::VmsaPlacement;
@@ -27,13 +31,13 @@ use crate::page_type::PageType;
 /// the cores balanced.
 const BATCH: usize = 64;
 
-/// Pages per window (64 MiB of contents): the list of pages and their
-/// hashes take 72 bytes a page, so at most 1.1 MiB. Unit tests use small
-/// windows to cross their boundaries.
+/// Pages per window (64 MiB of contents): their hashes take 48 bytes a
+/// page, so 768 KiB. Unit tests use small windows to cross their
+/// boundaries.
 const WINDOW: usize = if cfg!(test) { 4 * BATCH } else { 256 * BATCH };
 
 /// Below this many measured pages, hashing stays on the calling thread.
-const PARALLEL_THRESHOLD: usize = 256;
+const PARALLEL_THRESHOLD: u64 = 256;
 
 /// The contents hashes of one batch, in page order.
 type BatchHashes = [[u8; 48]; BATCH];
@@ -45,7 +49,40 @@ impl LaunchPlan<'_> {
     /// at SNP_LAUNCH_FINISH, after every step (a model, see
     /// [`crate::kvm_legacy`]).
     pub fn launch_digest(&self) -> LaunchDigest {
-        self.walk(|_, _, _, _, _| {})
+        self.walk(|_, _, _, _, _| {}, &|_| {})
+    }
+
+    /// [`LaunchPlan::launch_digest`], handing back the file's bytes as they
+    /// are hashed: `release` gets runs of [`IgvmFile::bytes`] (contiguous
+    /// page data, at most 256 KiB at a time) whose pages have been hashed,
+    /// from the hashing threads, while the rest is still being hashed.
+    ///
+    /// For a caller that maps the file: dropping those pages from its
+    /// resident set as it goes (e.g. `igvm_snp_kvm::mapped_file::MappedFile::release`)
+    /// keeps the memory of measuring an image of any size to a few MiB,
+    /// and leaves less to unmap at the end. The bytes stay borrowed, so a
+    /// release can only be advice: the same bytes can come again, or be
+    /// read again later, when directives share file data.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let bytes = igvm_snp::demo::demo_igvm();
+    /// use std::sync::atomic::{AtomicUsize, Ordering};
+    /// use igvm_snp::{GpaRange, LaunchConfig, LaunchPlan, PlanOptions};
+    /// let config = LaunchConfig::new(1, vec![GpaRange::new(0, 16 << 20)]);
+    /// let plan = LaunchPlan::new(&bytes, &config, PlanOptions::default())?;
+    /// let released = AtomicUsize::new(0);
+    /// let digest = plan.launch_digest_releasing(|part| {
+    ///     released.fetch_add(part.len(), Ordering::Relaxed);
+    /// });
+    /// assert_eq!(digest, plan.launch_digest());
+    /// assert!(released.into_inner() > 0);
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// [`IgvmFile::bytes`]: crate::IgvmFile::bytes
+    pub fn launch_digest_releasing(&self, release: impl Fn(&[u8]) + Sync) -> LaunchDigest {
+        self.walk(|_, _, _, _, _| {}, &release)
     }
 
     /// The launch digest after each step, in step order (the last one is
@@ -55,11 +92,14 @@ impl LaunchPlan<'_> {
     pub fn step_digests(&self) -> Vec<LaunchDigest> {
         let extra = usize::from(matches!(self.options.vmsa, VmsaPlacement::KvmFinish(_)));
         let mut out = vec![LaunchDigest::ZERO; self.steps.len() + extra];
-        self.walk(|step, _, _, _, c| {
-            if let Some(slot) = out.get_mut(step) {
-                *slot = c.digest();
-            }
-        });
+        self.walk(
+            |step, _, _, _, c| {
+                if let Some(slot) = out.get_mut(step) {
+                    *slot = c.digest();
+                }
+            },
+            &|_| {},
+        );
         out
     }
 
@@ -69,43 +109,61 @@ impl LaunchPlan<'_> {
     /// index `steps().len()`.
     pub fn measure_trace(&self) -> Vec<TraceEntry> {
         let mut out = Vec::new();
-        self.walk(|step, page_type, gpa, contents, c| {
-            out.push(TraceEntry {
-                step,
-                gpa,
-                page_type,
-                contents: LaunchDigest(*contents),
-                digest: c.digest(),
-            });
-        });
+        self.walk(
+            |step, page_type, gpa, contents, c| {
+                out.push(TraceEntry {
+                    step,
+                    gpa,
+                    page_type,
+                    contents: LaunchDigest(*contents),
+                    digest: c.digest(),
+                });
+            },
+            &|_| {},
+        );
         out
     }
 
     /// Runs the PAGE_INFO chain over every page and calls `f(step index,
-    /// page type, gpa, contents, chain after the page)` in plan order (from whichever
-    /// thread holds the chain); returns the final digest.
-    fn walk<F>(&self, f: F) -> LaunchDigest
+    /// page type, gpa, contents, chain after the page)` in plan order (from
+    /// whichever thread holds the chain), and `release` with the file
+    /// bytes of each hashed batch; returns the final digest.
+    fn walk<F, R>(&self, f: F, release: &R) -> LaunchDigest
     where
         F: FnMut(usize, PageType, u64, &[u8; 48], &DigestChain) + Send,
+        R: Fn(&[u8]) + Sync,
     {
+        let measured: u64 = self
+            .steps
+            .iter()
+            .filter(|s| s.page_type.measures_contents())
+            .map(|s| s.pages)
+            .sum();
+        let cores = if measured < PARALLEL_THRESHOLD {
+            1
+        } else {
+            thread::available_parallelism().map_or(1, NonZeroUsize::get)
+        };
+        let mut feed = Mutex::new(Feed {
+            pages: self.measured_pages(),
+            batches: 0,
+            fed: 0,
+            done: false,
+        });
+        // As many slots as the pages need, up to a window, and at least one:
+        // taking no pages from it is how the threads find the feed empty.
+        let window = usize::try_from(measured).map_or(WINDOW, |m| m.clamp(1, WINDOW));
+        let mut slots: Vec<OnceLock<BatchHashes>> = (0..window.div_ceil(BATCH))
+            .map(|_| OnceLock::new())
+            .collect();
         let mut chainer = Chainer::new(&self.steps, f);
-        let mut source = self.measured_pages();
-        let mut pages: Vec<Option<PageBytes<'_>>> = Vec::new();
-        let cores = thread::available_parallelism().map_or(1, NonZeroUsize::get);
+        let file = self.file.bytes();
         loop {
-            pages.clear();
-            pages.extend(source.by_ref().take(WINDOW));
-            if pages.is_empty() {
-                break;
-            }
-            let slots: Vec<OnceLock<BatchHashes>> = (0..pages.len().div_ceil(BATCH))
-                .map(|_| OnceLock::new())
-                .collect();
-            let next = AtomicUsize::new(0);
-            chainer.start_window(pages.len());
+            let left = measured.saturating_sub(lock(&feed).fed);
+            let threads =
+                cores.min(usize::try_from(left.div_ceil(PARALLEL_THRESHOLD)).unwrap_or(cores));
             let shared = Mutex::new(chainer);
-            let threads = cores.min(pages.len().div_ceil(PARALLEL_THRESHOLD));
-            let work = || hash_batches(&pages, &next, &slots, &shared);
+            let work = || hash_batches(&feed, &slots, &shared, file, release);
             if threads <= 1 {
                 work();
             } else {
@@ -117,8 +175,15 @@ impl LaunchPlan<'_> {
                 });
             }
             chainer = shared.into_inner().unwrap_or_else(PoisonError::into_inner);
-            // Every hash of the window is in: chain up to the next window.
+            // Every hash of the window is in: chain to its end.
             chainer.advance(&slots, false);
+            let feed = feed.get_mut().unwrap_or_else(PoisonError::into_inner);
+            if feed.done {
+                break;
+            }
+            feed.batches = 0;
+            slots.fill_with(OnceLock::new);
+            chainer.start_window();
         }
         chainer.advance(&[], true);
         if let VmsaPlacement::KvmFinish(inputs) = self.options.vmsa {
@@ -142,7 +207,7 @@ impl LaunchPlan<'_> {
     /// Every page whose contents are measured, in plan order: `None` for a
     /// page a step declares but its source does not yield (its contents
     /// field is then 48 zero bytes).
-    fn measured_pages(&self) -> impl Iterator<Item = Option<PageBytes<'_>>> + '_ {
+    fn measured_pages(&self) -> impl Iterator<Item = Option<PageBytes<'_>>> + Send + '_ {
         self.steps
             .iter()
             .filter(|s| s.page_type.measures_contents())
@@ -153,24 +218,63 @@ impl LaunchPlan<'_> {
     }
 }
 
-/// One thread's share: takes the next batch until none is left, hashes it,
-/// publishes the hashes and advances the chain if it is free.
-fn hash_batches<F>(
-    pages: &[Option<PageBytes<'_>>],
-    next: &AtomicUsize,
+/// The cursor the hashing threads take their batches from.
+struct Feed<I> {
+    /// The measured pages not taken yet, in plan order.
+    pages: I,
+    /// Batches taken in this window.
+    batches: usize,
+    /// Pages taken so far.
+    fed: u64,
+    /// `pages` has run out.
+    done: bool,
+}
+
+/// Locks a mutex, taking over the data of a thread that panicked with it.
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// One thread's share: takes the next batch until the pages or the window
+/// run out, hashes it, publishes the hashes, releases its file bytes and
+/// advances the chain if it is free.
+fn hash_batches<'p, I, F, R>(
+    feed: &Mutex<Feed<I>>,
     slots: &[OnceLock<BatchHashes>],
     chainer: &Mutex<Chainer<'_, F>>,
+    file: &[u8],
+    release: &R,
 ) where
+    I: Iterator<Item = Option<PageBytes<'p>>>,
     F: FnMut(usize, PageType, u64, &[u8; 48], &DigestChain),
+    R: Fn(&[u8]),
 {
     let mut buf = [0u8; PAGE_SIZE];
+    let mut batch: [Option<PageBytes<'p>>; BATCH] = [None; BATCH];
     loop {
-        let index = next.fetch_add(1, Ordering::Relaxed);
-        let (Some(slot), Some(batch)) = (slots.get(index), pages.chunks(BATCH).nth(index)) else {
-            return;
+        let (index, taken) = {
+            let mut feed = lock(feed);
+            if feed.done || feed.batches >= slots.len() {
+                return;
+            }
+            let taken = batch
+                .iter_mut()
+                .zip(&mut feed.pages)
+                .map(|(b, p)| *b = p)
+                .count();
+            if taken < BATCH {
+                feed.done = true;
+            }
+            if taken == 0 {
+                return;
+            }
+            feed.batches += 1;
+            feed.fed += taken as u64;
+            (feed.batches - 1, taken)
         };
+        let pages = &batch[..taken];
         let mut hashes = [[0u8; 48]; BATCH];
-        for (hash, page) in hashes.iter_mut().zip(batch) {
+        for (hash, page) in hashes.iter_mut().zip(pages) {
             *hash = match page {
                 None => [0; 48],
                 Some(PageBytes::Zero) => *zero_page_hash(),
@@ -182,13 +286,48 @@ fn hash_batches<F>(
                 }
             };
         }
-        let _ = slot.set(hashes);
+        if let Some(slot) = slots.get(index) {
+            let _ = slot.set(hashes);
+        }
+        release_runs(pages, file, release);
         // A batch that lands while another thread holds the chain is taken
-        // by that thread's next turn, or by the final sweep in `walk`.
+        // by that thread's next turn, or by the sweep at the window's end.
         if let Ok(mut c) = chainer.try_lock() {
             c.advance(slots, false);
         }
     }
+}
+
+/// Calls `release` once for each run of consecutive file bytes among the
+/// data of `pages` (one call for a batch read from one stretch of the file).
+fn release_runs<R: Fn(&[u8])>(pages: &[Option<PageBytes<'_>>], file: &[u8], release: &R) {
+    let mut run: Option<(usize, usize)> = None;
+    for page in pages {
+        let Some(PageBytes::Data(d)) = page else {
+            continue;
+        };
+        let Some((start, end)) = file_range(file, d) else {
+            continue;
+        };
+        run = match run {
+            Some((s, e)) if e == start => Some((s, end)),
+            Some((s, e)) => {
+                release(&file[s..e]);
+                Some((start, end))
+            }
+            None => Some((start, end)),
+        };
+    }
+    if let Some((s, e)) = run {
+        release(&file[s..e]);
+    }
+}
+
+/// Where `part` lies in `file`, if it is a sub-slice of it.
+fn file_range(file: &[u8], part: &[u8]) -> Option<(usize, usize)> {
+    let start = part.as_ptr().addr().checked_sub(file.as_ptr().addr())?;
+    let end = start.checked_add(part.len())?;
+    (end <= file.len()).then_some((start, end))
 }
 
 /// The sequential PAGE_INFO chain and where it is in the plan.
@@ -199,10 +338,9 @@ struct Chainer<'s, F> {
     /// Step and page within it of the next page to chain.
     step: usize,
     page: u64,
-    /// Measured pages of the current window chained so far (index into
-    /// its batches), and the window's length.
+    /// Measured pages of the current window chained so far (an index into
+    /// its batches).
     measured: usize,
-    window: usize,
 }
 
 impl<'s, F> Chainer<'s, F>
@@ -217,21 +355,19 @@ where
             step: 0,
             page: 0,
             measured: 0,
-            window: 0,
         }
     }
 
-    /// Starts a window of `len` measured pages (after the previous window's
-    /// pages are all chained).
-    fn start_window(&mut self, len: usize) {
+    /// Starts the next window (after the previous window's pages are all
+    /// chained).
+    fn start_window(&mut self) {
         self.measured = 0;
-        self.window = len;
     }
 
     /// Chains pages until one whose hash is not ready yet (or lies beyond
     /// this window); with `last`, every window is done and a measured page
-    /// without a hash, which the page list never leaves, would count as 48
-    /// zero bytes.
+    /// without a hash, which the feed never leaves, would count as 48 zero
+    /// bytes.
     fn advance(&mut self, slots: &[OnceLock<BatchHashes>], last: bool) {
         while let Some(step) = self.steps.get(self.step) {
             if self.page >= step.pages {
@@ -240,11 +376,7 @@ where
                 continue;
             }
             let contents = if step.page_type.measures_contents() {
-                let ready = if self.measured < self.window {
-                    slots.get(self.measured / BATCH).and_then(OnceLock::get)
-                } else {
-                    None
-                };
+                let ready = slots.get(self.measured / BATCH).and_then(OnceLock::get);
                 let hash = match ready {
                     Some(hashes) => hashes[self.measured % BATCH],
                     None if last => [0; 48],
@@ -317,5 +449,96 @@ mod tests {
             assert_eq!(*plan.step_digests().last().unwrap(), chain.digest());
             assert_eq!(plan.measure_trace().len() as u64, plan.launched_pages());
         }
+    }
+
+    /// Merges ranges into a sorted list of disjoint ones.
+    fn union(mut ranges: Vec<(usize, usize)>) -> Vec<(usize, usize)> {
+        ranges.sort_unstable();
+        let mut out: Vec<(usize, usize)> = Vec::new();
+        for (s, e) in ranges {
+            match out.last_mut() {
+                Some(last) if s <= last.1 => last.1 = last.1.max(e),
+                _ => out.push((s, e)),
+            }
+        }
+        out
+    }
+
+    /// Releasing hands back exactly the file bytes of the hashed pages, as
+    /// sub-slices of the file, merged into one call per batch where the
+    /// file data is contiguous, and changes nothing in the digest.
+    #[test]
+    fn releasing_hands_back_the_hashed_file_bytes() {
+        for n in [1, 63, 65, 300, 700] {
+            let bytes = file(n);
+            let config = LaunchConfig::new(1, vec![GpaRange::new(0, 16 << 20)]);
+            let plan = LaunchPlan::new(&bytes, &config, PlanOptions::default()).unwrap();
+            let released = Mutex::new(Vec::new());
+            let digest = plan.launch_digest_releasing(|part| {
+                let range = file_range(&bytes, part).expect("a part of the file");
+                released.lock().unwrap().push(range);
+            });
+            assert_eq!(digest, plan.launch_digest(), "{n} pages");
+            let released = released.into_inner().unwrap();
+            let data: Vec<(usize, usize)> = plan
+                .steps()
+                .iter()
+                .filter(|s| s.page_type.measures_contents())
+                .flat_map(|s| plan.step_pages(s))
+                .filter_map(|(_, page)| match page {
+                    PageBytes::Data(d) => file_range(&bytes, d),
+                    _ => None,
+                })
+                .collect();
+            // One call per batch, plus one per break in the file order of
+            // the data (the igvm crate stores identical pages once).
+            let breaks = data.windows(2).filter(|w| w[0].1 != w[1].0).count();
+            let bound = data.len().div_ceil(BATCH) + breaks;
+            assert_eq!(union(released.clone()), union(data), "{n} pages");
+            assert!(
+                released.len() <= bound,
+                "{n} pages: {} calls, at most {bound} expected",
+                released.len()
+            );
+        }
+    }
+
+    /// A plan that measures no page contents (its VMSAs are KVM's, at
+    /// LAUNCH_FINISH, and its one page is data-less) still gets its digest.
+    #[test]
+    fn no_measured_contents() {
+        let bytes = crate::demo::snp_igvm(vec![
+            IgvmDirectiveHeader::PageData {
+                gpa: 0x10_0000,
+                compatibility_mask: 1,
+                flags: IgvmPageDataFlags::new(),
+                data_type: IgvmPageDataType::NORMAL,
+                data: Vec::new(),
+            },
+            IgvmDirectiveHeader::SnpVpContext {
+                gpa: 0xFFFF_FFFF_F000,
+                compatibility_mask: 1,
+                vp_index: 0,
+                vmsa: Box::new(crate::demo::vmsa()),
+            },
+        ])
+        .unwrap();
+        let config = LaunchConfig::new(1, vec![GpaRange::new(0, 16 << 20)]);
+        let inputs =
+            crate::kvm_legacy::KvmLegacyInputs::new(1, 0, crate::kvm_legacy::KVM_RESET_RDX);
+        let options = PlanOptions {
+            vmsa: VmsaPlacement::KvmFinish(inputs),
+            zero_pages: crate::ZeroPages::NativeZero,
+            ..PlanOptions::default()
+        };
+        let plan = LaunchPlan::new(&bytes, &config, options).unwrap();
+        assert!(
+            plan.steps()
+                .iter()
+                .all(|s| !s.page_type.measures_contents())
+        );
+        let trace = plan.measure_trace();
+        assert_eq!(trace.len(), 2, "the zero page and KVM's VMSA");
+        assert_eq!(plan.launch_digest(), trace[1].digest);
     }
 }

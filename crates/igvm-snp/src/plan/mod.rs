@@ -149,7 +149,7 @@ impl PageBytes<'_> {
             PageBytes::Zero => page_hash(&[]),
             PageBytes::Data(d) => page_hash(d),
             PageBytes::Parameter { .. } => {
-                let mut buf = vec![0u8; PAGE_SIZE];
+                let mut buf = [0u8; PAGE_SIZE];
                 self.write_to(&mut buf);
                 page_hash(&buf)
             }
@@ -381,12 +381,12 @@ fn page_data_pages<'p>(
 
 /// Iterator over a step's pages.
 struct StepPages<'p> {
-    inner: Box<dyn Iterator<Item = (u64, PageBytes<'p>)> + 'p>,
+    inner: Box<dyn Iterator<Item = (u64, PageBytes<'p>)> + Send + 'p>,
 }
 
 impl<'p> StepPages<'p> {
     fn new(plan: &'p LaunchPlan<'p>, step: &'p LaunchStep) -> Self {
-        let inner: Box<dyn Iterator<Item = (u64, PageBytes<'p>)> + 'p> = match step.source {
+        let inner: Box<dyn Iterator<Item = (u64, PageBytes<'p>)> + Send + 'p> = match step.source {
             StepSource::PageData => {
                 let mask = plan.platform.compatibility_mask;
                 let options = plan.options;
