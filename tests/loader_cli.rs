@@ -344,9 +344,13 @@ fn bad_files_give_one_error_line_and_exit_1() {
             &["check", f],
         ] {
             if args[0] == "check" && f.ends_with("vsm.igvm") {
-                // check reports a parseable file profile by profile (exit 0).
+                // check reports a parseable file profile by profile, and
+                // exits 1 because none can launch it.
                 let o = igvm_load(args);
-                assert_exit(&o, 0, "check of a file without an SEV-SNP platform");
+                assert_exit(&o, 1, "check of a file without an SEV-SNP platform");
+                let err = stderr(&o);
+                assert!(err.contains("no profile can launch"), "{err}");
+                assert!(err.contains(f), "{err}");
                 let out = stdout(&o);
                 assert_eq!(out.matches("cannot launch").count(), 4, "{out}");
                 assert!(out.contains("no SEV-SNP platform"), "{out}");

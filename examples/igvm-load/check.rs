@@ -94,7 +94,14 @@ pub fn run(out: &mut impl Write, args: &CheckArgs) -> Result<ExitCode, Failure> 
             writeln!(out, "ID auth signatures: {a}")?;
         }
     }
-    Ok(ExitCode::SUCCESS)
+    // The report is the answer either way; the exit code says whether any
+    // profile can launch the file, for scripts.
+    if report.profiles.iter().any(|p| p.launchable) {
+        Ok(ExitCode::SUCCESS)
+    } else {
+        out.flush()?;
+        Err(format!("{}: no profile can launch this file", args.file.display()).into())
+    }
 }
 
 /// The report as text.
