@@ -12,6 +12,10 @@
 //!   contiguous same-type pages into steps; fills parameter areas from a
 //!   [`LaunchConfig`]; gathers the LAUNCH_START policy and the LAUNCH_FINISH
 //!   inputs (ID block, ID auth, host data).
+//! * [`LaunchPlan::launch_digest`]: the digest, page hashes spread over
+//!   every core with the sequential PAGE_INFO chain alongside;
+//!   [`LaunchPlan::launch_digest_releasing`] also hands each hashed batch of
+//!   file bytes back, so a caller that maps the file can drop it as it goes.
 //! * [`DigestChain`]: the PAGE_INFO / SHA-384 chain, also usable on its own.
 //!
 //! The default rules are the IGVM specification's with the proposed KVM
