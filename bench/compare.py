@@ -130,7 +130,7 @@ def scaling(args, images):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--loader", required=True, help="path of the igvm-load binary")
-    ap.add_argument("--rounds", type=int, default=7)
+    ap.add_argument("--rounds", type=int, default=11)
     ap.add_argument("--scaling", action="store_true",
                     help="also measure what two cores give (openssl x2, igvm-load pinned)")
     ap.add_argument("images", nargs="+", help="SIZE_MIB=PATH pairs")

@@ -6,7 +6,7 @@
 #
 #   bench/compare.sh [SIZE_MIB ...]        default: 16 64 256 1024
 #
-# Environment: ROUNDS (default 7), BENCH_DIR (images; default
+# Environment: ROUNDS (default 11), BENCH_DIR (images; default
 # ${TMPDIR:-/tmp}/igvm-snp-bench), CARGO_TARGET_DIR as for cargo.
 set -euo pipefail
 
@@ -35,4 +35,4 @@ for s in "${sizes[@]}"; do
     images+=("$s=$f")
 done
 
-exec python3 bench/compare.py --loader "$bin/igvm-load" --rounds "${ROUNDS:-7}" --scaling "${images[@]}"
+exec python3 bench/compare.py --loader "$bin/igvm-load" --rounds "${ROUNDS:-11}" --scaling "${images[@]}"
