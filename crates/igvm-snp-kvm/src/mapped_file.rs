@@ -4,7 +4,9 @@
 //! Reading a 64 MiB image with `std::fs::read` spends about a quarter of a
 //! `measure` run in the kernel, zeroing the new buffer and copying the page
 //! cache into it (BENCHMARKS.md). A private read-only mapping shares the page
-//! cache instead.
+//! cache instead, and [`MappedFile::release`] lets a reader that is done with
+//! part of the file (the hashing threads of
+//! `igvm_snp::LaunchPlan::launch_digest_releasing`) drop it from memory.
 //!
 //! The one caveat of every file mapping: the bytes are the file's, so
 //! another process that writes the file while it is mapped changes what the
