@@ -133,12 +133,7 @@ impl LaunchPlan<'_> {
         F: FnMut(usize, PageType, u64, &[u8; 48], &DigestChain) + Send,
         R: Fn(&[u8]) + Sync,
     {
-        let measured: u64 = self
-            .steps
-            .iter()
-            .filter(|s| s.page_type.measures_contents())
-            .map(|s| s.pages)
-            .sum();
+        let measured: u64 = self.measuring_steps().map(|s| s.pages).sum();
         let cores = if measured < PARALLEL_THRESHOLD {
             1
         } else {
@@ -204,17 +199,21 @@ impl LaunchPlan<'_> {
         chainer.chain.digest()
     }
 
+    /// The steps whose pages' contents are hashed (NORMAL and VMSA).
+    fn measuring_steps(&self) -> impl Iterator<Item = &LaunchStep> + Send + '_ {
+        self.steps
+            .iter()
+            .filter(|s| s.page_type.measures_contents())
+    }
+
     /// Every page whose contents are measured, in plan order: `None` for a
     /// page a step declares but its source does not yield (its contents
     /// field is then 48 zero bytes).
     fn measured_pages(&self) -> impl Iterator<Item = Option<PageBytes<'_>>> + Send + '_ {
-        self.steps
-            .iter()
-            .filter(|s| s.page_type.measures_contents())
-            .flat_map(move |step| {
-                let mut pages = self.step_pages(step);
-                (0..step.pages).map(move |_| pages.next().map(|(_, page)| page))
-            })
+        self.measuring_steps().flat_map(move |step| {
+            let mut pages = self.step_pages(step);
+            (0..step.pages).map(move |_| pages.next().map(|(_, page)| page))
+        })
     }
 }
 
