@@ -16,6 +16,9 @@
 //!   and digest (a model, never verified on hardware).
 //! * [`preflight`]: what the host offers for SEV-SNP, checked before any
 //!   state changes.
+//! * [`host`]: what this host's KVM offers (VM types, guest_memfd and memory
+//!   attributes per VM type, SEV-SNP), and the switch that treats a feature
+//!   as absent so every branch can be tested on any host.
 //! * [`memory`]: guest memory regions and memslots, plain or guest_memfd.
 //! * [`vmsa_regs`]: the translation of an SNP VMSA into KVM vCPU state (the
 //!   fallback on kernels without the VMSA page type, and native runs).
@@ -38,6 +41,7 @@
 //! # Ok(()) }
 //! ```
 
+pub mod host;
 #[doc(hidden)]
 pub mod kvm_check;
 pub mod launch;

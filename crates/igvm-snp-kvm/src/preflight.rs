@@ -34,6 +34,8 @@ use kvm_ioctls::Kvm;
 use vmm_sys_util::errno::Error as Errno;
 use vmm_sys_util::ioctl::ioctl_with_ref;
 
+use crate::host::HostFeatures;
+
 /// The KVM device.
 pub const KVM_DEVICE: &str = "/dev/kvm";
 
@@ -173,7 +175,7 @@ fn list(missing: &[Missing]) -> String {
         .join("; ")
 }
 
-fn open_kvm(path: &Path) -> Result<Kvm, String> {
+pub(crate) fn open_kvm(path: &Path) -> Result<Kvm, String> {
     let c = CString::new(path.as_os_str().as_bytes()).map_err(|e| e.to_string())?;
     Kvm::new_with_path(&c).map_err(|e| e.to_string())
 }
@@ -204,9 +206,22 @@ fn system_attr(kvm: &Kvm, group: u32, attr: u64) -> AttrProbe {
 }
 
 impl PreflightReport {
-    /// Probes [`KVM_DEVICE`] and [`crate::sev::SEV_DEVICE`].
+    /// Probes [`KVM_DEVICE`] and [`crate::sev::SEV_DEVICE`]; features named
+    /// by [`crate::host::HOST_WITHOUT_VAR`] are reported absent.
     pub fn probe() -> Self {
         PreflightReport::probe_paths(Path::new(KVM_DEVICE), Path::new(crate::sev::SEV_DEVICE))
+            .without(HostFeatures::disabled_by_environment())
+    }
+
+    /// This report as a host without `features` would give it.
+    pub fn without(mut self, features: HostFeatures) -> Self {
+        if features.contains(HostFeatures::GUEST_MEMFD) {
+            self.guest_memfd = false;
+        }
+        if features.contains(HostFeatures::MEMORY_ATTRIBUTES) {
+            self.memory_attributes = 0;
+        }
+        self
     }
 
     /// Probes the given devices.

@@ -1,22 +1,29 @@
 //! Guest memory on the real /dev/kvm: both flavours register, accessors
-//! check bounds, slots are deleted on drop, and memory attributes behave as
-//! this host's KVM reports (a VM type 0 here accepts guest_memfd slots but
-//! has no KVM_CAP_MEMORY_ATTRIBUTES).
+//! check bounds, slots are deleted on drop, and guest_memfd and memory
+//! attributes behave as this host's KVM offers them. Hosts differ (some give
+//! VM type 0 a guest_memfd, some do not; few have memory attributes): each
+//! test that depends on it probes the host (`igvm_snp_kvm::host`), prints
+//! the branch it takes and checks what that branch must show. With
+//! `IGVM_SNP_HOST_WITHOUT=guest_memfd,memory_attributes` every host takes
+//! the "absent" branches.
 
 use std::sync::Arc;
 
 use igvm_snp::GpaRange;
-use igvm_snp_kvm::kvm_check::kvm_or_skip;
-use igvm_snp_kvm::memory::{GuestMemory, MemoryError, MemoryFlavour, RegionInfo};
-use kvm_bindings::KVM_MEMORY_ATTRIBUTE_PRIVATE;
+use igvm_snp_kvm::host::{DEFAULT_VM_TYPE, HostCapabilities};
+use igvm_snp_kvm::kvm_check::{assert_guest_memfd_refused, host_or_skip, kvm_or_skip};
+use igvm_snp_kvm::memory::{GuestMemory, MemoryError, MemoryFlavour, RegionInfo, Unavailable};
 use kvm_ioctls::VmFd;
-
-/// KVM_CAP_MEMORY_ATTRIBUTES: the supported attribute mask.
-const CAP_MEMORY_ATTRIBUTES: std::os::raw::c_ulong = 233;
 
 fn vm(test: &str) -> Option<Arc<VmFd>> {
     let kvm = kvm_or_skip(test)?;
     Some(Arc::new(kvm.create_vm_with_type(0).unwrap()))
+}
+
+/// A VM of type 0 and the probe of this host, with the branch printed.
+fn vm_and_host(test: &str) -> Option<(Arc<VmFd>, HostCapabilities)> {
+    let (kvm, host) = host_or_skip(test)?;
+    Some((Arc::new(kvm.create_vm_with_type(0).unwrap()), host))
 }
 
 fn layout() -> Vec<GpaRange> {
@@ -29,11 +36,19 @@ fn layout() -> Vec<GpaRange> {
 
 #[test]
 fn both_flavours_register_sorted_regions() {
-    let Some(vm) = vm("both_flavours_register_sorted_regions") else {
+    let Some((vm, host)) = vm_and_host("both_flavours_register_sorted_regions") else {
         return;
     };
     for (flavour, first_slot) in [(MemoryFlavour::Plain, 0), (MemoryFlavour::GuestMemfd, 10)] {
-        let mem = GuestMemory::new(Arc::clone(&vm), &layout(), flavour, first_slot).unwrap();
+        let mem = GuestMemory::new(Arc::clone(&vm), &layout(), flavour, first_slot);
+        if flavour == MemoryFlavour::GuestMemfd && !host.guest_memfd(DEFAULT_VM_TYPE) {
+            // The first region (sorted: low RAM) is refused, nothing is left
+            // registered: the same slots take plain memory afterwards.
+            assert_guest_memfd_refused(&mem.unwrap_err(), &host, 0, 0x10_0000);
+            GuestMemory::new(Arc::clone(&vm), &layout(), MemoryFlavour::Plain, first_slot).unwrap();
+            continue;
+        }
+        let mem = mem.unwrap();
         let regions: Vec<RegionInfo> = mem.regions().collect();
         let gmem = flavour == MemoryFlavour::GuestMemfd;
         assert_eq!(regions.len(), 2);
@@ -149,11 +164,18 @@ fn bad_layouts_are_refused() {
 
 #[test]
 fn dropping_memory_deletes_its_slots() {
-    let Some(vm) = vm("dropping_memory_deletes_its_slots") else {
+    let Some((vm, host)) = vm_and_host("dropping_memory_deletes_its_slots") else {
         return;
     };
     let range = [GpaRange::new(0x10_0000, 0x4000)];
-    for flavour in [MemoryFlavour::Plain, MemoryFlavour::GuestMemfd] {
+    let mut flavours = vec![MemoryFlavour::Plain];
+    if host.guest_memfd(DEFAULT_VM_TYPE) {
+        flavours.push(MemoryFlavour::GuestMemfd);
+    } else {
+        let refused = GuestMemory::new(Arc::clone(&vm), &range, MemoryFlavour::GuestMemfd, 0);
+        assert_guest_memfd_refused(&refused.unwrap_err(), &host, 0x10_0000, 0x4000);
+    }
+    for flavour in flavours {
         let first = GuestMemory::new(Arc::clone(&vm), &range, flavour, 0).unwrap();
         // While it lives, the same GPA in another slot overlaps (EEXIST).
         match GuestMemory::new(Arc::clone(&vm), &range, flavour, 1) {
@@ -172,18 +194,29 @@ fn dropping_memory_deletes_its_slots() {
 
 #[test]
 fn memory_attributes_follow_the_host_capability() {
-    let Some(vm) = vm("memory_attributes_follow_the_host_capability") else {
+    let Some((vm, host)) = vm_and_host("memory_attributes_follow_the_host_capability") else {
         return;
     };
-    let layout = [GpaRange::new(0, 0x4000), GpaRange::new(0x10_0000, 0x1000)];
-    let plain = GuestMemory::new(Arc::clone(&vm), &layout[1..], MemoryFlavour::Plain, 1).unwrap();
-    let gmem =
-        GuestMemory::new(Arc::clone(&vm), &layout[..1], MemoryFlavour::GuestMemfd, 0).unwrap();
+    let plain = GuestMemory::new(
+        Arc::clone(&vm),
+        &[GpaRange::new(0x10_0000, 0x1000)],
+        MemoryFlavour::Plain,
+        1,
+    )
+    .unwrap();
     // Checked before any ioctl: plain memory cannot be made private.
     assert!(matches!(
         plain.set_private(GpaRange::new(0x10_0000, 0x1000)),
         Err(MemoryError::NotGuestMemfd { gpa: 0x10_0000 })
     ));
+    let gmem_range = [GpaRange::new(0, 0x4000)];
+    let gmem = GuestMemory::new(Arc::clone(&vm), &gmem_range, MemoryFlavour::GuestMemfd, 0);
+    if !host.guest_memfd(DEFAULT_VM_TYPE) {
+        eprintln!("memory_attributes_follow_the_host_capability: no guest_memfd, so no attributes");
+        assert_guest_memfd_refused(&gmem.unwrap_err(), &host, 0, 0x4000);
+        return;
+    }
+    let gmem = gmem.unwrap();
     assert!(matches!(
         gmem.set_private(GpaRange::new(0x3000, 0x2000)),
         Err(MemoryError::NotGuestMemfd { gpa: 0x4000 })
@@ -192,26 +225,37 @@ fn memory_attributes_follow_the_host_capability() {
         gmem.set_private(GpaRange::new(0x800, 0x1000)),
         Err(MemoryError::BadPageRange { .. })
     ));
-    let supported = vm.check_extension_raw(CAP_MEMORY_ATTRIBUTES);
     let range = GpaRange::new(0x1000, 0x2000);
     let result = gmem.set_private(range);
-    if supported as u32 & KVM_MEMORY_ATTRIBUTE_PRIVATE != 0 {
+    if host.private_memory(DEFAULT_VM_TYPE) {
+        eprintln!("memory_attributes_follow_the_host_capability: private attribute present");
         result.unwrap();
         gmem.set_shared(range).unwrap();
     } else {
-        // This host (VM type 0 without KVM_CAP_MEMORY_ATTRIBUTES): KVM has
-        // no KVM_SET_MEMORY_ATTRIBUTES for the VM and says ENOTTY.
-        match result {
-            Err(MemoryError::SetAttributes {
+        eprintln!("memory_attributes_follow_the_host_capability: private attribute absent");
+        let reason = match result {
+            Err(MemoryError::MemoryAttributesUnavailable {
                 gpa,
                 size,
                 attributes,
-                source,
+                reason,
             }) => {
                 assert_eq!((gpa, size, attributes), (0x1000, 0x2000, 8));
-                assert_eq!(source.errno(), libc::ENOTTY);
+                reason
             }
             other => panic!("unexpected {other:?}"),
+        };
+        let disabled = host
+            .vm_type(DEFAULT_VM_TYPE)
+            .is_some_and(|v| v.memory_attributes_disabled);
+        if disabled {
+            assert_eq!(reason, Unavailable::Disabled);
+        } else {
+            // KVM has no KVM_SET_MEMORY_ATTRIBUTES for this VM type.
+            assert!(
+                matches!(reason, Unavailable::Host(e) if e.errno() == libc::ENOTTY),
+                "{reason:?}"
+            );
         }
     }
 }

@@ -26,6 +26,8 @@ use kvm_ioctls::{Kvm, VmFd};
 use vmm_sys_util::errno;
 
 pub use layout::{LayoutOptions, layout_for};
+
+use crate::host::HostFeatures;
 use mapping::Mapping;
 
 const PAGE: u64 = PAGE_SIZE as u64;
@@ -73,6 +75,19 @@ pub enum MemoryError {
         /// The OS error.
         source: io::Error,
     },
+    /// This host gives the VM no guest_memfd (`KVM_CREATE_GUEST_MEMFD` says
+    /// `ENOTTY`), or the library was told to treat it as absent
+    /// ([`crate::host::HOST_WITHOUT_VAR`]). Probe first with
+    /// [`crate::host::HostCapabilities`]; plain memory works everywhere.
+    #[error("guest_memfd memory for GPA {gpa:#x}+{size:#x} is not available: {reason}")]
+    GuestMemfdUnavailable {
+        /// First GPA of the region.
+        gpa: u64,
+        /// Size in bytes.
+        size: u64,
+        /// Why.
+        reason: Unavailable,
+    },
     /// `KVM_CREATE_GUEST_MEMFD` failed.
     #[error("KVM_CREATE_GUEST_MEMFD of {size:#x} bytes for GPA {gpa:#x} failed: {source}")]
     GuestMemfd {
@@ -119,6 +134,21 @@ pub enum MemoryError {
         /// First GPA not backed by a guest_memfd.
         gpa: u64,
     },
+    /// The VM has no memory attributes (`KVM_SET_MEMORY_ATTRIBUTES` says
+    /// `ENOTTY`), or the library was told to treat them as absent.
+    #[error(
+        "memory attributes ({attributes:#x}) for GPA {gpa:#x}+{size:#x} are not available: {reason}"
+    )]
+    MemoryAttributesUnavailable {
+        /// First GPA.
+        gpa: u64,
+        /// Size in bytes.
+        size: u64,
+        /// Attributes requested.
+        attributes: u64,
+        /// Why.
+        reason: Unavailable,
+    },
     /// `KVM_SET_MEMORY_ATTRIBUTES` failed.
     #[error(
         "KVM_SET_MEMORY_ATTRIBUTES({attributes:#x}) on GPA {gpa:#x}+{size:#x} failed: {source}"
@@ -136,6 +166,17 @@ pub enum MemoryError {
     /// Reading the host CPUID through KVM failed.
     #[error("KVM_GET_SUPPORTED_CPUID failed: {0}")]
     Cpuid(errno::Error),
+}
+
+/// Why a host feature cannot be used.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum Unavailable {
+    /// KVM has no such ioctl for this VM (`ENOTTY`).
+    #[error("KVM has none for this VM type ({0})")]
+    Host(errno::Error),
+    /// Treated as absent by [`crate::host::HOST_WITHOUT_VAR`].
+    #[error("disabled by {}", crate::host::HOST_WITHOUT_VAR)]
+    Disabled,
 }
 
 /// How guest memory is registered with KVM.
@@ -304,6 +345,14 @@ impl GuestMemory {
                 })
             }
             MemoryFlavour::GuestMemfd => {
+                let unavailable = |reason| MemoryError::GuestMemfdUnavailable {
+                    gpa: r.gpa,
+                    size: r.size,
+                    reason,
+                };
+                if HostFeatures::disabled_by_environment().contains(HostFeatures::GUEST_MEMFD) {
+                    return Err(unavailable(Unavailable::Disabled));
+                }
                 let raw = self
                     .vm
                     .create_guest_memfd(kvm_create_guest_memfd {
@@ -311,10 +360,13 @@ impl GuestMemory {
                         flags: 0,
                         ..Default::default()
                     })
-                    .map_err(|source| MemoryError::GuestMemfd {
-                        gpa: r.gpa,
-                        size: r.size,
-                        source,
+                    .map_err(|source| match source.errno() {
+                        libc::ENOTTY => unavailable(Unavailable::Host(source)),
+                        _ => MemoryError::GuestMemfd {
+                            gpa: r.gpa,
+                            size: r.size,
+                            source,
+                        },
                     })?;
                 // SAFETY: `raw` is a new file descriptor the kernel just
                 // returned to us; nothing else owns or closes it.
@@ -457,8 +509,9 @@ impl GuestMemory {
     /// # Errors
     /// [`MemoryError::BadPageRange`] for an unaligned range,
     /// [`MemoryError::NotGuestMemfd`] when a page is not guest_memfd-backed,
-    /// [`MemoryError::SetAttributes`] when KVM refuses (e.g. `ENOTTY` on a
-    /// VM type without private memory).
+    /// [`MemoryError::MemoryAttributesUnavailable`] on a VM type without
+    /// memory attributes (or when told to treat them as absent),
+    /// [`MemoryError::SetAttributes`] when KVM refuses otherwise.
     pub fn set_private(&self, range: GpaRange) -> Result<(), MemoryError> {
         self.set_attributes(range, u64::from(KVM_MEMORY_ATTRIBUTE_PRIVATE))
     }
@@ -485,6 +538,15 @@ impl GuestMemory {
                 _ => return Err(MemoryError::NotGuestMemfd { gpa: cur }),
             }
         }
+        let unavailable = |reason| MemoryError::MemoryAttributesUnavailable {
+            gpa: range.gpa,
+            size: range.size,
+            attributes,
+            reason,
+        };
+        if HostFeatures::disabled_by_environment().contains(HostFeatures::MEMORY_ATTRIBUTES) {
+            return Err(unavailable(Unavailable::Disabled));
+        }
         self.vm
             .set_memory_attributes(kvm_memory_attributes {
                 address: range.gpa,
@@ -492,11 +554,14 @@ impl GuestMemory {
                 attributes,
                 flags: 0,
             })
-            .map_err(|source| MemoryError::SetAttributes {
-                gpa: range.gpa,
-                size: range.size,
-                attributes,
-                source,
+            .map_err(|source| match source.errno() {
+                libc::ENOTTY => unavailable(Unavailable::Host(source)),
+                _ => MemoryError::SetAttributes {
+                    gpa: range.gpa,
+                    size: range.size,
+                    attributes,
+                    source,
+                },
             })
     }
 
