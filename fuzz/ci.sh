@@ -11,7 +11,7 @@ set -euo pipefail
 cd "$(dirname "$0")"
 export RUSTC_BOOTSTRAP=1
 # cargo-fuzz keeps its build in fuzz/target; a caller's target dir for the
-# main workspace must not redirect it (it is kept for the seed test).
+# main workspace must not redirect it (it is kept for the seed writer).
 caller_target_dir=${CARGO_TARGET_DIR-}
 unset CARGO_TARGET_DIR
 
@@ -33,8 +33,7 @@ echo "== fuzz: generate seeds"
 (
     cd ..
     if [ -n "$caller_target_dir" ]; then export CARGO_TARGET_DIR="$caller_target_dir"; fi
-    IGVM_SNP_WRITE_SEEDS="$work/seeds" \
-        cargo test -q -p igvm-snp --test fuzz_seeds -- --exact write_seed_corpus_when_asked
+    cargo run -q -p igvm-snp --example write-fuzz-seeds -- "$work/seeds"
 )
 
 for t in "${targets[@]}"; do

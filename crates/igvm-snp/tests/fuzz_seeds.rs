@@ -1,23 +1,16 @@
 //! The fuzz seed corpus: generated files (fuzz/src/support/seeds.rs) that
 //! must do what each seed says, replayed through the fuzzers' own checks.
 //!
-//! With `IGVM_SNP_WRITE_SEEDS=DIR` set, the seeds are also written to
-//! `DIR/<target>/<name>` for the byte-level targets (`fuzz/seeds.sh` does
-//! this for `fuzz/corpus`).
+//! The example `write-fuzz-seeds` writes them for the fuzzers
+//! (`fuzz/seeds.sh`, `fuzz/ci.sh`).
 
 #[allow(dead_code)]
 #[path = "../../../fuzz/src/support/mod.rs"]
 mod support;
 
-use std::path::PathBuf;
-
 use support::checks;
 use support::differential::{self, Verdict};
 use support::seeds::{Expect, seeds, variant};
-
-/// Targets whose input is an IGVM file (the structure-aware target's input
-/// is `arbitrary` bytes and starts from an empty corpus).
-const FILE_TARGETS: [&str; 3] = ["raw", "checksummed", "differential"];
 
 #[test]
 fn every_seed_does_what_it_says() {
@@ -82,25 +75,6 @@ fn seeds_are_distinct_and_small() {
                 "{} and {} are the same file",
                 a.name, b.name
             );
-        }
-    }
-}
-
-/// Writes the corpus when `IGVM_SNP_WRITE_SEEDS` names a directory, and
-/// reads it back.
-#[test]
-fn write_seed_corpus_when_asked() {
-    let Some(dir) = std::env::var_os("IGVM_SNP_WRITE_SEEDS") else {
-        eprintln!("IGVM_SNP_WRITE_SEEDS not set: corpus not written");
-        return;
-    };
-    for target in FILE_TARGETS {
-        let dir = PathBuf::from(&dir).join(target);
-        std::fs::create_dir_all(&dir).unwrap();
-        for seed in seeds() {
-            let path = dir.join(seed.name);
-            std::fs::write(&path, &seed.bytes).unwrap();
-            assert_eq!(std::fs::read(&path).unwrap(), seed.bytes);
         }
     }
 }
