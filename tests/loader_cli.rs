@@ -21,7 +21,8 @@ use igvm_defs::{
 };
 use igvm_snp::demo::{CODE_GPA, DATA_GPA, GREETING};
 use igvm_snp::{GpaRange, LaunchConfig, LaunchPlan, PlanOptions};
-use igvm_snp_kvm::kvm_check::kvm_or_skip;
+use igvm_snp_kvm::host::{DEFAULT_VM_TYPE, HOST_WITHOUT_VAR};
+use igvm_snp_kvm::kvm_check::{host_or_skip, kvm_or_skip};
 use igvm_snp_kvm::preflight::PreflightReport;
 
 /// The example binary, next to this test executable.
@@ -248,6 +249,7 @@ fn every_command_has_help() {
         &["run", "--help"],
         &["check", "--help"],
         &["demo", "--help"],
+        &["host", "--help"],
     ] {
         let o = igvm_load(args);
         assert_exit(&o, 0, &format!("{args:?}"));
@@ -598,6 +600,103 @@ fn run_native_prints_the_guests_output() {
     assert_ne!(stdout(&o), igvm_snp::demo::expected_output());
 }
 
+/// Runs the loader with `args` and `IGVM_SNP_HOST_WITHOUT=without`.
+fn igvm_load_without(without: &str, args: &[&str]) -> Output {
+    Command::new(loader())
+        .args(args)
+        .env_remove("RUST_LOG")
+        .env(HOST_WITHOUT_VAR, without)
+        .output()
+        .expect("the loader runs")
+}
+
+/// `host` shows what this KVM offers, as the library's probe finds it, and
+/// reports a feature named in IGVM_SNP_HOST_WITHOUT as disabled.
+#[test]
+fn host_reports_what_kvm_offers() {
+    let Some((_, host)) = host_or_skip("host_reports_what_kvm_offers") else {
+        return;
+    };
+    let o = igvm_load(&["host", "--json"]);
+    assert_exit(&o, 0, "host --json");
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["kvm"], true);
+    let vm0 = &v["vm_types"][0];
+    assert_eq!(vm0["vm_type"], 0);
+    let state = if host.guest_memfd(DEFAULT_VM_TYPE) {
+        "yes"
+    } else {
+        "no"
+    };
+    assert_eq!(vm0["guest_memfd"]["state"], state, "{v}");
+    assert_eq!(v["disabled"], serde_json::json!([]));
+
+    let o = igvm_load_without("guest_memfd", &["host", "--json"]);
+    assert_exit(&o, 0, "host --json without guest_memfd");
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["vm_types"][0]["guest_memfd"]["state"], "disabled", "{v}");
+    assert_eq!(v["disabled"], serde_json::json!(["guest_memfd"]));
+    let missing = v["snp_missing"].to_string();
+    assert!(missing.contains("KVM lacks guest_memfd"), "{missing}");
+
+    let o = igvm_load(&["host"]);
+    assert_exit(&o, 0, "host");
+    let text = stdout(&o);
+    assert!(text.contains("VM type 0 (default): guest_memfd "), "{text}");
+    assert!(text.contains("SEV-SNP launches: "), "{text}");
+}
+
+/// `run --native --guest-memfd` runs the guest from guest_memfd memslots
+/// where the host has them and refuses with a typed error where it has
+/// none; plain memory (the default) and `launch --backend model` work on
+/// both kinds of host. The "absent" branch runs on every host through
+/// IGVM_SNP_HOST_WITHOUT.
+#[test]
+fn guest_memfd_runs_where_present_and_is_refused_where_absent() {
+    let Some((_, host)) =
+        host_or_skip("guest_memfd_runs_where_present_and_is_refused_where_absent")
+    else {
+        return;
+    };
+    let dir = scratch("guest_memfd");
+    let file = write(&dir, "demo.igvm", &igvm_snp::demo::demo_igvm());
+    let gmem = ["run", "--native", "--guest-memfd", "--memory", "2M", &file];
+    let refused = |o: &Output, reason: &str| {
+        assert_exit(o, 1, "run --native --guest-memfd without guest_memfd");
+        let err = stderr(o);
+        assert!(
+            err.starts_with(&format!("error: {file}: cannot set up the native VM\n")),
+            "{err}"
+        );
+        assert!(
+            err.contains(&format!(
+                "guest_memfd memory for GPA 0x0+0x200000 is not available: {reason}"
+            )),
+            "{err}"
+        );
+        assert!(o.stdout.is_empty());
+    };
+    let o = igvm_load(&gmem);
+    if host.guest_memfd(DEFAULT_VM_TYPE) {
+        assert_exit(&o, 0, "run --native --guest-memfd");
+        assert_eq!(stdout(&o), igvm_snp::demo::expected_output());
+    } else {
+        refused(&o, "KVM has none for this VM type");
+    }
+    // Every host: treated as absent.
+    refused(
+        &igvm_load_without("guest_memfd", &gmem),
+        "disabled by IGVM_SNP_HOST_WITHOUT",
+    );
+    let o = igvm_load_without("all", &["run", "--native", &file]);
+    assert_exit(&o, 0, "run --native (plain memory) without guest_memfd");
+    assert_eq!(stdout(&o), igvm_snp::demo::expected_output());
+    let o = igvm_load_without("all", &["launch", &file, "--backend", "model", "--json"]);
+    assert_exit(&o, 0, "launch --backend model without guest_memfd");
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["launch_digest"], measure(&file, &[]), "{v}");
+}
+
 #[test]
 fn run_native_fails_when_the_guest_does_not_halt() {
     if kvm_or_skip("run_native_fails_when_the_guest_does_not_halt").is_none() {
@@ -681,7 +780,8 @@ fn check_reports_every_profile() {
 }
 
 /// Progress lines go to stderr only when it is a terminal and `--quiet` is
-/// not given. The terminal comes from util-linux `script`, when installed.
+/// not given. The terminal comes from util-linux `script` (Debian package
+/// `bsdutils`, which `.ci/run` installs when missing).
 #[test]
 fn progress_only_on_a_terminal() {
     let dir = scratch("progress");
@@ -701,10 +801,9 @@ fn progress_only_on_a_terminal() {
             .env_remove("RUST_LOG")
             .output()
     };
-    let Ok(o) = on_terminal("") else {
-        eprintln!("progress_only_on_a_terminal: `script` is not installed; terminal part skipped");
-        return;
-    };
+    let o = on_terminal("").unwrap_or_else(|e| {
+        panic!("`script` (Debian package bsdutils) is needed for this test: {e}")
+    });
     assert_exit(&o, 0, "measure on a terminal");
     let text = stdout(&o);
     assert!(text.contains("hashing 16"), "{text}");
@@ -730,24 +829,22 @@ fn big_image(dir: &Path) -> PathBuf {
 /// `measure` drops each batch of the mapped image once hashed, so its peak
 /// resident set stays far below the file (about 9 MiB for 64 MiB here;
 /// keeping the mapping resident would take 72 MiB). Measured with GNU
-/// time's `%M`, when installed (bench/compare.sh needs it too).
+/// time's `%M` (Debian package `time`, which `.ci/run` installs when
+/// missing; bench/compare.sh needs it too).
 #[test]
 fn measure_does_not_hold_the_image_in_memory() {
     let dir = scratch("memory");
     let big = big_image(&dir);
     let file_kib = std::fs::metadata(&big).unwrap().len() / 1024;
     let peak = dir.join("peak");
-    let Ok(o) = Command::new("/usr/bin/time")
+    let o = Command::new("/usr/bin/time")
         .args(["-f", "%M", "-o"])
         .arg(&peak)
         .arg(loader())
         .arg("measure")
         .arg(&big)
         .output()
-    else {
-        eprintln!("measure_does_not_hold_the_image_in_memory: GNU time is not installed; skipped");
-        return;
-    };
+        .unwrap_or_else(|e| panic!("GNU time (Debian package time) is needed for this test: {e}"));
     assert_exit(&o, 0, "measure under /usr/bin/time");
     let text = std::fs::read_to_string(&peak).unwrap();
     let peak_kib: u64 = text.trim().rsplit('\n').next().unwrap().parse().unwrap();

@@ -50,6 +50,14 @@ pub enum Command {
     /// For every measurement profile: whether the file can be launched that way, its digest,
     /// and why the profiles differ.
     Check(crate::check::CheckArgs),
+    /// Show what this host's KVM offers: VM types, guest_memfd and memory attributes per VM
+    /// type, SEV-SNP and what an SEV-SNP launch still lacks (IGVM_SNP_HOST_WITHOUT=guest_memfd
+    /// or memory_attributes treats a feature as absent).
+    Host {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Build the built-in demo IGVM file, show its plan and digest, and run it natively on
     /// /dev/kvm when present.
     Demo {
@@ -106,6 +114,11 @@ pub struct RunCmd {
     /// Stop the guest after this many seconds.
     #[arg(long, default_value = "10", value_parser = crate::config::parse_seconds)]
     pub time_limit: Duration,
+    /// Back guest memory with guest_memfd memslots (as an SEV-SNP VM's memory, all shared)
+    /// instead of plain memory; refused on a host whose KVM has no guest_memfd for the
+    /// default VM type (`igvm-load host` tells).
+    #[arg(long)]
+    pub guest_memfd: bool,
     #[command(flatten)]
     pub launch: LaunchArgs,
 }

@@ -7,6 +7,7 @@
 //! cargo run --release --example igvm-load -- launch FILE --backend kvm|model [--json]
 //! cargo run --release --example igvm-load -- run --native FILE
 //! cargo run --release --example igvm-load -- check FILE [--json] [--vcpus N] [--cpu-signature HEX]
+//! cargo run --release --example igvm-load -- host [--json]
 //! ```
 //!
 //! Exit codes: 0 success; 1 a bad file or a failed launch (`error: …` on
@@ -93,7 +94,7 @@ fn run(cli: &Cli) -> Result<ExitCode, Failure> {
             if *json {
                 let mut v = serde_json::to_value(&plan)?;
                 let digest = progress.phase("hashing", plan.launched_pages(), || {
-                    plan.launch_digest_releasing(|part| bytes.release(part))
+                    plan.launch_digest_releasing(|part| bytes.release_around(part))
                 });
                 v["launch_digest"] = serde_json::Value::String(digest.to_string());
                 writeln!(out, "{}", serde_json::to_string_pretty(&v)?)?;
@@ -121,7 +122,7 @@ fn run(cli: &Cli) -> Result<ExitCode, Failure> {
                     // Drop each batch of the mapped file once it is hashed:
                     // measuring holds a few MiB of the image, not all of it.
                     (
-                        plan.launch_digest_releasing(|part| bytes.release(part)),
+                        plan.launch_digest_releasing(|part| bytes.release_around(part)),
                         None,
                     )
                 }
@@ -160,6 +161,28 @@ fn run(cli: &Cli) -> Result<ExitCode, Failure> {
         }
         Command::Run(cmd) => native::run(&mut out, cmd, progress),
         Command::Check(args) => check::run(&mut out, args),
+        Command::Host { json } => {
+            let host = igvm_snp_kvm::host::HostCapabilities::probe();
+            if *json {
+                let mut v = serde_json::to_value(&host)?;
+                v["kvm"] = host.kvm().into();
+                v["snp_missing"] = host
+                    .preflight
+                    .missing()
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .into();
+                writeln!(out, "{}", serde_json::to_string_pretty(&v)?)?;
+            } else {
+                writeln!(out, "{host}")?;
+                match host.preflight.require_snp() {
+                    Ok(()) => writeln!(out, "SEV-SNP launches: possible")?,
+                    Err(e) => writeln!(out, "SEV-SNP launches: not possible: {e}")?,
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Demo { write } => demo(&mut out, write.as_deref(), progress),
     }
 }

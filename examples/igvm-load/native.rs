@@ -5,6 +5,7 @@ use std::io::Write;
 use std::process::ExitCode;
 
 use igvm_snp::LaunchPlan;
+use igvm_snp_kvm::memory::MemoryFlavour;
 use igvm_snp_kvm::native::{NativeConfig, NativeOutcome, NativeVm, UnexpectedExit};
 
 use crate::cli::RunCmd;
@@ -16,7 +17,10 @@ use crate::{Failure, config};
 pub fn run(out: &mut impl Write, cmd: &RunCmd, progress: Progress) -> Result<ExitCode, Failure> {
     let bytes = crate::read(&cmd.file)?;
     let plan = crate::plan(&cmd.file, &bytes, &cmd.launch)?;
-    let native = NativeConfig::new(config::ram_ranges(cmd.launch.memory), cmd.time_limit);
+    let mut native = NativeConfig::new(config::ram_ranges(cmd.launch.memory), cmd.time_limit);
+    if cmd.guest_memfd {
+        native.memory_flavour = MemoryFlavour::GuestMemfd;
+    }
     run_plan(
         out,
         &cmd.file.display().to_string(),
