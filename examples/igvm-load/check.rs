@@ -61,7 +61,7 @@ pub fn parse_hex_u64(s: &str) -> Result<u64, String> {
 
 /// Runs `check`.
 pub fn run(out: &mut impl Write, args: &CheckArgs) -> Result<ExitCode, Failure> {
-    let bytes = crate::read(&args.file)?;
+    let bytes = crate::map(&args.file)?;
     let config = LaunchConfig::new(args.vcpus, crate::config::ram_ranges(args.memory));
     let spec = LaunchPlan::new(&bytes, &config, PlanOptions::default()).ok();
     let vmsa_features = args

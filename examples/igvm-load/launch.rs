@@ -62,7 +62,7 @@ fn options(cmd: &LaunchCmd) -> LaunchOptions {
 
 /// Runs `launch`.
 pub fn run(out: &mut impl Write, cmd: &LaunchCmd, progress: Progress) -> Result<ExitCode, Failure> {
-    let bytes = crate::read(&cmd.file)?;
+    let bytes = crate::snapshot(&cmd.file)?;
     let plan = crate::plan(&cmd.file, &bytes, &cmd.launch)?;
     let options = options(cmd);
     let file = cmd.file.display();

@@ -56,10 +56,22 @@ fn main() -> ExitCode {
     }
 }
 
-/// Maps a file (no copy; BENCHMARKS.md), naming it in the error.
-fn read(path: &Path) -> Result<igvm_snp_kvm::mapped_file::MappedFile, Failure> {
-    igvm_snp_kvm::mapped_file::MappedFile::open(path)
+/// Maps a file (no copy; BENCHMARKS.md) for commands that only read it
+/// (`plan`, `measure`, `check`), naming it in the error.
+fn map(path: &Path) -> Result<igvm_snp_kvm::mapped_file::MappedFile, Failure> {
+    // SAFETY: the loader's documented contract (README) is that the file is
+    // not written or truncated while igvm-load inspects it, as for any tool
+    // that maps its input; `launch` and `run` take a private snapshot
+    // instead (`snapshot`), so what they hash and load cannot change.
+    unsafe { igvm_snp_kvm::mapped_file::MappedFile::open(path) }
         .map_err(|e| format!("cannot read {}: {e}", path.display()).into())
+}
+
+/// Reads a file into memory for commands that launch it (`launch`, `run`):
+/// one private snapshot of the bytes is both hashed and loaded, whatever
+/// happens to the file afterwards.
+fn snapshot(path: &Path) -> Result<Vec<u8>, Failure> {
+    std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()).into())
 }
 
 /// Plans a file, naming it in the error. The kvm-legacy profile needs the
@@ -89,7 +101,7 @@ fn run(cli: &Cli) -> Result<ExitCode, Failure> {
     let progress = Progress::new(cli.quiet);
     match &cli.command {
         Command::Plan { file, json, launch } => {
-            let bytes = read(file)?;
+            let bytes = map(file)?;
             let plan = plan(file, &bytes, launch)?;
             if *json {
                 let mut v = serde_json::to_value(&plan)?;
@@ -109,7 +121,7 @@ fn run(cli: &Cli) -> Result<ExitCode, Failure> {
             trace,
             launch,
         } => {
-            let bytes = read(file)?;
+            let bytes = map(file)?;
             let plan = plan(file, &bytes, launch)?;
             let pages = plan.launched_pages();
             // With --trace the trace's last running digest is the launch digest.

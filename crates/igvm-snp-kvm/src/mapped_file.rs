@@ -8,12 +8,17 @@
 //! part of the file (the hashing threads of
 //! `igvm_snp::LaunchPlan::launch_digest_releasing`) drop it from memory.
 //!
-//! The one caveat of every file mapping: the bytes are the file's, so
-//! another process that writes the file while it is mapped changes what the
-//! slice shows, and one that truncates it makes a later read of the lost
-//! pages fault (`SIGBUS`). Map only files nothing else is writing, e.g. an
-//! image being measured or launched; otherwise read them with
-//! [`std::fs::read`].
+//! The caveat of every file mapping, and why [`MappedFile::open`] is
+//! `unsafe`: the bytes are the file's, so another process that writes the
+//! file while it is mapped changes what the slice shows (a `&[u8]` whose
+//! bytes change is undefined behaviour), and one that truncates it makes a
+//! later read of the lost pages fault (`SIGBUS`). A `MAP_PRIVATE` mapping is
+//! no snapshot: pages not yet read, and pages dropped by
+//! [`MappedFile::release`], are read from the file as it is then. Map only
+//! files nothing else writes while they are mapped, e.g. an image being
+//! measured. What is launched should come from one snapshot of the bytes
+//! that is both hashed and loaded: read the file with [`std::fs::read`] for
+//! that (the loader's `launch` and `run` do).
 
 use std::fs::File;
 use std::io;
@@ -27,7 +32,8 @@ use std::ptr::NonNull;
 ///
 /// ```no_run
 /// # fn main() -> std::io::Result<()> {
-/// let image = igvm_snp_kvm::mapped_file::MappedFile::open("guest.igvm".as_ref())?;
+/// // SAFETY: nothing writes or truncates guest.igvm while it is mapped.
+/// let image = unsafe { igvm_snp_kvm::mapped_file::MappedFile::open("guest.igvm".as_ref())? };
 /// let bytes: &[u8] = &image;
 /// println!("{} bytes", bytes.len());
 /// # Ok(()) }
@@ -52,11 +58,16 @@ impl MappedFile {
     /// of a 64 MiB image (6 ms) before any hashing started, while on first
     /// touch the hashing threads share that work (BENCHMARKS.md).
     ///
+    /// # Safety
+    /// Nothing may write to or truncate the file while the returned value
+    /// lives (this process included): the slice it hands out would change
+    /// under its borrowers, or fault. See the [module](self) documentation.
+    ///
     /// # Errors
     /// Opening or `fstat` of the file fails, the file does not fit in the
     /// address space, or `mmap` fails (e.g. a file system without mappings;
     /// read such files with [`std::fs::read`]).
-    pub fn open(path: &Path) -> io::Result<Self> {
+    pub unsafe fn open(path: &Path) -> io::Result<Self> {
         let file = File::open(path)?;
         let len = usize::try_from(file.metadata()?.len())
             .map_err(|_| io::Error::from(io::ErrorKind::FileTooLarge))?;
@@ -108,7 +119,8 @@ impl MappedFile {
     /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
     /// use igvm_snp::{GpaRange, LaunchConfig, LaunchPlan, PlanOptions};
     /// use igvm_snp_kvm::mapped_file::MappedFile;
-    /// let image = MappedFile::open("guest.igvm".as_ref())?;
+    /// // SAFETY: nothing writes or truncates guest.igvm while it is mapped.
+    /// let image = unsafe { MappedFile::open("guest.igvm".as_ref())? };
     /// let config = LaunchConfig::new(1, vec![GpaRange::new(0, 1 << 30)]);
     /// let plan = LaunchPlan::new(&image, &config, PlanOptions::default())?;
     /// println!("{}", plan.launch_digest_releasing(|part| image.release_around(part)));
@@ -232,11 +244,19 @@ mod tests {
         path
     }
 
+    /// Maps a file of this test's own, which nothing else writes.
+    fn open(path: &Path) -> io::Result<MappedFile> {
+        // SAFETY: each test maps a file it made itself under a name with
+        // the process id and the test's name, and neither writes nor
+        // truncates it while it is mapped.
+        unsafe { MappedFile::open(path) }
+    }
+
     #[test]
     fn maps_the_file_bytes() {
         let data: Vec<u8> = (0..10_000u32).map(|i| (i * 7 % 251) as u8).collect();
         let path = temp("data", &data);
-        let m = MappedFile::open(&path).unwrap();
+        let m = open(&path).unwrap();
         assert_eq!(m.bytes(), &data[..]);
         assert_eq!(m.len(), 10_000);
         drop(m);
@@ -261,7 +281,7 @@ mod tests {
     fn release_drops_whole_pages_and_keeps_the_bytes() {
         let data: Vec<u8> = (0..64 * 4096u32).map(|i| (i % 253) as u8).collect();
         let path = temp("release", &data);
-        let m = MappedFile::open(&path).unwrap();
+        let m = open(&path).unwrap();
         let addr = m.bytes().as_ptr().addr();
         let sum = |b: &[u8]| b.iter().map(|&x| u64::from(x)).sum::<u64>();
         let expected = sum(&data);
@@ -289,7 +309,7 @@ mod tests {
     fn release_around_takes_the_fault_around_neighbours() {
         let data: Vec<u8> = (0..64 * 4096u32).map(|i| (i % 251) as u8).collect();
         let path = temp("release_around", &data);
-        let m = MappedFile::open(&path).unwrap();
+        let m = open(&path).unwrap();
         let addr = m.bytes().as_ptr().addr();
         assert_eq!(m.bytes(), &data[..]);
         assert_eq!(resident_kib(addr), 256);
@@ -305,19 +325,19 @@ mod tests {
     #[test]
     fn empty_file_is_an_empty_slice() {
         let path = temp("empty", &[]);
-        let m = MappedFile::open(&path).unwrap();
+        let m = open(&path).unwrap();
         assert!(m.is_empty());
         std::fs::remove_file(path).unwrap();
     }
 
     #[test]
     fn missing_file_is_an_error() {
-        let e = MappedFile::open(Path::new("/nonexistent/igvm-snp/none.igvm")).unwrap_err();
+        let e = open(Path::new("/nonexistent/igvm-snp/none.igvm")).unwrap_err();
         assert_eq!(e.kind(), io::ErrorKind::NotFound);
     }
 
     #[test]
     fn directory_is_an_error() {
-        assert!(MappedFile::open(&std::env::temp_dir()).is_err());
+        assert!(open(&std::env::temp_dir()).is_err());
     }
 }

@@ -316,3 +316,48 @@ fn the_fallback_refuses_a_vmsa_kvm_could_not_measure() {
         "{err}"
     );
 }
+
+/// What is launched is one snapshot of the file's bytes, the one that was
+/// planned and measured: the file changing afterwards (here: another data
+/// page written over it, as an image rebuilt in place) changes neither the
+/// launch nor its digest. The loader's `launch` and `run` read such a
+/// snapshot (`std::fs::read`); mapping the file (`MappedFile::open`) is
+/// `unsafe` because a mapping offers no such guarantee.
+#[test]
+fn the_snapshot_planned_is_the_snapshot_launched() {
+    if kvm_or_skip("the_snapshot_planned_is_the_snapshot_launched").is_none() {
+        return;
+    }
+    let path = std::env::temp_dir().join(format!("igvm-snp-snapshot-{}.igvm", std::process::id()));
+    std::fs::write(&path, igvm_snp::demo::demo_igvm()).unwrap();
+    let snapshot = std::fs::read(&path).unwrap();
+    let plan = LaunchPlan::new(&snapshot, &config(), PlanOptions::default()).unwrap();
+    let digest = plan.launch_digest();
+
+    let rebuilt = demo_with(|dirs| {
+        for d in dirs.iter_mut() {
+            if let igvm::IgvmDirectiveHeader::PageData { gpa, data, .. } = d {
+                if *gpa == igvm_snp::demo::DATA_GPA {
+                    *data = vec![0x5A; 4096];
+                }
+            }
+        }
+    });
+    std::fs::write(&path, &rebuilt).unwrap();
+    let now = LaunchPlan::new(&rebuilt, &config(), PlanOptions::default()).unwrap();
+    assert_ne!(now.launch_digest(), digest, "the file really changed");
+
+    let done = launch_model(&plan, &options(), FirmwareModel::default()).unwrap();
+    assert_eq!(done.launched.report.launch_digest, Some(digest));
+    let mut page = vec![0u8; 4096];
+    done.launched
+        .memory
+        .read(igvm_snp::demo::DATA_GPA, &mut page)
+        .unwrap();
+    assert_eq!(
+        page,
+        igvm_snp::demo::data_page(),
+        "the planned bytes were loaded"
+    );
+    std::fs::remove_file(path).unwrap();
+}
