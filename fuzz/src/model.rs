@@ -52,7 +52,8 @@ pub fn launch(plan: &LaunchPlan<'_>) -> Option<FirmwareModel> {
             }
             buf
         });
-        let mut update = LaunchUpdate::new(step.gpa, step.pages, step.page_type, buf.as_deref_mut())
+        let source = buf.as_deref_mut().map(Into::into);
+        let mut update = LaunchUpdate::new(step.gpa, step.pages, step.page_type, source)
             .expect("a plan step is a valid LAUNCH_UPDATE");
         match model.launch_update(&mut update) {
             Ok(_) => {}

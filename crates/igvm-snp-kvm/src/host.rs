@@ -12,7 +12,7 @@
 //!
 //! [`HOST_WITHOUT_VAR`] (`IGVM_SNP_HOST_WITHOUT=guest_memfd,memory_attributes`)
 //! makes the whole library behave as on a host without those features:
-//! [`crate::memory::GuestMemory`] refuses guest_memfd regions and memory
+//! [`crate::memory::Memslots`] refuses guest_memfd regions and memory
 //! attributes with the same typed errors a host without them gives, the
 //! preflight reports them missing, and [`HostCapabilities::probe`] reports
 //! them [`Support::Disabled`]. It is read once per process. Its purpose is to

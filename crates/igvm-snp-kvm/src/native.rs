@@ -22,7 +22,8 @@ use vmm_sys_util::errno;
 use vmm_sys_util::signal::{Killable, SIGRTMIN, register_signal_handler};
 
 use crate::memory::{
-    GuestMemory, LayoutOptions, MemoryError, MemoryFlavour, VmsaPage, host_phys_bits, layout_for,
+    GuestMemoryMmap, LayoutOptions, LoadOptions, MemoryError, MemoryFlavour, Memslots, VmsaPage,
+    anonymous, host_phys_bits, layout_for, load_plan,
 };
 use crate::vmsa_regs::{self, VcpuStateError};
 
@@ -183,7 +184,8 @@ pub enum NativeError {
 /// A plain KVM VM loaded with a plan, ready to run vCPU 0.
 #[derive(Debug)]
 pub struct NativeVm {
-    memory: GuestMemory,
+    memory: GuestMemoryMmap,
+    slots: Memslots,
     vcpu: Option<VcpuFd>,
     vm: Arc<VmFd>,
     pages_loaded: u64,
@@ -202,8 +204,9 @@ impl NativeVm {
             .excluding(GpaRange::new(vmsa.gpa, PAGE_SIZE as u64));
         let layout = layout_for(plan, &config.ram, &options)?;
         let vm = Arc::new(kvm.create_vm_with_type(0).map_err(NativeError::CreateVm)?);
-        let mut memory = GuestMemory::new(Arc::clone(&vm), &layout, config.memory_flavour, 0)?;
-        let pages_loaded = memory.load_plan(plan, VmsaPage::Skip)?;
+        let memory = anonymous(&layout)?;
+        let slots = Memslots::register(Arc::clone(&vm), &memory, config.memory_flavour, 0)?;
+        let pages_loaded = load_plan(plan, &memory, LoadOptions::new(VmsaPage::Skip))?;
         let vcpu = vm.create_vcpu(0).map_err(NativeError::CreateVcpu)?;
         let cpuid = kvm
             .get_supported_cpuid(KVM_MAX_CPUID_ENTRIES)
@@ -211,6 +214,7 @@ impl NativeVm {
         vmsa_regs::apply(&vm, &vcpu, &cpuid, &vmsa.vmsa)?;
         Ok(NativeVm {
             memory,
+            slots,
             vcpu: Some(vcpu),
             vm,
             pages_loaded,
@@ -230,9 +234,15 @@ impl NativeVm {
         NativeVm::new(plan, config)?.run(config, out)
     }
 
-    /// The guest's memory (e.g. to inspect it after a run).
-    pub fn memory(&self) -> &GuestMemory {
+    /// The guest's memory (e.g. to inspect it after a run, through
+    /// vm-memory's volatile [`Bytes`](crate::memory::Bytes) accesses).
+    pub fn memory(&self) -> &GuestMemoryMmap {
         &self.memory
+    }
+
+    /// The memslots the guest's memory is registered as.
+    pub fn memslots(&self) -> &Memslots {
+        &self.slots
     }
 
     /// The VM.

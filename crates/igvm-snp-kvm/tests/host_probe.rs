@@ -8,7 +8,7 @@ use std::sync::Arc;
 use igvm_snp::GpaRange;
 use igvm_snp_kvm::host::{DEFAULT_VM_TYPE, HostFeatures, SNP_VM_TYPE, Support};
 use igvm_snp_kvm::kvm_check::{assert_guest_memfd_refused, host_or_skip};
-use igvm_snp_kvm::memory::{GuestMemory, MemoryFlavour};
+use igvm_snp_kvm::memory::{MemoryFlavour, Memslots, anonymous};
 use igvm_snp_kvm::preflight::Missing;
 
 #[test]
@@ -27,7 +27,8 @@ fn the_probe_answers_what_memory_then_does() {
     );
     let vm = Arc::new(kvm.create_vm_with_type(DEFAULT_VM_TYPE).unwrap());
     let range = [GpaRange::new(0x20_0000, 0x1000)];
-    let mem = GuestMemory::new(Arc::clone(&vm), &range, MemoryFlavour::GuestMemfd, 0);
+    let memory = anonymous(&range).unwrap();
+    let mem = Memslots::register(Arc::clone(&vm), &memory, MemoryFlavour::GuestMemfd, 0);
     if host.guest_memfd(DEFAULT_VM_TYPE) {
         let mem = mem.unwrap();
         assert!(mem.regions().all(|r| r.guest_memfd));

@@ -10,6 +10,7 @@ use igvm_snp::kvm_legacy::{KVM_RESET_RDX, KvmLegacyInputs};
 use igvm_snp::{GpaRange, LaunchConfig, LaunchPlan, PlanOptions, VmsaPlacement};
 use igvm_snp_kvm::kvm_check::kvm_or_skip;
 use igvm_snp_kvm::launch::{LaunchError, LaunchOptions, VmsaFallback, VmsaOutcome, launch_model};
+use igvm_snp_kvm::memory::{Bytes, GuestAddress};
 use igvm_snp_kvm::sev::{FirmwareModel, ModelConfig, SevError};
 
 const RAM: u64 = 16 << 20;
@@ -73,7 +74,7 @@ fn demo_launches_with_the_plans_digest_and_one_update_per_step() {
     let mut page = vec![0u8; 4096];
     done.launched
         .memory
-        .read(igvm_snp::demo::DATA_GPA, &mut page)
+        .read_slice(&mut page, GuestAddress(igvm_snp::demo::DATA_GPA))
         .unwrap();
     assert_eq!(page, igvm_snp::demo::data_page());
 }
@@ -286,7 +287,10 @@ fn a_rejected_cpuid_page_is_reported_entry_by_entry_and_retried_only_on_request(
         Some(plan.launch_digest())
     );
     let mut page = vec![0u8; 4096];
-    done.launched.memory.read(0x9000, &mut page).unwrap();
+    done.launched
+        .memory
+        .read_slice(&mut page, GuestAddress(0x9000))
+        .unwrap();
     assert_eq!(page, cpuid_page(7, 0x20));
 }
 
@@ -352,7 +356,7 @@ fn the_snapshot_planned_is_the_snapshot_launched() {
     let mut page = vec![0u8; 4096];
     done.launched
         .memory
-        .read(igvm_snp::demo::DATA_GPA, &mut page)
+        .read_slice(&mut page, GuestAddress(igvm_snp::demo::DATA_GPA))
         .unwrap();
     assert_eq!(
         page,

@@ -7,7 +7,7 @@ use std::time::Duration;
 use igvm_snp::{GpaRange, LaunchConfig, LaunchPlan, PlanOptions, demo};
 use igvm_snp_kvm::host::DEFAULT_VM_TYPE;
 use igvm_snp_kvm::kvm_check::{assert_guest_memfd_refused, host_or_skip, kvm_or_skip};
-use igvm_snp_kvm::memory::{MemoryError, MemoryFlavour};
+use igvm_snp_kvm::memory::{Bytes, GuestAddress, MemoryError, MemoryFlavour};
 use igvm_snp_kvm::native::{NativeConfig, NativeError, NativeOutcome, NativeVm};
 
 /// The demo's plan for `vcpus` vCPUs and 2 MiB of RAM, and a native
@@ -62,7 +62,7 @@ fn demo_runs_from_guest_memfd_memslots() {
         return;
     }
     let mut vm = NativeVm::new(&plan, &config).unwrap();
-    assert!(vm.memory().regions().all(|r| r.guest_memfd));
+    assert!(vm.memslots().regions().all(|r| r.guest_memfd));
     let mut out = Vec::new();
     let outcome = vm.run(&config, |b| out.extend_from_slice(b)).unwrap();
     assert!(
@@ -86,18 +86,29 @@ fn demo_loads_every_page_but_the_vmsa() {
     let bytes = demo::demo_igvm();
     let (plan, config) = demo_plan(&bytes, 3);
     let vm = NativeVm::new(&plan, &config).unwrap();
-    // Parameter, zero, data and code pages; not the VMSA.
-    assert_eq!(vm.pages_loaded(), 4);
+    // Parameter, data and code pages; not the data-less page (fresh memory
+    // is zero: nothing is written there), not the VMSA.
+    assert_eq!(vm.pages_loaded(), 3);
     let mut page = vec![0u8; 4096];
-    vm.memory().read(demo::DATA_GPA, &mut page).unwrap();
+    vm.memory()
+        .read_slice(&mut page, GuestAddress(demo::DATA_GPA))
+        .unwrap();
     assert_eq!(page, demo::data_page());
-    vm.memory().read(demo::CODE_GPA, &mut page).unwrap();
+    vm.memory()
+        .read_slice(&mut page, GuestAddress(demo::CODE_GPA))
+        .unwrap();
     assert_eq!(page, demo::code_page());
     // The VP count parameter (3) was written into the parameter page.
-    vm.memory().read(demo::PARAMETER_GPA, &mut page).unwrap();
+    vm.memory()
+        .read_slice(&mut page, GuestAddress(demo::PARAMETER_GPA))
+        .unwrap();
     assert_eq!(&page[..4], &3u32.to_le_bytes());
     let mut one = [0u8; 1];
-    assert!(vm.memory().read(demo::VMSA_GPA, &mut one).is_err());
+    assert!(
+        vm.memory()
+            .read_slice(&mut one, GuestAddress(demo::VMSA_GPA))
+            .is_err()
+    );
 }
 
 #[test]

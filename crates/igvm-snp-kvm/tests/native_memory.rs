@@ -1,6 +1,8 @@
-//! Guest memory on the real /dev/kvm: both flavours register, accessors
-//! check bounds, slots are deleted on drop, and guest_memfd and memory
-//! attributes behave as this host's KVM offers them. Hosts differ (some give
+//! Guest memory on the real /dev/kvm: vm-memory memory (the VMM's) is
+//! registered as memslots of both flavours, accesses are volatile and
+//! bounds-checked, slots are deleted on drop and keep their memory mapped
+//! until then, the plan loader leaves data-less pages unwritten, and
+//! guest_memfd and memory attributes behave as this host's KVM offers them. Hosts differ (some give
 //! VM type 0 a guest_memfd, some do not; few have memory attributes): each
 //! test that depends on it probes the host (`igvm_snp_kvm::host`), prints
 //! the branch it takes and checks what that branch must show. With
@@ -12,7 +14,10 @@ use std::sync::Arc;
 use igvm_snp::GpaRange;
 use igvm_snp_kvm::host::{DEFAULT_VM_TYPE, HostCapabilities};
 use igvm_snp_kvm::kvm_check::{assert_guest_memfd_refused, host_or_skip, kvm_or_skip};
-use igvm_snp_kvm::memory::{GuestMemory, MemoryError, MemoryFlavour, RegionInfo, Unavailable};
+use igvm_snp_kvm::memory::{
+    Bytes, GuestAddress, GuestMemoryBackend, GuestMemoryMmap, LoadOptions, MemoryError,
+    MemoryFlavour, Memslots, RegionInfo, Unavailable, VmsaPage, anonymous, load_plan,
+};
 use kvm_ioctls::VmFd;
 
 fn vm(test: &str) -> Option<Arc<VmFd>> {
@@ -24,6 +29,18 @@ fn vm(test: &str) -> Option<Arc<VmFd>> {
 fn vm_and_host(test: &str) -> Option<(Arc<VmFd>, HostCapabilities)> {
     let (kvm, host) = host_or_skip(test)?;
     Some((Arc::new(kvm.create_vm_with_type(0).unwrap()), host))
+}
+
+/// Fresh memory for `layout`, registered as slots from `first_slot`.
+fn register(
+    vm: &Arc<VmFd>,
+    layout: &[GpaRange],
+    flavour: MemoryFlavour,
+    first_slot: u32,
+) -> Result<(GuestMemoryMmap, Memslots), MemoryError> {
+    let memory = anonymous(layout)?;
+    let slots = Memslots::register(Arc::clone(vm), &memory, flavour, first_slot)?;
+    Ok((memory, slots))
 }
 
 fn layout() -> Vec<GpaRange> {
@@ -40,15 +57,15 @@ fn both_flavours_register_sorted_regions() {
         return;
     };
     for (flavour, first_slot) in [(MemoryFlavour::Plain, 0), (MemoryFlavour::GuestMemfd, 10)] {
-        let mem = GuestMemory::new(Arc::clone(&vm), &layout(), flavour, first_slot);
+        let mem = register(&vm, &layout(), flavour, first_slot);
         if flavour == MemoryFlavour::GuestMemfd && !host.guest_memfd(DEFAULT_VM_TYPE) {
             // The first region (sorted: low RAM) is refused, nothing is left
             // registered: the same slots take plain memory afterwards.
             assert_guest_memfd_refused(&mem.unwrap_err(), &host, 0, 0x10_0000);
-            GuestMemory::new(Arc::clone(&vm), &layout(), MemoryFlavour::Plain, first_slot).unwrap();
+            register(&vm, &layout(), MemoryFlavour::Plain, first_slot).unwrap();
             continue;
         }
-        let mem = mem.unwrap();
+        let (_memory, mem) = mem.unwrap();
         let regions: Vec<RegionInfo> = mem.regions().collect();
         let gmem = flavour == MemoryFlavour::GuestMemfd;
         assert_eq!(regions.len(), 2);
@@ -68,68 +85,100 @@ fn both_flavours_register_sorted_regions() {
     }
 }
 
+/// Accesses go through vm-memory (volatile), spanning adjacent regions and
+/// refused wholly where a byte is outside memory.
 #[test]
-fn writes_and_reads_are_bounds_checked() {
-    let Some(vm) = vm("writes_and_reads_are_bounds_checked") else {
+fn accesses_are_volatile_and_bounds_checked() {
+    let Some(vm) = vm("accesses_are_volatile_and_bounds_checked") else {
         return;
     };
-    let mut mem = GuestMemory::new(vm, &layout(), MemoryFlavour::Plain, 0).unwrap();
-    mem.write(0xFFFF_FFFC, &[1, 2, 3, 4]).unwrap();
-    let mut buf = [0u8; 6];
-    mem.read(0xFFFF_FFFA, &mut buf).unwrap();
-    assert_eq!(buf, [0, 0, 1, 2, 3, 4]);
-    // One byte past the top of the region: nothing written, first GPA named.
-    match mem.write(0xFFFF_FFFE, &[9, 9, 9]) {
-        Err(MemoryError::Unmapped { gpa, len }) => assert_eq!((gpa, len), (0x1_0000_0000, 3)),
-        other => panic!("unexpected {other:?}"),
-    }
-    mem.read(0xFFFF_FFFA, &mut buf).unwrap();
-    assert_eq!(buf, [0, 0, 1, 2, 3, 4]);
-    // In the gap between the regions.
-    let err = mem.write(0x10_0000, &[1]).unwrap_err();
-    assert!(err.to_string().contains("0x100000"), "{err}");
+    let adjacent = [GpaRange::new(0, 0x2000), GpaRange::new(0x2000, 0x1000)];
+    let (mem, _slots) = register(&vm, &adjacent, MemoryFlavour::Plain, 0).unwrap();
+    mem.write_slice(&[7, 8, 9, 10], GuestAddress(0x1FFE))
+        .unwrap();
+    let mut buf = [0u8; 4];
+    mem.read_slice(&mut buf, GuestAddress(0x1FFE)).unwrap();
+    assert_eq!(buf, [7, 8, 9, 10]);
+    // One byte past the top: refused.
+    assert!(mem.write_slice(&[9, 9], GuestAddress(0x2FFF)).is_err());
     let mut one = [0u8; 1];
-    assert!(matches!(
-        mem.read(0x8000_0000, &mut one),
-        Err(MemoryError::Unmapped {
-            gpa: 0x8000_0000,
-            ..
-        })
-    ));
+    assert!(mem.read_slice(&mut one, GuestAddress(0x3000)).is_err());
+    // A volatile slice of one region only.
+    assert!(mem.get_slice(GuestAddress(0x1000), 0x2000).is_err());
+    assert_eq!(
+        mem.get_slice(GuestAddress(0x1000), 0x1000).unwrap().len(),
+        0x1000
+    );
 }
 
+/// The memslots hold the memory mapped while KVM may use it: dropping the
+/// VMM's handle leaves the mapping in place; dropping the slots unmaps it.
 #[test]
-fn adjacent_regions_take_spanning_writes_but_not_page_borrows() {
-    let Some(vm) = vm("adjacent_regions_take_spanning_writes_but_not_page_borrows") else {
+fn memslots_keep_their_memory_mapped() {
+    let Some(vm) = vm("memslots_keep_their_memory_mapped") else {
         return;
     };
-    let layout = [GpaRange::new(0, 0x2000), GpaRange::new(0x2000, 0x1000)];
-    let mut mem = GuestMemory::new(vm, &layout, MemoryFlavour::Plain, 0).unwrap();
-    mem.write(0x1FFE, &[7, 8, 9, 10]).unwrap();
-    let mut buf = [0u8; 4];
-    mem.read(0x1FFE, &mut buf).unwrap();
-    assert_eq!(buf, [7, 8, 9, 10]);
-    let page = mem.page_range_mut(GpaRange::new(0x1000, 0x1000)).unwrap();
-    assert_eq!(page.len(), 4096);
-    assert_eq!(&page[0xFFE..], &[7, 8]);
-    page[0] = 0x42;
-    mem.read(0x1000, &mut buf[..1]).unwrap();
-    assert_eq!(buf[0], 0x42);
-    for (range, reason) in [
-        (
-            GpaRange::new(0x1000, 0x2000),
-            "not within one memory region",
-        ),
-        (GpaRange::new(0x1800, 0x1000), "not 4 KiB aligned"),
-        (GpaRange::new(0x1000, 0), "empty"),
-        (GpaRange::new(0x5000, 0x1000), "not in guest memory"),
-    ] {
-        match mem.page_range_mut(range) {
-            Err(MemoryError::BadPageRange { reason: r, gpa, .. }) => {
-                assert_eq!((r, gpa), (reason, range.gpa));
-            }
-            other => panic!("{range:?}: unexpected {other:?}"),
+    let (memory, slots) =
+        register(&vm, &[GpaRange::new(0, 0x4000)], MemoryFlavour::Plain, 0).unwrap();
+    let addr = slots.regions().next().unwrap().host_addr;
+    let mapped = || {
+        std::fs::read_to_string("/proc/self/maps")
+            .unwrap()
+            .lines()
+            .any(|l| {
+                let range = l.split_whitespace().next().unwrap();
+                let (start, end) = range.split_once('-').unwrap();
+                let (start, end) = (
+                    u64::from_str_radix(start, 16).unwrap(),
+                    u64::from_str_radix(end, 16).unwrap(),
+                );
+                start <= addr && addr < end
+            })
+    };
+    assert!(mapped());
+    drop(memory);
+    assert!(mapped(), "the slots keep the region mapped");
+    drop(slots);
+    assert!(!mapped(), "unmapped once the slots are gone");
+}
+
+/// The loader writes data and parameter pages but leaves data-less pages
+/// alone (fresh memory is zero, and untouched memory stays unbacked);
+/// asked to, it writes their zeros.
+#[test]
+fn the_plan_loader_leaves_data_less_pages_unwritten() {
+    let bytes = igvm_snp::demo::demo_igvm();
+    let ram = vec![GpaRange::new(0, 16 << 20)];
+    let config = igvm_snp::LaunchConfig::new(1, ram.clone());
+    let plan =
+        igvm_snp::LaunchPlan::new(&bytes, &config, igvm_snp::PlanOptions::default()).unwrap();
+    let memory = anonymous(&[ram[0], GpaRange::new(0xFFFF_B000, 0x5000)]).unwrap();
+    let zero = GuestAddress(igvm_snp::demo::ZERO_GPA);
+    memory.write_slice(&[0xFF; 4096], zero).unwrap();
+    let written = load_plan(&plan, &memory, LoadOptions::new(VmsaPage::Skip)).unwrap();
+    let mut page = vec![0u8; 4096];
+    memory.read_slice(&mut page, zero).unwrap();
+    assert_eq!(page, vec![0xFF; 4096], "the data-less page was not written");
+    memory
+        .read_slice(&mut page, GuestAddress(igvm_snp::demo::DATA_GPA))
+        .unwrap();
+    assert_eq!(page, igvm_snp::demo::data_page());
+    let all = load_plan(
+        &plan,
+        &memory,
+        LoadOptions::new(VmsaPage::Skip).writing_zero_pages(),
+    )
+    .unwrap();
+    assert_eq!(all, written + 1);
+    memory.read_slice(&mut page, zero).unwrap();
+    assert_eq!(page, vec![0; 4096]);
+    // Memory without the plan's pages: the first missing page is named.
+    let small = anonymous(&ram).unwrap();
+    match load_plan(&plan, &small, LoadOptions::new(VmsaPage::Skip)) {
+        Err(MemoryError::Unmapped { gpa, len }) => {
+            assert_eq!((gpa, len), (igvm_snp::demo::PARAMETER_GPA, 4096));
         }
+        other => panic!("unexpected {other:?}"),
     }
 }
 
@@ -140,12 +189,12 @@ fn bad_layouts_are_refused() {
     };
     let overlap = [GpaRange::new(0, 0x2000), GpaRange::new(0x1000, 0x1000)];
     assert!(matches!(
-        GuestMemory::new(Arc::clone(&vm), &overlap, MemoryFlavour::Plain, 0),
+        anonymous(&overlap),
         Err(MemoryError::Overlap { gpa: 0x1000 })
     ));
     let unaligned = [GpaRange::new(0x10, 0x1000)];
     assert!(matches!(
-        GuestMemory::new(Arc::clone(&vm), &unaligned, MemoryFlavour::Plain, 0),
+        anonymous(&unaligned),
         Err(MemoryError::InvalidRange {
             reason: "not 4 KiB aligned",
             ..
@@ -155,11 +204,11 @@ fn bad_layouts_are_refused() {
     // and GPA, and the region created before it is removed again (the same
     // GPA can be registered afterwards in another slot).
     let too_high = [GpaRange::new(0, 0x1000), GpaRange::new(1 << 60, 0x1000)];
-    match GuestMemory::new(Arc::clone(&vm), &too_high, MemoryFlavour::Plain, 3) {
+    match register(&vm, &too_high, MemoryFlavour::Plain, 3) {
         Err(MemoryError::Memslot { slot, gpa, .. }) => assert_eq!((slot, gpa), (4, 1 << 60)),
-        other => panic!("unexpected {other:?}"),
+        other => panic!("unexpected {:?}", other.map(|_| ())),
     }
-    GuestMemory::new(vm, &[GpaRange::new(0, 0x1000)], MemoryFlavour::Plain, 7).unwrap();
+    register(&vm, &[GpaRange::new(0, 0x1000)], MemoryFlavour::Plain, 7).unwrap();
 }
 
 #[test]
@@ -172,13 +221,13 @@ fn dropping_memory_deletes_its_slots() {
     if host.guest_memfd(DEFAULT_VM_TYPE) {
         flavours.push(MemoryFlavour::GuestMemfd);
     } else {
-        let refused = GuestMemory::new(Arc::clone(&vm), &range, MemoryFlavour::GuestMemfd, 0);
+        let refused = register(&vm, &range, MemoryFlavour::GuestMemfd, 0);
         assert_guest_memfd_refused(&refused.unwrap_err(), &host, 0x10_0000, 0x4000);
     }
     for flavour in flavours {
-        let first = GuestMemory::new(Arc::clone(&vm), &range, flavour, 0).unwrap();
+        let first = register(&vm, &range, flavour, 0).unwrap();
         // While it lives, the same GPA in another slot overlaps (EEXIST).
-        match GuestMemory::new(Arc::clone(&vm), &range, flavour, 1) {
+        match register(&vm, &range, flavour, 1).map(|_| ()) {
             Err(MemoryError::Memslot {
                 slot: 1, source, ..
             }) => {
@@ -188,7 +237,7 @@ fn dropping_memory_deletes_its_slots() {
         }
         drop(first);
         // Once dropped, another slot may take the range.
-        GuestMemory::new(Arc::clone(&vm), &range, flavour, 2).unwrap();
+        register(&vm, &range, flavour, 2).unwrap();
     }
 }
 
@@ -197,8 +246,8 @@ fn memory_attributes_follow_the_host_capability() {
     let Some((vm, host)) = vm_and_host("memory_attributes_follow_the_host_capability") else {
         return;
     };
-    let plain = GuestMemory::new(
-        Arc::clone(&vm),
+    let (_plain_memory, plain) = register(
+        &vm,
         &[GpaRange::new(0x10_0000, 0x1000)],
         MemoryFlavour::Plain,
         1,
@@ -210,13 +259,13 @@ fn memory_attributes_follow_the_host_capability() {
         Err(MemoryError::NotGuestMemfd { gpa: 0x10_0000 })
     ));
     let gmem_range = [GpaRange::new(0, 0x4000)];
-    let gmem = GuestMemory::new(Arc::clone(&vm), &gmem_range, MemoryFlavour::GuestMemfd, 0);
+    let gmem = register(&vm, &gmem_range, MemoryFlavour::GuestMemfd, 0);
     if !host.guest_memfd(DEFAULT_VM_TYPE) {
         eprintln!("memory_attributes_follow_the_host_capability: no guest_memfd, so no attributes");
         assert_guest_memfd_refused(&gmem.unwrap_err(), &host, 0, 0x4000);
         return;
     }
-    let gmem = gmem.unwrap();
+    let (_gmem_memory, gmem) = gmem.unwrap();
     assert!(matches!(
         gmem.set_private(GpaRange::new(0x3000, 0x2000)),
         Err(MemoryError::NotGuestMemfd { gpa: 0x4000 })

@@ -103,7 +103,7 @@ fn check_one_call_per_maximal_run(plan: &LaunchPlan<'_>) {
         let mut u = if step.page_type == PageType::Zero {
             LaunchUpdate::zero(step.gpa, step.pages).unwrap()
         } else {
-            LaunchUpdate::with_source(step.gpa, step.page_type, &mut buf).unwrap()
+            LaunchUpdate::with_source(step.gpa, step.page_type, &mut buf[..]).unwrap()
         };
         m.launch_update(&mut u).unwrap();
     }

@@ -19,7 +19,7 @@ fn loops_until_the_whole_range_is_done() {
     let mut data = vec![7u8; 10 * 4096];
     let report = m
         .launch_update(
-            &mut LaunchUpdate::with_source(0x400000, PageType::Normal, &mut data).unwrap(),
+            &mut LaunchUpdate::with_source(0x400000, PageType::Normal, &mut data[..]).unwrap(),
         )
         .unwrap();
     assert_eq!(

@@ -196,7 +196,9 @@ fn source_must_match_the_page_type() {
     let mut m = started(ModelConfig::default());
     let mut page = vec![0u8; 4096];
     let e = m
-        .launch_update(&mut LaunchUpdate::new(0, 1, PageType::Zero, Some(&mut page)).unwrap())
+        .launch_update(
+            &mut LaunchUpdate::new(0, 1, PageType::Zero, Some((&mut page[..]).into())).unwrap(),
+        )
         .unwrap_err();
     assert_eq!(
         e,

@@ -9,17 +9,27 @@ use kvm_bindings::CpuId;
 use kvm_ioctls::{VcpuFd, VmFd};
 
 use super::{LaunchError, LaunchReport, VmsaFallback, VmsaOutcome};
-use crate::memory::{GuestMemory, VmsaPage};
+use crate::memory::{
+    GuestAddress, GuestMemoryBackend, GuestMemoryMmap, LoadOptions, MemoryError, VmsaPage,
+    load_plan,
+};
 use crate::sev::{
     CpuidRetry, LaunchFinishInput, LaunchStartInput, LaunchUpdate, PrivateMemory, SevError,
     SnpFirmware,
 };
 use crate::vmsa_regs;
 
-/// State: KVM_SEV_INIT2 done and the plan's pages written to the shared
-/// view of guest memory. vCPUs may be created now (not before INIT2).
+/// State: nothing issued yet; the plan is known to be executable.
+#[derive(Debug)]
+pub struct New;
+/// State: KVM_SEV_INIT2 done (by the launcher or by the VMM). vCPUs may be
+/// created now (not before INIT2).
 #[derive(Debug)]
 pub struct Initialized;
+/// State: the plan's pages written to the shared view of guest memory, the
+/// source of each LAUNCH_UPDATE.
+#[derive(Debug)]
+pub struct Loaded;
 /// State: SNP_LAUNCH_START done.
 #[derive(Debug)]
 pub struct Started;
@@ -43,14 +53,20 @@ pub struct BootVcpu<'a> {
     pub legacy: KvmLegacyInputs,
 }
 
-/// An SEV-SNP launch of one plan on one firmware, in type states.
+/// An SEV-SNP launch of one plan on one firmware, in type states:
+/// [`New`] → [`Initialized`] (KVM_SEV_INIT2, or the VMM's own) → [`Loaded`]
+/// (pages written into the VMM's guest memory) → [`Started`] → [`Updated`]
+/// → [`Finished`]. A VMM interleaves its own setup between the steps
+/// (vCPUs after INIT2, its devices, …); [`Launcher::init`] does the first
+/// three at once. Guest memory is the VMM's vm-memory [`GuestMemoryMmap`],
+/// only ever accessed through volatile slices.
 ///
 /// ```
 /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
 /// use std::sync::Arc;
 /// use igvm_snp::{GpaRange, LaunchConfig, LaunchPlan, PlanOptions};
 /// use igvm_snp_kvm::launch::{Launcher, VmsaFallback};
-/// use igvm_snp_kvm::memory::{GuestMemory, MemoryFlavour, LayoutOptions, layout_for};
+/// use igvm_snp_kvm::memory::{Memslots, MemoryFlavour, LayoutOptions, anonymous, layout_for};
 /// use igvm_snp_kvm::sev::{CpuidRetry, FirmwareModel};
 ///
 /// let bytes = igvm_snp::demo::demo_igvm();
@@ -59,11 +75,13 @@ pub struct BootVcpu<'a> {
 /// # let Ok(kvm) = kvm_ioctls::Kvm::new() else { return Ok(()) }; // needs /dev/kvm
 /// let vm = Arc::new(kvm.create_vm()?);
 /// let layout = layout_for(&plan, &ram, &LayoutOptions::new(48))?;
-/// let mut memory = GuestMemory::new(vm, &layout, MemoryFlavour::Plain, 0)?;
+/// let memory = anonymous(&layout)?; // the VMM's own GuestMemoryMmap
+/// let _slots = Memslots::register(vm, &memory, MemoryFlavour::Plain, 0)?;
 ///
-/// let launcher = Launcher::init(&plan, FirmwareModel::default(), &mut memory)?;
+/// let launcher = Launcher::new(&plan, FirmwareModel::default(), &memory)?.init2()?;
 /// // ... create the vCPUs here, after KVM_SEV_INIT2 ...
 /// let finished = launcher
+///     .load()?
 ///     .start()?
 ///     .update(VmsaFallback::Refuse, None, CpuidRetry::Never)?
 ///     .finish()?;
@@ -76,7 +94,7 @@ pub struct BootVcpu<'a> {
 pub struct Launcher<'l, 'p, F, S> {
     plan: &'l LaunchPlan<'p>,
     fw: F,
-    memory: &'l mut GuestMemory,
+    memory: &'l GuestMemoryMmap,
     report: LaunchReport,
     state: PhantomData<S>,
 }
@@ -103,36 +121,90 @@ impl<'l, 'p, F: SnpFirmware + PrivateMemory, S> Launcher<'l, 'p, F, S> {
     }
 }
 
-impl<'l, 'p, F: SnpFirmware + PrivateMemory> Launcher<'l, 'p, F, Initialized> {
-    /// Checks that the plan can be executed (every parameter configured),
-    /// issues KVM_SEV_INIT2 with the plan's VMSA features and writes every
-    /// page of the plan into the shared view of `memory`, which is where
-    /// each LAUNCH_UPDATE takes its source from.
+impl<'l, 'p, F: SnpFirmware + PrivateMemory> Launcher<'l, 'p, F, New> {
+    /// A launch of `plan` on `fw` into `memory` (the VMM's guest memory,
+    /// already registered with its VM). Nothing is issued yet.
     ///
     /// # Errors
-    /// [`LaunchError::Plan`], [`LaunchError::Sev`], [`LaunchError::Memory`].
-    pub fn init(
+    /// [`LaunchError::Plan`] when a parameter the file asks for is not
+    /// configured.
+    pub fn new(
         plan: &'l LaunchPlan<'p>,
-        mut fw: F,
-        memory: &'l mut GuestMemory,
+        fw: F,
+        memory: &'l GuestMemoryMmap,
     ) -> Result<Self, LaunchError> {
         plan.require_all_parameters()?;
-        let t = Instant::now();
-        fw.init2(plan.init2_vmsa_features())?;
-        let mut report = LaunchReport::new();
-        report.phase("init2", t.elapsed());
-        let t = Instant::now();
-        memory.load_plan(plan, VmsaPage::Load)?;
-        report.phase("load", t.elapsed());
         Ok(Launcher {
             plan,
             fw,
             memory,
-            report,
+            report: LaunchReport::new(),
             state: PhantomData,
         })
     }
 
+    /// New, INIT2 and load in one go.
+    ///
+    /// # Errors
+    /// As the three steps.
+    pub fn init(
+        plan: &'l LaunchPlan<'p>,
+        fw: F,
+        memory: &'l GuestMemoryMmap,
+    ) -> Result<Launcher<'l, 'p, F, Loaded>, LaunchError> {
+        Launcher::new(plan, fw, memory)?.init2()?.load()
+    }
+
+    /// KVM_SEV_INIT2 with the plan's VMSA features.
+    ///
+    /// # Errors
+    /// [`LaunchError::Sev`].
+    pub fn init2(mut self) -> Result<Launcher<'l, 'p, F, Initialized>, LaunchError> {
+        let t = Instant::now();
+        self.fw.init2(self.plan.init2_vmsa_features())?;
+        self.report.phase("init2", t.elapsed());
+        Ok(self.to())
+    }
+
+    /// The VMM issued KVM_SEV_INIT2 itself, with `vmsa_features`: they must
+    /// be the plan's (its VMSA's SEV features less SNPActive), or the
+    /// firmware would refuse the VMSA, or measure other VMSAs.
+    ///
+    /// # Errors
+    /// [`LaunchError::VmsaFeaturesMismatch`]; [`LaunchError::Sev`].
+    pub fn initialized_by_vmm(
+        mut self,
+        vmsa_features: u64,
+    ) -> Result<Launcher<'l, 'p, F, Initialized>, LaunchError> {
+        let plan = self.plan.init2_vmsa_features();
+        if vmsa_features != plan {
+            return Err(LaunchError::VmsaFeaturesMismatch {
+                vm: vmsa_features,
+                plan,
+            });
+        }
+        self.fw.init2_done(vmsa_features)?;
+        Ok(self.to())
+    }
+}
+
+impl<'l, 'p, F: SnpFirmware + PrivateMemory> Launcher<'l, 'p, F, Initialized> {
+    /// Writes every page of the plan into the shared view of guest memory
+    /// (volatile writes), which is where each LAUNCH_UPDATE takes its
+    /// source from. Data-less pages are not written: the memory must be
+    /// fresh (zero) there, as memory a VMM has just mapped is.
+    ///
+    /// # Errors
+    /// [`LaunchError::Memory`] naming the first page outside the memory.
+    pub fn load(mut self) -> Result<Launcher<'l, 'p, F, Loaded>, LaunchError> {
+        let t = Instant::now();
+        load_plan(self.plan, self.memory, LoadOptions::new(VmsaPage::Load))?;
+        self.report.phase("load", t.elapsed());
+        Ok(self.to())
+    }
+}
+
+impl<'l, 'p, F: SnpFirmware + PrivateMemory> Launcher<'l, 'p, F, Loaded> {
     /// SNP_LAUNCH_START with the plan's policy.
     ///
     /// # Errors
@@ -188,7 +260,18 @@ impl<'l, 'p, F: SnpFirmware + PrivateMemory> Launcher<'l, 'p, F, Started> {
         };
         self.fw.set_private(range.gpa, range.size).map_err(fail)?;
         let source = if step.page_type.has_source() {
-            Some(self.memory.page_range_mut(range)?)
+            let bad = |reason| MemoryError::BadPageRange {
+                gpa: range.gpa,
+                len: range.size,
+                reason,
+            };
+            let len = usize::try_from(range.size)
+                .map_err(|_| bad("larger than the host address space"))?;
+            Some(
+                self.memory
+                    .get_slice(GuestAddress(range.gpa), len)
+                    .map_err(|_| bad("not within one memory region"))?,
+            )
         } else {
             None
         };

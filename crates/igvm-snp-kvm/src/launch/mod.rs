@@ -3,7 +3,8 @@
 //! the firmware model are driven by the same code.
 //!
 //! * [`Launcher`] is the building block for a VMM that owns its VM: a
-//!   type-state machine `Initialized → Started → Updated → Finished`, so a
+//!   type-state machine `New → Initialized → Loaded → Started → Updated →
+//!   Finished`, over the VMM's own VM, vCPUs and vm-memory guest memory, so a
 //!   LAUNCH_UPDATE after LAUNCH_FINISH, or before LAUNCH_START, does not
 //!   compile.
 //! * [`launch_snp`] is the one call for a whole SEV-SNP launch on KVM:
@@ -30,7 +31,7 @@ use igvm_snp::kvm_legacy::KvmLegacyInputs;
 use igvm_snp::{GpaRange, HeaderRef, LaunchDigest, PageType};
 use serde::Serialize;
 
-pub use launcher::{BootVcpu, Finished, Initialized, Launcher, Started, Updated};
+pub use launcher::{BootVcpu, Finished, Initialized, Launcher, Loaded, New, Started, Updated};
 pub use run::{LaunchedVm, ModelLaunch, launch_model, launch_snp};
 
 use crate::memory::MemoryError;
@@ -246,7 +247,17 @@ pub enum LaunchError {
         /// Why.
         reason: String,
     },
-    /// The fallback needs the boot vCPU and none was given.
+    /// The VMM initialized the VM with other VMSA features than the plan needs.
+    #[error(
+        "the VM was initialized with VMSA features {vm:#x}, but the plan's VMSA asks for {plan:#x}"
+    )]
+    VmsaFeaturesMismatch {
+        /// What the VMM's KVM_SEV_INIT2 used.
+        vm: u64,
+        /// What the plan's VMSA needs.
+        plan: u64,
+    },
+    /// The fallback needs vCPU 0 and the caller gave none.
     #[error("the VMSA fallback needs the boot vCPU, and none was given")]
     NoBootVcpu,
     /// Translating the VMSA into vCPU state failed.

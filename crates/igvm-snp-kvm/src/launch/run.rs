@@ -10,7 +10,9 @@ use kvm_ioctls::{Kvm, VcpuFd, VmFd};
 use zerocopy::IntoBytes;
 
 use super::{BootVcpu, LaunchError, LaunchOptions, LaunchReport, Launcher};
-use crate::memory::{GuestMemory, LayoutOptions, MemoryFlavour, host_phys_bits, layout_for};
+use crate::memory::{
+    GuestMemoryMmap, LayoutOptions, MemoryFlavour, Memslots, anonymous, host_phys_bits, layout_for,
+};
 use crate::preflight::PreflightReport;
 use crate::sev::{FirmwareModel, KvmSnp, PrivateMemory, SEV_DEVICE, SnpFirmware};
 
@@ -19,8 +21,11 @@ use crate::sev::{FirmwareModel, KvmSnp, PrivateMemory, SEV_DEVICE, SnpFirmware};
 pub struct LaunchedVm {
     /// The vCPUs, vCPU 0 first.
     pub vcpus: Vec<VcpuFd>,
-    /// Guest memory (its shared view).
-    pub memory: GuestMemory,
+    /// Guest memory (its shared view), read and written through vm-memory's
+    /// volatile [`Bytes`](crate::memory::Bytes) accesses.
+    pub memory: GuestMemoryMmap,
+    /// Its memslots.
+    pub memslots: Memslots,
     /// The VM.
     pub vm: Arc<VmFd>,
     /// What the launch did.
@@ -107,7 +112,7 @@ fn drive<F: SnpFirmware + PrivateMemory>(
     plan: &LaunchPlan<'_>,
     options: &LaunchOptions,
     fw: F,
-    memory: &mut GuestMemory,
+    memory: &GuestMemoryMmap,
 ) -> Result<(F, Vec<VcpuFd>, LaunchReport), LaunchError> {
     let launcher = Launcher::init(plan, fw, memory)?;
     // vCPUs only after KVM_SEV_INIT2.
@@ -167,18 +172,20 @@ pub fn launch_snp(
     );
     let layout = layout(&kvm, plan, options)?;
     let t = Instant::now();
-    let mut memory = GuestMemory::new(Arc::clone(&vm), &layout, MemoryFlavour::GuestMemfd, 0)?;
+    let memory = anonymous(&layout)?;
+    let memslots = Memslots::register(Arc::clone(&vm), &memory, MemoryFlavour::GuestMemfd, 0)?;
     let memory_time = t.elapsed();
     let fw = KvmSnp::open(&vm).map_err(|source| LaunchError::SevDevice {
         path: SEV_DEVICE,
         source,
     })?;
-    let (_fw, vcpus, mut report) = drive(&kvm, &vm, plan, options, fw, &mut memory)?;
+    let (_fw, vcpus, mut report) = drive(&kvm, &vm, plan, options, fw, &memory)?;
     report.phase("preflight", preflight);
     report.phase("memory", memory_time);
     Ok(LaunchedVm {
         vcpus,
         memory,
+        memslots,
         vm,
         report,
     })
@@ -202,7 +209,8 @@ pub fn launch_model(
     let vm = Arc::new(kvm.create_vm().map_err(kvm_err("KVM_CREATE_VM"))?);
     let layout = layout(&kvm, plan, options)?;
     let t = Instant::now();
-    let mut memory = GuestMemory::new(Arc::clone(&vm), &layout, MemoryFlavour::Plain, 0)?;
+    let memory = anonymous(&layout)?;
+    let memslots = Memslots::register(Arc::clone(&vm), &memory, MemoryFlavour::Plain, 0)?;
     let memory_time = t.elapsed();
     if !model.config().vmsa_page_type {
         let vmsas = FinishVmsas::new(&plan.vmsa().vmsa, legacy_inputs(plan, options));
@@ -216,13 +224,14 @@ pub fn launch_model(
             .collect();
         model.set_kvm_vmsas(pages);
     }
-    let (model, vcpus, mut report) = drive(&kvm, &vm, plan, options, model, &mut memory)?;
+    let (model, vcpus, mut report) = drive(&kvm, &vm, plan, options, model, &memory)?;
     report.phase("memory", memory_time);
     report.launch_digest = Some(model.launch_digest());
     Ok(ModelLaunch {
         launched: LaunchedVm {
             vcpus,
             memory,
+            memslots,
             vm,
             report,
         },

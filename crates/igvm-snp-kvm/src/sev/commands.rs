@@ -18,6 +18,7 @@
 use std::fmt;
 
 use igvm_snp::{IdAuth, IdBlock, LaunchFinish, PageType, SnpPolicy};
+use vm_memory::VolatileSlice;
 
 use super::cpuid::CpuidDiff;
 use super::error::{InputError, SevError};
@@ -116,7 +117,7 @@ pub struct LaunchUpdate<'a> {
     gpa: u64,
     pages: u64,
     page_type: PageType,
-    source: Option<&'a mut [u8]>,
+    source: Option<VolatileSlice<'a>>,
     cpuid_retry: CpuidRetry,
 }
 
@@ -126,13 +127,16 @@ impl<'a> LaunchUpdate<'a> {
     /// # Errors
     /// [`InputError`] when `gpa` is not page-aligned, `pages` is 0, the
     /// range overflows, or `source` is not exactly `pages * 4096` bytes.
+    /// The source is a volatile slice (e.g. of guest memory from
+    /// `vm_memory::GuestMemoryBackend::get_slice`, or `(&mut buf[..]).into()`):
+    /// the kernel reads it, and writes a corrected CPUID page back into it.
     /// Whether the page type needs a source is checked when the command is
     /// issued ([`LaunchUpdate::check`]).
     pub fn new(
         gpa: u64,
         pages: u64,
         page_type: PageType,
-        source: Option<&'a mut [u8]>,
+        source: Option<VolatileSlice<'a>>,
     ) -> Result<Self, InputError> {
         if gpa % PAGE_SIZE != 0 {
             return Err(InputError::UnalignedGpa { gpa });
@@ -161,7 +165,8 @@ impl<'a> LaunchUpdate<'a> {
         })
     }
 
-    /// A LAUNCH_UPDATE whose pages are the whole of `source`.
+    /// A LAUNCH_UPDATE whose pages are the whole of `source`, a buffer of
+    /// the caller's.
     ///
     /// # Errors
     /// As [`LaunchUpdate::new`]; `source` must be a non-empty multiple of
@@ -170,6 +175,19 @@ impl<'a> LaunchUpdate<'a> {
         gpa: u64,
         page_type: PageType,
         source: &'a mut [u8],
+    ) -> Result<Self, InputError> {
+        LaunchUpdate::with_volatile_source(gpa, page_type, source.into())
+    }
+
+    /// A LAUNCH_UPDATE whose pages are the whole of `source`, e.g. guest
+    /// memory from `vm_memory::GuestMemoryBackend::get_slice`.
+    ///
+    /// # Errors
+    /// As [`LaunchUpdate::with_source`].
+    pub fn with_volatile_source(
+        gpa: u64,
+        page_type: PageType,
+        source: VolatileSlice<'a>,
     ) -> Result<Self, InputError> {
         let len = u64::try_from(source.len()).unwrap_or(u64::MAX);
         if len % PAGE_SIZE != 0 {
@@ -221,13 +239,16 @@ impl<'a> LaunchUpdate<'a> {
         self.cpuid_retry
     }
 
-    /// The source bytes (after a CPUID rejection: the corrected page).
-    pub fn source(&self) -> Option<&[u8]> {
-        self.source.as_deref()
+    /// The source (after a CPUID rejection: the corrected page).
+    pub fn source(&self) -> Option<VolatileSlice<'a>> {
+        self.source
     }
 
-    pub(crate) fn source_mut(&mut self) -> Option<&mut [u8]> {
-        self.source.as_deref_mut()
+    /// A copy of the source's first page, e.g. a VMSA to check.
+    pub(crate) fn first_source_page(&self) -> Option<Box<[u8; PAGE_SIZE as usize]>> {
+        let source = self.source?;
+        let mut page = Box::new([0u8; PAGE_SIZE as usize]);
+        (source.copy_to(&mut page[..]) == page.len()).then_some(page)
     }
 
     /// Checks what the kernel checks before touching any state: ZERO pages
@@ -370,6 +391,14 @@ pub trait SnpFirmware {
     /// [`SevError`] with the errno and firmware status.
     fn init2(&mut self, vmsa_features: u64) -> Result<(), SevError>;
 
+    /// Records that the VMM issued KVM_SEV_INIT2 itself, with these VMSA
+    /// features (a VMM that sets up its SNP VM its own way). Nothing is
+    /// sent; later checks (a VMSA page's SEV features) use the features.
+    ///
+    /// # Errors
+    /// The model refuses what it would refuse for [`SnpFirmware::init2`].
+    fn init2_done(&mut self, vmsa_features: u64) -> Result<(), SevError>;
+
     /// SNP_LAUNCH_START.
     ///
     /// # Errors
@@ -428,7 +457,7 @@ mod tests {
             }
         );
         assert_eq!(
-            LaunchUpdate::new(0, 2, PageType::Normal, Some(&mut page)).unwrap_err(),
+            LaunchUpdate::new(0, 2, PageType::Normal, Some((&mut page[..]).into())).unwrap_err(),
             InputError::SourceLength {
                 len: 4096,
                 pages: 2
@@ -438,7 +467,7 @@ mod tests {
             LaunchUpdate::with_source(0, PageType::Normal, &mut page[..100]).unwrap_err(),
             InputError::SourceLength { len: 100, pages: 0 }
         );
-        let u = LaunchUpdate::new(0, 1, PageType::Zero, Some(&mut page)).unwrap();
+        let u = LaunchUpdate::new(0, 1, PageType::Zero, Some((&mut page[..]).into())).unwrap();
         assert_eq!(u.check(), Err(InputError::SourceForZero));
         let u = LaunchUpdate::new(0, 1, PageType::Cpuid, None).unwrap();
         assert_eq!(
@@ -455,7 +484,7 @@ mod tests {
             })
         );
         let mut two = vec![0u8; 8192];
-        let u = LaunchUpdate::with_source(0, PageType::Vmsa, &mut two).unwrap();
+        let u = LaunchUpdate::with_source(0, PageType::Vmsa, &mut two[..]).unwrap();
         assert_eq!(u.check(), Err(InputError::VmsaPageCount { pages: 2 }));
         let u = LaunchUpdate::zero(0x2000, 3).unwrap();
         assert_eq!((u.gpa(), u.end(), u.check()), (0x2000, 0x5000, Ok(())));

@@ -15,6 +15,7 @@ use kvm_bindings::{
     kvm_sev_snp_launch_update,
 };
 use kvm_ioctls::VmFd;
+use vm_memory::VolatileSlice;
 use zerocopy::IntoBytes;
 
 use super::commands::{GHCB_VERSION, IdInput, PAGE_SIZE, SevCommand};
@@ -49,7 +50,7 @@ payload_of!(kvm_sev_snp_launch_finish, SevCommand::LaunchFinish);
 #[derive(Debug)]
 pub(crate) struct Payload<'a, T> {
     raw: T,
-    _borrows: PhantomData<&'a mut [u8]>,
+    _borrows: PhantomData<VolatileSlice<'a>>,
 }
 
 impl Payload<'static, kvm_sev_init> {
@@ -89,7 +90,7 @@ impl<'a> Payload<'a, kvm_sev_snp_launch_update> {
         gfn: u64,
         pages: u64,
         page_type: u8,
-        source: Option<&'a mut [u8]>,
+        source: Option<VolatileSlice<'a>>,
     ) -> Option<Self> {
         let len = pages.checked_mul(PAGE_SIZE)?;
         let uaddr = match source {
@@ -97,7 +98,7 @@ impl<'a> Payload<'a, kvm_sev_snp_launch_update> {
                 if (s.len() as u64) < len {
                     return None;
                 }
-                s.as_mut_ptr() as u64
+                s.ptr_guard_mut().as_ptr() as u64
             }
             None => 0,
         };
@@ -267,7 +268,7 @@ mod tests {
 
         let mut buf = vec![0u8; 2 * 4096];
         let addr = buf.as_ptr() as u64;
-        let p = Payload::launch_update(0x100, 2, 6, Some(&mut buf)).unwrap();
+        let p = Payload::launch_update(0x100, 2, 6, Some((&mut buf[..]).into())).unwrap();
         assert_eq!(
             (
                 p.raw.gfn_start,
@@ -286,7 +287,7 @@ mod tests {
             }
         );
         let mut short = vec![0u8; 4096];
-        assert!(Payload::launch_update(0, 2, 1, Some(&mut short)).is_none());
+        assert!(Payload::launch_update(0, 2, 1, Some((&mut short[..]).into())).is_none());
         assert!(Payload::launch_update(0, u64::MAX, 3, None).is_none());
         let p = Payload::launch_update(5, 3, 3, None).unwrap();
         assert_eq!((p.raw.uaddr, p.raw.len), (0, 3 * 4096));

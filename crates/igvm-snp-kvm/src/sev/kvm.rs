@@ -14,6 +14,7 @@ use std::os::unix::fs::OpenOptionsExt;
 use igvm_snp::PageType;
 use kvm_bindings::{KVM_MEMORY_ATTRIBUTE_PRIVATE, kvm_memory_attributes};
 use kvm_ioctls::VmFd;
+use vm_memory::VolatileSlice;
 use vmm_sys_util::errno::Error as Errno;
 use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
 
@@ -126,8 +127,8 @@ impl<'vm> KvmSnp<'vm> {
     }
 }
 
-fn is_page_aligned(s: &[u8]) -> bool {
-    s.as_ptr() as usize % PAGE_SIZE as usize == 0
+fn is_page_aligned(s: &VolatileSlice<'_>) -> bool {
+    s.ptr_guard().as_ptr() as usize % PAGE_SIZE as usize == 0
 }
 
 /// [`run_update`], but a source that is not 4 KiB-aligned (KVM requires
@@ -143,24 +144,21 @@ where
 {
     let (gpa, pages, page_type) = (update.gpa(), update.pages(), update.page_type());
     let retry = update.cpuid_retry_choice();
-    match update.source_mut() {
-        Some(source) if !is_page_aligned(source) => {
-            let mut bounce: Vec<AlignedPage> = source
-                .chunks(PAGE_SIZE as usize)
-                .map(|c| {
-                    let mut p = AlignedPage([0; 4096]);
-                    p.0[..c.len()].copy_from_slice(c);
-                    p
-                })
-                .collect();
-            let mut inner = LaunchUpdate::new(gpa, pages, page_type, Some(bounce.as_mut_bytes()))
+    match update.source() {
+        Some(source) if !is_page_aligned(&source) => {
+            let pages_len = source.len().div_ceil(PAGE_SIZE as usize);
+            let mut bounce: Vec<AlignedPage> =
+                (0..pages_len).map(|_| AlignedPage([0; 4096])).collect();
+            source.copy_to(bounce.as_mut_bytes());
+            let bytes = &mut bounce.as_mut_bytes()[..source.len()];
+            let mut inner = LaunchUpdate::new(gpa, pages, page_type, Some(bytes.into()))
                 .map_err(|problem| SevError::Input {
                     context: CommandContext::update(gpa, pages, page_type),
                     problem,
                 })?
                 .cpuid_retry(retry);
             let result = run_update(&mut inner, probe, call);
-            source.copy_from_slice(bounce.as_bytes());
+            source.copy_from(&bounce.as_bytes()[..source.len()]);
             result
         }
         _ => run_update(update, probe, call),
@@ -170,6 +168,11 @@ where
 impl SnpFirmware for KvmSnp<'_> {
     fn init2(&mut self, vmsa_features: u64) -> Result<(), SevError> {
         self.single(&mut Payload::init2(vmsa_features), SevCommand::Init2)?;
+        self.vmsa_features = Some(vmsa_features);
+        Ok(())
+    }
+
+    fn init2_done(&mut self, vmsa_features: u64) -> Result<(), SevError> {
         self.vmsa_features = Some(vmsa_features);
         Ok(())
     }
@@ -191,9 +194,9 @@ impl SnpFirmware for KvmSnp<'_> {
         let input = |problem| SevError::Input { context, problem };
         update.check().map_err(input)?;
         if let (PageType::Vmsa, Some(features), Some(page)) =
-            (page_type, self.vmsa_features, update.source())
+            (page_type, self.vmsa_features, update.first_source_page())
         {
-            check_launch_vmsa(page, features).map_err(|p| input(InputError::Vmsa(p)))?;
+            check_launch_vmsa(&page[..], features).map_err(|p| input(InputError::Vmsa(p)))?;
         }
         // Before LAUNCH_START KVM answers EINVAL to every update, so only
         // after it does EINVAL on a VMSA page say anything about the type.
@@ -255,8 +258,9 @@ mod tests {
         let mut seen_aligned = Vec::new();
         let e = run_aligned(&mut u, false, |req| {
             let s = req.source.unwrap();
-            seen_aligned.push(is_page_aligned(s));
-            s[16 + 24] = 0x42; // entries[0].eax, as the firmware corrects it
+            seen_aligned.push(is_page_aligned(&s));
+            // entries[0].eax, as the firmware corrects it
+            s.subslice(16 + 24, 1).unwrap().copy_from(&[0x42u8]);
             Err(CallFailure {
                 errno: Errno::new(libc::EIO),
                 firmware: FirmwareError::InvalidParam,
@@ -281,7 +285,7 @@ mod tests {
         let mut u = LaunchUpdate::with_source(0x1000, PageType::Normal, bytes).unwrap();
         let mut seen = Vec::new();
         run_aligned(&mut u, false, |req| {
-            seen.push(req.source.unwrap().as_ptr() as usize);
+            seen.push(req.source.unwrap().ptr_guard().as_ptr() as usize);
             Ok(Remaining {
                 gfn: req.gfn + req.pages,
                 pages: 0,

@@ -306,25 +306,32 @@ impl FirmwareModel {
         let limit = req
             .pages
             .min(self.config.max_pages_per_call.unwrap_or(u64::MAX).max(1));
-        let mut source = req.source;
         let mut processed = 0;
+        // The firmware reads each source page once, into its own memory:
+        // guest memory may change under a volatile slice, a copy cannot.
+        let mut copy = [0u8; PAGE_SIZE as usize];
         for i in 0..limit {
             let gpa = (req.gfn + i) * PAGE_SIZE;
             let start = usize::try_from(i * PAGE_SIZE).unwrap_or(usize::MAX);
-            let page = source
-                .as_deref_mut()
-                .and_then(|s| s.get_mut(start..start.saturating_add(PAGE_SIZE as usize)));
-            if let Err(f) = self.check_page(req.page_type, gpa, page.as_deref()) {
+            let slice = req
+                .source
+                .and_then(|s| s.subslice(start, PAGE_SIZE as usize).ok());
+            let page = slice.map(|s| {
+                s.copy_to(&mut copy[..]);
+                &mut copy
+            });
+            if let Err(f) = self.check_page(req.page_type, gpa, page.as_deref().map(|p| &p[..])) {
                 if i > 0 {
                     break;
                 }
-                if let (Some(table), Some(page)) = (f.cpuid_write_back, page) {
-                    write_back(page, &table);
+                if let (Some(table), Some(page), Some(slice)) = (f.cpuid_write_back, page, slice) {
+                    write_back(&mut page[..], &table);
+                    slice.copy_from(&page[..]);
                 }
                 return Err(f.failure);
             }
             let contents = match (req.page_type.measures_contents(), page) {
-                (true, Some(p)) => ModelDigest::page_hash(p),
+                (true, Some(p)) => ModelDigest::page_hash(&p[..]),
                 _ => [0; 48],
             };
             self.digest.fold(req.page_type.value(), gpa, contents);
@@ -360,6 +367,12 @@ impl SnpFirmware for FirmwareModel {
         self.vmsa_features = vmsa_features;
         self.phase = ModelPhase::Initialized;
         Ok(())
+    }
+
+    /// The model has no VMM of its own: the same checks and state as
+    /// [`SnpFirmware::init2`].
+    fn init2_done(&mut self, vmsa_features: u64) -> Result<(), SevError> {
+        self.init2(vmsa_features)
     }
 
     fn launch_start(&mut self, input: &LaunchStartInput) -> Result<(), SevError> {

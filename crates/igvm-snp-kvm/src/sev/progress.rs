@@ -8,6 +8,7 @@
 //! `gfn_start`, `uaddr` and `len` back.
 
 use igvm_snp::PageType;
+use vm_memory::VolatileSlice;
 use vmm_sys_util::errno::Error as Errno;
 
 use super::commands::{CpuidRetry, LaunchUpdate, PAGE_SIZE, UpdateReport};
@@ -29,7 +30,7 @@ pub(crate) struct CallRequest<'s> {
     /// The page type.
     pub page_type: PageType,
     /// The source of exactly these pages (None for ZERO).
-    pub source: Option<&'s mut [u8]>,
+    pub source: Option<VolatileSlice<'s>>,
 }
 
 /// The range a successful call left to do.
@@ -74,6 +75,13 @@ fn cpuid_diff(first_gpa: u64, before: &[u8], after: &[u8]) -> CpuidDiff {
     })
 }
 
+/// A copy of the bytes of `s`.
+fn to_vec(s: &VolatileSlice<'_>) -> Vec<u8> {
+    let mut v = vec![0u8; s.len()];
+    s.copy_to(&mut v[..]);
+    v
+}
+
 /// Runs `update` to completion through `call`, one LAUNCH_UPDATE per
 /// invocation. `vmsa_probe`: an `EINVAL` on a VMSA page means the page
 /// type is unsupported (the caller has not yet seen one accepted).
@@ -99,11 +107,18 @@ where
         let context = CommandContext::update(gfn * PAGE_SIZE, left, page_type);
         // `source` holds exactly `total` pages in a usize, so this fits.
         let offset = usize::try_from(done * PAGE_SIZE).unwrap_or(usize::MAX);
-        let mut source = update
-            .source_mut()
-            .map(|s| s.get_mut(offset..).unwrap_or_default());
+        let source = match update.source() {
+            Some(s) => Some(s.offset(offset).map_err(|_| SevError::BadProgress {
+                context,
+                pages_before: total,
+                pages_after: left,
+                gfn_before: start_gfn,
+                gfn_after: gfn,
+            })?),
+            None => None,
+        };
         let before = match (&source, page_type) {
-            (Some(s), PageType::Cpuid) => Some(s.to_vec()),
+            (Some(s), PageType::Cpuid) => Some(to_vec(s)),
             _ => None,
         };
         report.ioctl_calls = report.ioctl_calls.saturating_add(1);
@@ -111,7 +126,7 @@ where
             gfn,
             pages: left,
             page_type,
-            source: source.as_deref_mut(),
+            source,
         };
         let failure = match call(request) {
             Ok(rem) => {
@@ -147,9 +162,9 @@ where
             firmware,
             rejection,
         } = failure;
-        if let (Some(before), Some(after)) = (&before, source.as_deref()) {
+        if let (Some(before), Some(after)) = (&before, source) {
             if errno.errno() == libc::EIO && firmware == FirmwareError::InvalidParam {
-                let diff = cpuid_diff(gfn * PAGE_SIZE, before, after);
+                let diff = cpuid_diff(gfn * PAGE_SIZE, before, &to_vec(&after));
                 if retry_cpuid && !cpuid_retried {
                     cpuid_retried = true;
                     report.cpuid_corrected = Some(diff);
@@ -211,7 +226,11 @@ mod tests {
         calls: &mut Vec<Call>,
     ) -> impl FnMut(CallRequest<'_>) -> Result<Remaining, CallFailure> + '_ {
         move |req| {
-            calls.push((req.gfn, req.pages, req.source.map(|s| (s[0], s.len()))));
+            calls.push((
+                req.gfn,
+                req.pages,
+                req.source.map(|s| (to_vec(&s)[0], s.len())),
+            ));
             let n = req.pages.min(per_call);
             Ok(Remaining {
                 gfn: req.gfn + n,
@@ -223,7 +242,7 @@ mod tests {
     #[test]
     fn each_call_gets_the_remaining_range_and_source() {
         let mut data: Vec<u8> = (0..5 * 4096).map(|i| (i / 4096) as u8).collect();
-        let mut u = LaunchUpdate::with_source(0x10000, PageType::Normal, &mut data).unwrap();
+        let mut u = LaunchUpdate::with_source(0x10000, PageType::Normal, &mut data[..]).unwrap();
         let mut calls = Vec::new();
         let report = run_update(&mut u, false, chunked(2, &mut calls)).unwrap();
         assert_eq!((report.pages, report.ioctl_calls), (5, 3));
@@ -314,7 +333,7 @@ mod tests {
     #[test]
     fn einval_on_a_vmsa_page_means_unsupported_only_while_probing() {
         let mut page = vec![0u8; 4096];
-        let mut u = LaunchUpdate::with_source(0x5000, PageType::Vmsa, &mut page).unwrap();
+        let mut u = LaunchUpdate::with_source(0x5000, PageType::Vmsa, &mut page[..]).unwrap();
         let e = run_update(&mut u, true, |_| {
             Err(fail(libc::EINVAL, FirmwareError::Success))
         })
@@ -326,7 +345,7 @@ mod tests {
         .unwrap_err();
         assert!(matches!(e, SevError::Failed { .. }), "{e}");
         let mut normal = vec![0u8; 4096];
-        let mut u = LaunchUpdate::with_source(0x5000, PageType::Normal, &mut normal).unwrap();
+        let mut u = LaunchUpdate::with_source(0x5000, PageType::Normal, &mut normal[..]).unwrap();
         let e = run_update(&mut u, true, |_| {
             Err(fail(libc::EINVAL, FirmwareError::Success))
         })
@@ -339,10 +358,10 @@ mod tests {
         let mut page = vec![0u8; 4096];
         page[0] = 1; // count
         page[16] = 7; // entries[0].eax_in
-        let mut u = LaunchUpdate::with_source(0x80e000, PageType::Cpuid, &mut page).unwrap();
+        let mut u = LaunchUpdate::with_source(0x80e000, PageType::Cpuid, &mut page[..]).unwrap();
         let e = run_update(&mut u, false, |r| {
             if let Some(s) = r.source {
-                s[16 + 28] = 0xff; // entries[0].ebx
+                s.subslice(16 + 28, 1).unwrap().copy_from(&[0xffu8]); // entries[0].ebx
             }
             Err(fail(libc::EIO, FirmwareError::InvalidParam))
         })
@@ -359,7 +378,7 @@ mod tests {
             ),
             (0, 0xff)
         );
-        assert_eq!(u.source().unwrap()[16 + 28], 0xff);
+        assert_eq!(to_vec(&u.source().unwrap())[16 + 28], 0xff);
         // EIO with another status on a CPUID page is a plain failure.
         let e = run_update(&mut u, false, |_| {
             Err(fail(libc::EIO, FirmwareError::InvalidAddress))

@@ -1,0 +1,309 @@
+//! Registering a VMM's guest memory with a KVM VM.
+
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::sync::Arc;
+
+use igvm_snp::GpaRange;
+use kvm_bindings::{
+    KVM_MEM_GUEST_MEMFD, KVM_MEMORY_ATTRIBUTE_PRIVATE, kvm_create_guest_memfd,
+    kvm_memory_attributes, kvm_userspace_memory_region, kvm_userspace_memory_region2,
+};
+use kvm_ioctls::VmFd;
+use vm_memory::{GuestMemoryBackend, GuestMemoryMmap, GuestMemoryRegion, MemoryRegionAddress};
+use vmm_sys_util::errno;
+
+use super::{MemoryError, MemoryFlavour, RegionInfo, Unavailable, page_span_end};
+use crate::host::HostFeatures;
+
+#[derive(Debug)]
+struct Slot {
+    range: GpaRange,
+    slot: u32,
+    host_addr: u64,
+    gmem: Option<OwnedFd>,
+}
+
+impl Slot {
+    fn end(&self) -> u64 {
+        self.range.gpa + self.range.size
+    }
+
+    fn contains(&self, gpa: u64) -> bool {
+        gpa >= self.range.gpa && gpa < self.end()
+    }
+}
+
+/// The KVM memslots of one [`GuestMemoryMmap`]: one per region, numbered
+/// from a first slot, plain or guest_memfd-backed. Holds a clone of the
+/// memory (its regions are reference-counted), so the mappings KVM uses stay
+/// mapped while the slots exist; dropping it deletes the slots first. If
+/// deleting a slot fails, that region's mapping is leaked rather than ever
+/// unmapped under the guest.
+///
+/// ```
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// use std::sync::Arc;
+/// use igvm_snp::GpaRange;
+/// use igvm_snp_kvm::memory::{Memslots, MemoryFlavour, anonymous};
+/// # let Ok(kvm) = kvm_ioctls::Kvm::new() else { return Ok(()) }; // needs /dev/kvm
+/// let vm = Arc::new(kvm.create_vm()?);
+/// let memory = anonymous(&[GpaRange::new(0, 2 << 20)])?; // or the VMM's own
+/// let slots = Memslots::register(vm, &memory, MemoryFlavour::Plain, 0)?;
+/// assert_eq!(slots.regions().count(), 1);
+/// # Ok(()) }
+/// ```
+#[derive(Debug)]
+pub struct Memslots {
+    vm: Arc<VmFd>,
+    flavour: MemoryFlavour,
+    slots: Vec<Slot>,
+    /// Keeps every region KVM maps alive until the slots are deleted.
+    memory: Option<GuestMemoryMmap>,
+}
+
+impl Memslots {
+    /// Registers every region of `memory` as memslots `first_slot`,
+    /// `first_slot + 1`, … in GPA order. With
+    /// [`MemoryFlavour::GuestMemfd`] each region gets a guest_memfd of its
+    /// size and the region's mapping becomes its shared view.
+    ///
+    /// # Errors
+    /// [`MemoryError::InvalidRange`] for a region that is not 4 KiB aligned,
+    /// [`MemoryError::GuestMemfdUnavailable`] where the VM has no guest_memfd,
+    /// [`MemoryError::GuestMemfd`] / [`MemoryError::Memslot`] when KVM
+    /// refuses. Slots registered before the failure are deleted again.
+    pub fn register(
+        vm: Arc<VmFd>,
+        memory: &GuestMemoryMmap,
+        flavour: MemoryFlavour,
+        first_slot: u32,
+    ) -> Result<Self, MemoryError> {
+        let mut slots = Memslots {
+            vm,
+            flavour,
+            slots: Vec::with_capacity(memory.num_regions()),
+            memory: Some(memory.clone()),
+        };
+        for (i, region) in memory.iter().enumerate() {
+            let range = GpaRange::new(region.start_addr().0, region.len());
+            page_span_end(&range).map_err(|reason| MemoryError::InvalidRange {
+                gpa: range.gpa,
+                size: range.size,
+                reason,
+            })?;
+            let slot = u32::try_from(i)
+                .ok()
+                .and_then(|i| first_slot.checked_add(i))
+                .ok_or(MemoryError::InvalidRange {
+                    gpa: range.gpa,
+                    size: range.size,
+                    reason: "too many regions for the memslot numbers",
+                })?;
+            let host_addr = region
+                .get_host_address(MemoryRegionAddress(0))
+                .map_err(|_| MemoryError::InvalidRange {
+                    gpa: range.gpa,
+                    size: range.size,
+                    reason: "has no host mapping",
+                })? as u64;
+            let registered = slots.add(range, slot, host_addr)?;
+            slots.slots.push(registered);
+        }
+        Ok(slots)
+    }
+
+    fn add(&self, r: GpaRange, slot: u32, host_addr: u64) -> Result<Slot, MemoryError> {
+        let memslot_err = |source| MemoryError::Memslot {
+            slot,
+            gpa: r.gpa,
+            size: r.size,
+            source,
+        };
+        match self.flavour {
+            MemoryFlavour::Plain => {
+                let region = kvm_userspace_memory_region {
+                    slot,
+                    flags: 0,
+                    guest_phys_addr: r.gpa,
+                    memory_size: r.size,
+                    userspace_addr: host_addr,
+                };
+                // SAFETY: `host_addr` is the start of a mapping of the
+                // region's `memory_size` bytes, owned by a region of the
+                // GuestMemoryMmap that `self.memory` keeps alive until
+                // `drop` has deleted this slot (or forever, when deleting
+                // fails); on the error path the slot was never created.
+                unsafe { self.vm.set_user_memory_region(region) }.map_err(memslot_err)?;
+                Ok(Slot {
+                    range: r,
+                    slot,
+                    host_addr,
+                    gmem: None,
+                })
+            }
+            MemoryFlavour::GuestMemfd => {
+                let unavailable = |reason| MemoryError::GuestMemfdUnavailable {
+                    gpa: r.gpa,
+                    size: r.size,
+                    reason,
+                };
+                if HostFeatures::disabled_by_environment().contains(HostFeatures::GUEST_MEMFD) {
+                    return Err(unavailable(Unavailable::Disabled));
+                }
+                let raw = self
+                    .vm
+                    .create_guest_memfd(kvm_create_guest_memfd {
+                        size: r.size,
+                        flags: 0,
+                        ..Default::default()
+                    })
+                    .map_err(|source| match source.errno() {
+                        libc::ENOTTY => unavailable(Unavailable::Host(source)),
+                        _ => MemoryError::GuestMemfd {
+                            gpa: r.gpa,
+                            size: r.size,
+                            source,
+                        },
+                    })?;
+                // SAFETY: `raw` is a new file descriptor the kernel just
+                // returned to us; nothing else owns or closes it.
+                let gmem = unsafe { OwnedFd::from_raw_fd(raw) };
+                let gmem_fd = u32::try_from(gmem.as_raw_fd())
+                    .map_err(|_| memslot_err(errno::Error::new(libc::EBADF)))?;
+                let region = kvm_userspace_memory_region2 {
+                    slot,
+                    flags: KVM_MEM_GUEST_MEMFD,
+                    guest_phys_addr: r.gpa,
+                    memory_size: r.size,
+                    userspace_addr: host_addr,
+                    guest_memfd_offset: 0,
+                    guest_memfd: gmem_fd,
+                    ..Default::default()
+                };
+                // SAFETY: as for the plain slot: the shared mapping outlives
+                // the slot (kept alive by `self.memory`, deleted in `drop`
+                // first); the guest_memfd is owned by the slot and covers
+                // `size` bytes from offset 0.
+                unsafe { self.vm.set_user_memory_region2(region) }.map_err(memslot_err)?;
+                Ok(Slot {
+                    range: r,
+                    slot,
+                    host_addr,
+                    gmem: Some(gmem),
+                })
+            }
+        }
+    }
+
+    /// The flavour the slots were registered with.
+    pub fn flavour(&self) -> MemoryFlavour {
+        self.flavour
+    }
+
+    /// The VM.
+    pub fn vm(&self) -> &Arc<VmFd> {
+        &self.vm
+    }
+
+    /// The slots, in GPA order.
+    pub fn regions(&self) -> impl Iterator<Item = RegionInfo> + '_ {
+        self.slots.iter().map(|s| RegionInfo {
+            range: s.range,
+            slot: s.slot,
+            host_addr: s.host_addr,
+            guest_memfd: s.gmem.is_some(),
+        })
+    }
+
+    /// Marks a page-aligned GPA range private (`KVM_SET_MEMORY_ATTRIBUTES`
+    /// with `KVM_MEMORY_ATTRIBUTE_PRIVATE`), in one call for the whole range.
+    ///
+    /// # Errors
+    /// [`MemoryError::BadPageRange`] for an unaligned range,
+    /// [`MemoryError::NotGuestMemfd`] when a page is not guest_memfd-backed,
+    /// [`MemoryError::MemoryAttributesUnavailable`] on a VM type without
+    /// memory attributes (or when told to treat them as absent),
+    /// [`MemoryError::SetAttributes`] when KVM refuses otherwise.
+    pub fn set_private(&self, range: GpaRange) -> Result<(), MemoryError> {
+        self.set_attributes(range, u64::from(KVM_MEMORY_ATTRIBUTE_PRIVATE))
+    }
+
+    /// Marks a page-aligned GPA range shared again (attributes 0).
+    ///
+    /// # Errors
+    /// As [`Memslots::set_private`].
+    pub fn set_shared(&self, range: GpaRange) -> Result<(), MemoryError> {
+        self.set_attributes(range, 0)
+    }
+
+    fn set_attributes(&self, range: GpaRange, attributes: u64) -> Result<(), MemoryError> {
+        let end = page_span_end(&range).map_err(|reason| MemoryError::BadPageRange {
+            gpa: range.gpa,
+            len: range.size,
+            reason,
+        })?;
+        let mut cur = range.gpa;
+        while cur < end {
+            match self.slots.iter().find(|s| s.contains(cur)) {
+                Some(s) if s.gmem.is_some() => cur = s.end(),
+                _ => return Err(MemoryError::NotGuestMemfd { gpa: cur }),
+            }
+        }
+        let unavailable = |reason| MemoryError::MemoryAttributesUnavailable {
+            gpa: range.gpa,
+            size: range.size,
+            attributes,
+            reason,
+        };
+        if HostFeatures::disabled_by_environment().contains(HostFeatures::MEMORY_ATTRIBUTES) {
+            return Err(unavailable(Unavailable::Disabled));
+        }
+        self.vm
+            .set_memory_attributes(kvm_memory_attributes {
+                address: range.gpa,
+                size: range.size,
+                attributes,
+                flags: 0,
+            })
+            .map_err(|source| match source.errno() {
+                libc::ENOTTY => unavailable(Unavailable::Host(source)),
+                _ => MemoryError::SetAttributes {
+                    gpa: range.gpa,
+                    size: range.size,
+                    attributes,
+                    source,
+                },
+            })
+    }
+}
+
+impl Drop for Memslots {
+    fn drop(&mut self) {
+        let mut leak = false;
+        for slot in self.slots.drain(..) {
+            let delete = kvm_userspace_memory_region {
+                slot: slot.slot,
+                flags: 0,
+                guest_phys_addr: slot.range.gpa,
+                memory_size: 0,
+                userspace_addr: 0,
+            };
+            // SAFETY: a zero-sized region deletes the slot; KVM then no
+            // longer references the mapping, which `self.memory` may unmap
+            // afterwards.
+            if let Err(error) = unsafe { self.vm.set_user_memory_region(delete) } {
+                tracing::error!(
+                    slot = slot.slot,
+                    gpa = slot.range.gpa,
+                    %error,
+                    "deleting a memslot failed; leaking guest memory so the guest cannot \
+                     reach reused host memory"
+                );
+                leak = true;
+            }
+        }
+        if leak {
+            std::mem::forget(self.memory.take());
+        }
+    }
+}
