@@ -104,7 +104,9 @@ impl<'l, 'p, F: SnpFirmware + PrivateMemory, S> Launcher<'l, 'p, F, S> {
 }
 
 impl<'l, 'p, F: SnpFirmware + PrivateMemory> Launcher<'l, 'p, F, Initialized> {
-    /// Checks that the plan can be executed (every parameter configured),
+    /// Checks that the plan can be executed
+    /// ([`LaunchPlan::require_launchable`]: a valid policy, every parameter
+    /// configured, no VMSA at a 2 MiB-aligned GPA),
     /// issues KVM_SEV_INIT2 with the plan's VMSA features and writes every
     /// page of the plan into the shared view of `memory`, which is where
     /// each LAUNCH_UPDATE takes its source from.
@@ -116,7 +118,7 @@ impl<'l, 'p, F: SnpFirmware + PrivateMemory> Launcher<'l, 'p, F, Initialized> {
         mut fw: F,
         memory: &'l mut GuestMemory,
     ) -> Result<Self, LaunchError> {
-        plan.require_all_parameters()?;
+        plan.require_launchable()?;
         let t = Instant::now();
         fw.init2(plan.init2_vmsa_features())?;
         let mut report = LaunchReport::new();
@@ -136,11 +138,11 @@ impl<'l, 'p, F: SnpFirmware + PrivateMemory> Launcher<'l, 'p, F, Initialized> {
     /// SNP_LAUNCH_START with the plan's policy.
     ///
     /// # Errors
-    /// [`LaunchError::Sev`].
+    /// [`LaunchError::Plan`] for an invalid policy, [`LaunchError::Sev`].
     pub fn start(mut self) -> Result<Launcher<'l, 'p, F, Started>, LaunchError> {
         let t = Instant::now();
-        self.fw
-            .launch_start(&LaunchStartInput::new(self.plan.policy()))?;
+        let policy = self.plan.policy()?;
+        self.fw.launch_start(&LaunchStartInput::new(policy))?;
         self.report.phase("launch_start", t.elapsed());
         Ok(self.to())
     }
