@@ -547,6 +547,14 @@ pub enum Error {
         /// Area index.
         index: u32,
     },
+    /// A MADT asked for a vCPU count it cannot describe.
+    #[error("a MADT for {vcpus} vCPUs: 1 to {max} vCPUs can be described")]
+    InvalidMadtVcpus {
+        /// The count given.
+        vcpus: u32,
+        /// The limit ([`crate::acpi::MAX_VCPUS`]).
+        max: u32,
+    },
     /// A configuration value that cannot be encoded (e.g. a command line with
     /// a NUL byte).
     #[error("{at}: {kind} parameter: {reason}")]

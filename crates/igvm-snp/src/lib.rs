@@ -41,6 +41,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod acpi;
 pub mod compat;
 mod config;
 pub mod demo;
