@@ -3,7 +3,7 @@
 use std::marker::PhantomData;
 use std::time::Instant;
 
-use igvm_snp::kvm_legacy::{KvmLegacyInputs, boot_vmsa_refused};
+use igvm_snp::kvm_legacy::{KvmLegacyInputs, boot_vmsa_refused, fields_kvm_cannot_set};
 use igvm_snp::{LaunchPlan, LaunchStep, PageType};
 use kvm_bindings::CpuId;
 use kvm_ioctls::{VcpuFd, VmFd};
@@ -230,6 +230,17 @@ impl<'l, 'p, F: SnpFirmware + PrivateMemory> Launcher<'l, 'p, F, Started> {
                 // refuse to build its VMSA from this state.
                 if let Some(reason) = boot_vmsa_refused(&self.plan.vmsa().vmsa) {
                     return Err(LaunchError::FallbackRefused { reason });
+                }
+                // State KVM would not carry from the registers into its
+                // VMSA (QEMU's check_vmsa_supported refuses the same).
+                let fields = fields_kvm_cannot_set(&self.plan.vmsa().vmsa);
+                if !fields.is_empty() {
+                    return Err(LaunchError::FallbackRefused {
+                        reason: format!(
+                            "non-zero VMSA fields KVM does not set from vCPU registers: {}",
+                            fields.join(", ")
+                        ),
+                    });
                 }
                 tracing::warn!(
                     "the kernel refuses the VMSA page type: the VMSA goes into vCPU 0's \
