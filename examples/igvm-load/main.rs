@@ -64,7 +64,7 @@ fn read(path: &Path) -> Result<igvm_snp_kvm::mapped_file::MappedFile, Failure> {
 /// Plans a file, naming it in the error. The kvm-legacy profile needs the
 /// file's VMSA features, so it plans twice.
 fn plan<'a>(path: &Path, bytes: &'a [u8], args: &LaunchArgs) -> Result<LaunchPlan<'a>, Failure> {
-    let config = config::launch_config(args);
+    let config = config::launch_config(args).map_err(|e| -> Failure { e.into() })?;
     let named = |e: igvm_snp::Error| -> Failure { format!("{}: {e}", path.display()).into() };
     let features = if args.profile == ProfileArg::KvmLegacy {
         LaunchPlan::new(bytes, &config, PlanOptions::default())
@@ -181,6 +181,9 @@ fn demo(
         memory: DEMO_MEMORY,
         vcpus: 1,
         cmdline: None,
+        policy: None,
+        acpi_tables: Vec::new(),
+        device_tree: None,
         host_data: None,
         native_zero: false,
         profile: ProfileArg::Spec,
