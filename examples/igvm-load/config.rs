@@ -139,6 +139,50 @@ pub fn require_parameters(plan: &LaunchPlan<'_>) -> Result<(), String> {
     }
 }
 
+/// The parameters a VMM may leave out: QEMU writes none of them, so their
+/// areas keep the file's initial contents (zeros) and the guest sees no
+/// table. `launch` and `run` do the same when no file is given, and say so.
+const OPTIONAL: [ParameterKind; 4] = [
+    ParameterKind::Srat,
+    ParameterKind::Slit,
+    ParameterKind::Pptt,
+    ParameterKind::DeviceTree,
+];
+
+/// Notes on the optional parameters the file asks for and the options did
+/// not give (their areas stay as the file has them, as QEMU leaves them).
+pub fn optional_parameter_notes(plan: &LaunchPlan<'_>) -> Vec<String> {
+    plan.unfilled_parameters()
+        .iter()
+        .filter(|u| OPTIONAL.contains(&u.kind))
+        .map(|u| {
+            format!(
+                "note: {}: the file asks for a {} parameter (area {}) and none is given ({}): \
+                 its area stays as the file has it, as QEMU leaves it",
+                u.directive,
+                u.kind.name(),
+                u.area_index,
+                option_for(u.kind)
+            )
+        })
+        .collect()
+}
+
+/// [`launch_config`] for a launch: the optional parameters the options do
+/// not give are filled with nothing (the area keeps its initial contents).
+pub fn launch_config_for_launch(args: &LaunchArgs) -> Result<LaunchConfig, String> {
+    let mut config = launch_config(args)?;
+    for table in [
+        &mut config.srat,
+        &mut config.slit,
+        &mut config.pptt,
+        &mut config.device_tree,
+    ] {
+        table.get_or_insert_with(Vec::new);
+    }
+    Ok(config)
+}
+
 fn read_table(what: &str, path: &Path) -> Result<Vec<u8>, String> {
     std::fs::read(path).map_err(|e| format!("cannot read the {what} {}: {e}", path.display()))
 }

@@ -63,10 +63,8 @@ fn options(cmd: &LaunchCmd) -> LaunchOptions {
 /// Runs `launch`.
 pub fn run(out: &mut impl Write, cmd: &LaunchCmd, progress: Progress) -> Result<ExitCode, Failure> {
     let bytes = crate::read(&cmd.file)?;
-    let plan = crate::plan(&cmd.file, &bytes, &cmd.launch)?;
+    let plan = crate::launch_plan(&cmd.file, &bytes, &cmd.launch)?;
     let file = cmd.file.display();
-    // What the plan cannot launch, named by the loader option that fixes it.
-    config::require_parameters(&plan).map_err(|e| format!("{file}: {e}"))?;
     let options = options(cmd);
     let pages = plan.launched_pages();
     let outcome = match cmd.backend {
@@ -150,8 +148,12 @@ fn legacy_digest(
 ) -> Result<LaunchDigest, Failure> {
     let mut options = plan.options();
     options.vmsa = VmsaPlacement::KvmFinish(legacy);
-    let legacy_plan = LaunchPlan::new(bytes, &config::launch_config(&cmd.launch)?, options)
-        .map_err(|e| format!("{}: planning with KVM's VMSAs: {e}", path.display()))?;
+    let legacy_plan = LaunchPlan::new(
+        bytes,
+        &config::launch_config_for_launch(&cmd.launch)?,
+        options,
+    )
+    .map_err(|e| format!("{}: planning with KVM's VMSAs: {e}", path.display()))?;
     Ok(legacy_plan.launch_digest())
 }
 

@@ -15,8 +15,7 @@ use crate::{Failure, config};
 /// Runs `run --native`.
 pub fn run(out: &mut impl Write, cmd: &RunCmd, progress: Progress) -> Result<ExitCode, Failure> {
     let bytes = crate::read(&cmd.file)?;
-    let plan = crate::plan(&cmd.file, &bytes, &cmd.launch)?;
-    config::require_parameters(&plan).map_err(|e| format!("{}: {e}", cmd.file.display()))?;
+    let plan = crate::launch_plan(&cmd.file, &bytes, &cmd.launch)?;
     let native = NativeConfig::new(config::ram_ranges(cmd.launch.memory), cmd.time_limit);
     run_plan(
         out,
