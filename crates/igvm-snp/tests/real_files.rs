@@ -79,3 +79,31 @@ fn parameters_never_change_the_digest() {
     assert_eq!(plan.require_launchable(), Ok(()));
     assert_eq!(plan.policy_source(), PolicySource::Configuration);
 }
+
+/// Real igvmbuilder output (tests/fixtures/igvmbuilder): the digests
+/// igvmmeasure recorded in expected.json, with no configuration at all.
+#[test]
+fn real_igvmbuilder_files_match_igvmmeasure() {
+    let dir =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/igvmbuilder");
+    let expected: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("expected.json")).unwrap()).unwrap();
+    for e in expected.as_array().unwrap() {
+        let name = e["file"].as_str().unwrap();
+        let bytes = std::fs::read(dir.join(name)).unwrap();
+        let config = LaunchConfig::new(1, vec![]);
+        for (profile, key) in [
+            (Profile::IgvmSpec, "digest"),
+            (Profile::NativeZero, "digest_native_zero"),
+            (Profile::Igvmmeasure, "digest"),
+        ] {
+            let plan = LaunchPlan::new(&bytes, &config, profile.options())
+                .unwrap_or_else(|err| panic!("{name}: {err}"));
+            assert_eq!(
+                plan.launch_digest().to_string(),
+                e[key].as_str().unwrap(),
+                "{name} {profile:?}"
+            );
+        }
+    }
+}
