@@ -853,3 +853,145 @@ fn measure_does_not_hold_the_image_in_memory() {
         "peak RSS {peak_kib} KiB for a {file_kib} KiB image"
     );
 }
+
+/// A file shaped as coconut-svsm's igvmbuilder writes them (no guest
+/// policy, required memory at 0x7FF80000000, MADT and command line
+/// parameters): measured, planned, checked and launched with no option.
+#[test]
+fn igvmbuilder_shaped_file_measures_checks_and_launches_without_options() {
+    let dir = scratch("igvmbuilder_shape");
+    let bytes = igvm_snp::demo::igvmbuilder_shaped_igvm().unwrap();
+    let file = write(&dir, "shaped.igvm", &bytes);
+    let digest = measure(&file, &[]);
+    assert_eq!(digest, library_digest(&bytes, PlanOptions::default()));
+    // Launch-only inputs never change the digest.
+    for extra in [
+        &["--vcpus", "8"][..],
+        &["--memory", "64M"],
+        &["--cmdline", "console=ttyS0"],
+        &["--policy", "0x70000"],
+    ] {
+        assert_eq!(measure(&file, extra), digest, "{extra:?}");
+    }
+    let o = igvm_load(&["plan", &file]);
+    assert_exit(&o, 0, "plan");
+    let text = stdout(&o);
+    assert!(
+        text.contains(
+            "guest policy: 0x30000, from the default 0x30000 (the file has no guest policy"
+        ),
+        "{text}"
+    );
+    let v = json(&igvm_load(&["plan", &file, "--json"]));
+    assert_eq!(v["policy_source"]["from"], "default", "{v}");
+    assert_eq!(
+        v["required_memory"][0]["range"]["gpa"], 0x7FF_8000_0000u64,
+        "{v}"
+    );
+    let o = igvm_load(&["check", &file]);
+    assert_exit(&o, 0, "check");
+    let text = stdout(&o);
+    assert!(text.contains("no guest policy"), "{text}");
+    assert!(text.contains(&digest), "{text}");
+    // An invalid --policy is refused by a launch only, naming its source.
+    assert_eq!(measure(&file, &["--policy", "10000"]), digest);
+    let o = igvm_load(&["launch", &file, "--backend", "model", "--policy", "10000"]);
+    assert_exit(&o, 1, "launch --policy 10000");
+    let err = stderr(&o);
+    assert!(
+        err.contains("guest policy 0x10000 from the configuration"),
+        "{err}"
+    );
+    assert!(err.contains("reserved bit 17 must be set"), "{err}");
+
+    if kvm_or_skip("igvmbuilder_shaped_file_launches_on_the_model").is_none() {
+        return;
+    }
+    let o = igvm_load(&["launch", &file, "--backend", "model", "--json"]);
+    assert_exit(&o, 0, "launch --backend model");
+    let v = json(&o);
+    assert_eq!(v["launch_digest"], digest.as_str(), "{v}");
+    // The guest halts when run natively, with its memory outside RAM.
+    let o = igvm_load(&["run", "--native", &file]);
+    assert_exit(&o, 0, "run --native");
+    assert!(stdout(&o).starts_with(GREETING), "{}", stdout(&o));
+}
+
+/// A file asking for a table only the command line can give: as QEMU, a
+/// launch leaves its area as the file has it, with a note naming the
+/// option; an unreadable table file is an error naming it.
+#[test]
+fn missing_acpi_table_names_the_option() {
+    let dir = scratch("missing_srat");
+    let bytes = demo_with(|d| {
+        d.insert(
+            1,
+            IgvmDirectiveHeader::Srat(igvm_defs::IGVM_VHS_PARAMETER {
+                parameter_area_index: 0,
+                byte_offset: 64,
+            }),
+        );
+    });
+    let file = write(&dir, "srat.igvm", &bytes);
+    // Measuring does not need it.
+    let digest = measure(&file, &[]);
+    let o = igvm_load(&["plan", &file]);
+    assert_exit(&o, 0, "plan without --acpi-table srat=");
+    let with_srat = |table: &str| {
+        let table = format!("srat={table}");
+        igvm_load(&[
+            "launch",
+            &file,
+            "--backend",
+            "model",
+            "--acpi-table",
+            &table,
+            "--json",
+        ])
+    };
+    let o = with_srat("/nonexistent/srat.bin");
+    assert_exit(&o, 1, "unreadable table");
+    assert!(
+        stderr(&o).contains("/nonexistent/srat.bin"),
+        "{}",
+        stderr(&o)
+    );
+    if kvm_or_skip("missing_acpi_table_names_the_option").is_none() {
+        return;
+    }
+    let o = igvm_load(&["launch", &file, "--backend", "model", "--json"]);
+    assert_exit(&o, 0, "launch without --acpi-table srat=");
+    let err = stderr(&o);
+    assert!(err.contains("SRAT parameter"), "{err}");
+    assert!(err.contains("--acpi-table srat=FILE"), "{err}");
+    assert_eq!(json(&o)["launch_digest"], digest.as_str());
+    let srat = write(&dir, "srat.bin", b"SRAT....");
+    let o = with_srat(&srat);
+    assert_exit(&o, 0, "launch with --acpi-table srat=");
+    assert_eq!(json(&o)["launch_digest"], digest.as_str());
+}
+
+/// Real igvmbuilder output (tests/fixtures/igvmbuilder, README there):
+/// measure equals igvmmeasure's digests, default and --native-zero, and
+/// check exits 0.
+#[test]
+fn real_igvmbuilder_files_measure_as_igvmmeasure() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/igvmbuilder");
+    let expected: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("expected.json")).unwrap()).unwrap();
+    let entries = expected.as_array().unwrap();
+    assert!(!entries.is_empty());
+    for e in entries {
+        let file = dir.join(e["file"].as_str().unwrap());
+        let file = file.to_str().unwrap();
+        assert_eq!(measure(file, &[]), e["digest"].as_str().unwrap(), "{file}");
+        // A signed file's ID block holds the default digest: measure prints
+        // the native-zero digest, then fails on the mismatch.
+        let o = igvm_load(&["measure", file, "--native-zero"]);
+        let last = stdout(&o).lines().last().unwrap_or_default().to_string();
+        assert_eq!(last, e["digest_native_zero"].as_str().unwrap(), "{file}");
+        let o = igvm_load(&["check", file]);
+        assert_exit(&o, 0, &format!("check {file}"));
+        assert!(stdout(&o).contains(e["digest"].as_str().unwrap()), "{file}");
+    }
+}

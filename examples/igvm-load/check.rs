@@ -112,6 +112,9 @@ fn text(file: &std::path::Path, legacy: &KvmLegacyInputs, r: &CompatReport) -> S
         let _ = write!(s, " VMSA at {gpa:#x}, SEV features {f:#x}");
     }
     let _ = writeln!(s);
+    if let (Some(bits), Some(from)) = (r.policy, &r.policy_source) {
+        let _ = writeln!(s, "guest policy: {bits:#x}, from {from}");
+    }
     if let Some(ld) = r.id_block_digest {
         let _ = writeln!(s, "ID block expects {ld}");
     }

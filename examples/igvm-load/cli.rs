@@ -146,9 +146,21 @@ pub struct LaunchArgs {
     /// Number of vCPUs (written to the VP count parameter).
     #[arg(long, default_value_t = 1)]
     pub vcpus: u32,
-    /// Kernel command line (written to the command line parameter).
+    /// Kernel command line (written to the command line parameter) [default: empty, as
+    /// QEMU without -append].
     #[arg(long)]
     pub cmdline: Option<String>,
+    /// Guest policy for SNP_LAUNCH_START when the file has none, hexadecimal; the file's
+    /// always wins [default: 30000, as QEMU's sev-snp-guest].
+    #[arg(long, value_parser = crate::check::parse_hex_u64)]
+    pub policy: Option<u64>,
+    /// An ACPI table for a parameter the file asks for: srat=FILE, slit=FILE, pptt=FILE, or
+    /// madt=FILE to replace the MADT built for --vcpus. Repeatable.
+    #[arg(long = "acpi-table", value_name = "KIND=FILE", value_parser = crate::config::parse_acpi_table)]
+    pub acpi_tables: Vec<(crate::config::AcpiTable, PathBuf)>,
+    /// A flattened device tree for the device tree parameter.
+    #[arg(long, value_name = "FILE")]
+    pub device_tree: Option<PathBuf>,
     /// HOST_DATA for SNP_LAUNCH_FINISH: 64 hexadecimal digits.
     #[arg(long, value_parser = crate::config::parse_host_data)]
     pub host_data: Option<[u8; 32]>,

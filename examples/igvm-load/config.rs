@@ -1,9 +1,12 @@
 //! Turning command-line options into a launch configuration.
 
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use igvm_snp::kvm_legacy::{KVM_RESET_RDX, KvmLegacyInputs};
-use igvm_snp::{GpaRange, LaunchConfig, PlanOptions, Profile, ZeroPages};
+use igvm_snp::{
+    GpaRange, LaunchConfig, LaunchPlan, ParameterKind, PlanOptions, Profile, ZeroPages,
+};
 
 use crate::cli::{LaunchArgs, ProfileArg};
 
@@ -70,16 +73,152 @@ pub fn ram_ranges(size: u64) -> Vec<GpaRange> {
     }
 }
 
-/// The launch configuration for the options.
-pub fn launch_config(args: &LaunchArgs) -> LaunchConfig {
-    let mut config = LaunchConfig::new(args.vcpus, ram_ranges(args.memory));
-    if let Some(c) = &args.cmdline {
-        config = config.with_command_line(c.clone());
+/// An ACPI table given on the command line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AcpiTable {
+    /// System Resource Affinity Table.
+    Srat,
+    /// System Locality Information Table.
+    Slit,
+    /// Processor Properties Topology Table.
+    Pptt,
+    /// Multiple APIC Description Table (replaces the one built for --vcpus).
+    Madt,
+}
+
+/// Parses `KIND=FILE` for `--acpi-table`.
+pub fn parse_acpi_table(s: &str) -> Result<(AcpiTable, PathBuf), String> {
+    let (kind, file) = s
+        .split_once('=')
+        .ok_or_else(|| format!("`{s}` is not KIND=FILE (e.g. srat=srat.bin)"))?;
+    let kind = match kind.to_ascii_lowercase().as_str() {
+        "srat" => AcpiTable::Srat,
+        "slit" => AcpiTable::Slit,
+        "pptt" => AcpiTable::Pptt,
+        "madt" => AcpiTable::Madt,
+        other => {
+            return Err(format!(
+                "`{other}`: the tables are srat, slit, pptt and madt"
+            ));
+        }
+    };
+    if file.is_empty() {
+        return Err(format!("`{s}`: no file name after `=`"));
     }
+    Ok((kind, PathBuf::from(file)))
+}
+
+/// The loader option that provides a parameter, for a file that asks for
+/// one the configuration lacks.
+pub fn option_for(kind: ParameterKind) -> &'static str {
+    match kind {
+        ParameterKind::Srat => "--acpi-table srat=FILE",
+        ParameterKind::Slit => "--acpi-table slit=FILE",
+        ParameterKind::Pptt => "--acpi-table pptt=FILE",
+        ParameterKind::Madt => "--acpi-table madt=FILE",
+        ParameterKind::DeviceTree => "--device-tree FILE",
+        ParameterKind::CommandLine => "--cmdline",
+        ParameterKind::MemoryMap => "--memory",
+        ParameterKind::VpCount => "--vcpus",
+        ParameterKind::MmioRanges | ParameterKind::EnvironmentInfo => "(no loader option)",
+    }
+}
+
+/// Fails, naming the loader option, on the first parameter the file asks
+/// for that the configuration did not fill.
+pub fn require_parameters(plan: &LaunchPlan<'_>) -> Result<(), String> {
+    match plan.unfilled_parameters().first() {
+        None => Ok(()),
+        Some(u) => Err(format!(
+            "{}: the file asks for a {} parameter (area {}); give it with {}",
+            u.directive,
+            u.kind.name(),
+            u.area_index,
+            option_for(u.kind)
+        )),
+    }
+}
+
+/// The parameters a VMM may leave out: QEMU writes none of them, so their
+/// areas keep the file's initial contents (zeros) and the guest sees no
+/// table. `launch` and `run` do the same when no file is given, and say so.
+const OPTIONAL: [ParameterKind; 4] = [
+    ParameterKind::Srat,
+    ParameterKind::Slit,
+    ParameterKind::Pptt,
+    ParameterKind::DeviceTree,
+];
+
+/// Notes on the optional parameters the file asks for and the options did
+/// not give (their areas stay as the file has them, as QEMU leaves them).
+pub fn optional_parameter_notes(plan: &LaunchPlan<'_>) -> Vec<String> {
+    plan.unfilled_parameters()
+        .iter()
+        .filter(|u| OPTIONAL.contains(&u.kind))
+        .map(|u| {
+            format!(
+                "note: {}: the file asks for a {} parameter (area {}) and none is given ({}): \
+                 its area stays as the file has it, as QEMU leaves it",
+                u.directive,
+                u.kind.name(),
+                u.area_index,
+                option_for(u.kind)
+            )
+        })
+        .collect()
+}
+
+/// [`launch_config`] for a launch: the optional parameters the options do
+/// not give are filled with nothing (the area keeps its initial contents).
+pub fn launch_config_for_launch(args: &LaunchArgs) -> Result<LaunchConfig, String> {
+    let mut config = launch_config(args)?;
+    for table in [
+        &mut config.srat,
+        &mut config.slit,
+        &mut config.pptt,
+        &mut config.device_tree,
+    ] {
+        table.get_or_insert_with(Vec::new);
+    }
+    Ok(config)
+}
+
+fn read_table(what: &str, path: &Path) -> Result<Vec<u8>, String> {
+    std::fs::read(path).map_err(|e| format!("cannot read the {what} {}: {e}", path.display()))
+}
+
+/// The launch configuration for the options, with what a VMM provides
+/// filled in as QEMU does: a MADT built for the vCPUs, an empty command
+/// line, the memory map of the RAM; SRAT, SLIT, PPTT and a device tree only
+/// from files named on the command line.
+///
+/// # Errors
+/// A table file that cannot be read; a vCPU count no MADT describes.
+pub fn launch_config(args: &LaunchArgs) -> Result<LaunchConfig, String> {
+    let mut config = LaunchConfig::new(args.vcpus, ram_ranges(args.memory))
+        .with_command_line(args.cmdline.clone().unwrap_or_default());
     if let Some(h) = args.host_data {
         config = config.with_host_data(h);
     }
-    config
+    if let Some(p) = args.policy {
+        config = config.with_default_policy(p);
+    }
+    // A vCPU count no MADT describes leaves the MADT unfilled: measuring
+    // does not need it, and a launch names the problem.
+    config.madt = igvm_snp::acpi::madt_for_vcpus(args.vcpus).ok();
+    for (kind, path) in &args.acpi_tables {
+        let bytes = read_table("ACPI table", path)?;
+        match kind {
+            AcpiTable::Srat => config.srat = Some(bytes),
+            AcpiTable::Slit => config.slit = Some(bytes),
+            AcpiTable::Pptt => config.pptt = Some(bytes),
+            AcpiTable::Madt => config.madt = Some(bytes),
+        }
+    }
+    if let Some(path) = &args.device_tree {
+        config.device_tree = Some(read_table("device tree", path)?);
+    }
+    Ok(config)
 }
 
 /// The CPU signature in the APs' RDX.
@@ -129,6 +268,29 @@ mod tests {
         assert_eq!(ram_ranges(1 << 30), vec![GpaRange::new(0, 1 << 30)]);
         let r = ram_ranges(4 << 30);
         assert_eq!(r[1], GpaRange::new(1 << 32, (4 << 30) - LOW_RAM_LIMIT));
+    }
+
+    #[test]
+    fn acpi_table_options() {
+        assert_eq!(
+            parse_acpi_table("srat=a.bin"),
+            Ok((AcpiTable::Srat, PathBuf::from("a.bin")))
+        );
+        assert_eq!(
+            parse_acpi_table("PPTT=/x/y"),
+            Ok((AcpiTable::Pptt, PathBuf::from("/x/y")))
+        );
+        assert!(parse_acpi_table("srat").unwrap_err().contains("KIND=FILE"));
+        assert!(
+            parse_acpi_table("dsdt=x")
+                .unwrap_err()
+                .contains("srat, slit")
+        );
+        assert!(
+            parse_acpi_table("slit=")
+                .unwrap_err()
+                .contains("no file name")
+        );
     }
 
     #[test]

@@ -63,9 +63,9 @@ fn options(cmd: &LaunchCmd) -> LaunchOptions {
 /// Runs `launch`.
 pub fn run(out: &mut impl Write, cmd: &LaunchCmd, progress: Progress) -> Result<ExitCode, Failure> {
     let bytes = crate::snapshot(&cmd.file)?;
-    let plan = crate::plan(&cmd.file, &bytes, &cmd.launch)?;
-    let options = options(cmd);
+    let plan = crate::launch_plan(&cmd.file, &bytes, &cmd.launch)?;
     let file = cmd.file.display();
+    let options = options(cmd);
     let pages = plan.launched_pages();
     let outcome = match cmd.backend {
         Backend::Kvm => {
@@ -148,8 +148,12 @@ fn legacy_digest(
 ) -> Result<LaunchDigest, Failure> {
     let mut options = plan.options();
     options.vmsa = VmsaPlacement::KvmFinish(legacy);
-    let legacy_plan = LaunchPlan::new(bytes, &config::launch_config(&cmd.launch), options)
-        .map_err(|e| format!("{}: planning with KVM's VMSAs: {e}", path.display()))?;
+    let legacy_plan = LaunchPlan::new(
+        bytes,
+        &config::launch_config_for_launch(&cmd.launch)?,
+        options,
+    )
+    .map_err(|e| format!("{}: planning with KVM's VMSAs: {e}", path.display()))?;
     Ok(legacy_plan.launch_digest())
 }
 

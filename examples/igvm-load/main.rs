@@ -77,16 +77,43 @@ fn snapshot(path: &Path) -> Result<Vec<u8>, Failure> {
 /// Plans a file, naming it in the error. The kvm-legacy profile needs the
 /// file's VMSA features, so it plans twice.
 fn plan<'a>(path: &Path, bytes: &'a [u8], args: &LaunchArgs) -> Result<LaunchPlan<'a>, Failure> {
-    let config = config::launch_config(args);
+    let config = config::launch_config(args).map_err(|e| -> Failure { e.into() })?;
+    plan_with(path, bytes, args, &config)
+}
+
+/// Plans a file for `launch` or `run`: the optional tables the options do
+/// not give stay as the file has them (as QEMU leaves them), with a note on
+/// stderr for each; then every parameter must be filled.
+fn launch_plan<'a>(
+    path: &Path,
+    bytes: &'a [u8],
+    args: &LaunchArgs,
+) -> Result<LaunchPlan<'a>, Failure> {
+    let bare = plan(path, bytes, args)?;
+    for note in config::optional_parameter_notes(&bare) {
+        eprintln!("{note}");
+    }
+    let config = config::launch_config_for_launch(args).map_err(|e| -> Failure { e.into() })?;
+    let plan = plan_with(path, bytes, args, &config)?;
+    config::require_parameters(&plan).map_err(|e| format!("{}: {e}", path.display()))?;
+    Ok(plan)
+}
+
+fn plan_with<'a>(
+    path: &Path,
+    bytes: &'a [u8],
+    args: &LaunchArgs,
+    config: &igvm_snp::LaunchConfig,
+) -> Result<LaunchPlan<'a>, Failure> {
     let named = |e: igvm_snp::Error| -> Failure { format!("{}: {e}", path.display()).into() };
     let features = if args.profile == ProfileArg::KvmLegacy {
-        LaunchPlan::new(bytes, &config, PlanOptions::default())
+        LaunchPlan::new(bytes, config, PlanOptions::default())
             .map_err(named)?
             .init2_vmsa_features()
     } else {
         0
     };
-    LaunchPlan::new(bytes, &config, config::plan_options(args, features)).map_err(named)
+    LaunchPlan::new(bytes, config, config::plan_options(args, features)).map_err(named)
 }
 
 /// The plan as a table, announcing the hashing when it is long.
@@ -216,6 +243,9 @@ fn demo(
         memory: DEMO_MEMORY,
         vcpus: 1,
         cmdline: None,
+        policy: None,
+        acpi_tables: Vec::new(),
+        device_tree: None,
         host_data: None,
         native_zero: false,
         profile: ProfileArg::Spec,

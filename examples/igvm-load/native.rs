@@ -16,7 +16,7 @@ use crate::{Failure, config};
 /// Runs `run --native`.
 pub fn run(out: &mut impl Write, cmd: &RunCmd, progress: Progress) -> Result<ExitCode, Failure> {
     let bytes = crate::snapshot(&cmd.file)?;
-    let plan = crate::plan(&cmd.file, &bytes, &cmd.launch)?;
+    let plan = crate::launch_plan(&cmd.file, &bytes, &cmd.launch)?;
     let mut native = NativeConfig::new(config::ram_ranges(cmd.launch.memory), cmd.time_limit);
     if cmd.guest_memfd {
         native.memory_flavour = MemoryFlavour::GuestMemfd;

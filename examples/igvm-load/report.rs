@@ -5,6 +5,21 @@ use std::fmt::Write as _;
 use igvm_snp::kvm_legacy::KVM_VMSA_GPA;
 use igvm_snp::{LaunchPlan, PAGE_SIZE, StepSource, TraceEntry, VmsaPlacement};
 
+/// One line on the guest policy: its value, where it comes from (the file
+/// may have none; a launch then uses the configuration's or the default),
+/// and whether a launch would refuse it.
+pub fn policy_line(plan: &LaunchPlan<'_>) -> String {
+    let mut s = format!(
+        "guest policy: {:#x}, from {}",
+        plan.policy_bits(),
+        plan.policy_source()
+    );
+    if let Err(e) = plan.policy() {
+        let _ = write!(s, "; a launch refuses it: {e}");
+    }
+    s
+}
+
 /// The plan as a table: one row per SNP_LAUNCH_UPDATE step, with the
 /// directive it came from and the running digest after the step.
 pub fn plan_table(plan: &LaunchPlan<'_>) -> String {
@@ -12,13 +27,13 @@ pub fn plan_table(plan: &LaunchPlan<'_>) -> String {
     let p = plan.platform();
     let _ = writeln!(
         s,
-        "SEV-SNP platform: mask {:#x}, policy {}, VMSA at {:#x} (SEV features {:#x}, INIT2 vmsa_features {:#x})",
+        "SEV-SNP platform: mask {:#x}, VMSA at {:#x} (SEV features {:#x}, INIT2 vmsa_features {:#x})",
         p.compatibility_mask,
-        plan.policy(),
         plan.vmsa().gpa,
         plan.vmsa().sev_features(),
         plan.init2_vmsa_features()
     );
+    let _ = writeln!(s, "{}", policy_line(plan));
     let _ = writeln!(
         s,
         "{:>4}  {:<33}  {:>7}  {:<10}  {:<18}  digest after step",

@@ -19,15 +19,22 @@ use crate::structured::Input;
 use crate::support::checks;
 
 /// Launches `plan` on a fresh model; returns the model after the last
-/// LAUNCH_UPDATE, or `None` when the firmware refuses a CPUID page's
-/// contents (a table the firmware cannot accept, e.g. more than 64
-/// entries: a property of the file's data, which the planner does not
-/// judge and which does not enter the digest).
+/// LAUNCH_UPDATE, or `None` for a plan no launch takes (an invalid policy,
+/// a VMSA at a 2 MiB boundary: measured, never launched) or when the
+/// firmware refuses a CPUID page's contents (a table the firmware cannot
+/// accept, e.g. more than 64 entries: a property of the file's data, which
+/// the planner does not judge and which does not enter the digest).
 ///
 /// # Panics
 /// When the model refuses anything else: a plan the planner accepted must
 /// launch (that is the invariant under test).
 pub fn launch(plan: &LaunchPlan<'_>) -> Option<FirmwareModel> {
+    // A plan the launch refuses up front (an invalid policy, a VMSA at a
+    // 2 MiB boundary) is measured but not launched: nothing to model.
+    let policy = plan.policy().ok()?;
+    if plan.vmsa_gpa_2mb_aligned().is_some() {
+        return None;
+    }
     let mut model = FirmwareModel::new(ModelConfig {
         // Any feature set the file asks for; the model checks the VMSA
         // against INIT2's features, which come from the same VMSA.
@@ -38,7 +45,7 @@ pub fn launch(plan: &LaunchPlan<'_>) -> Option<FirmwareModel> {
         .init2(plan.init2_vmsa_features())
         .expect("INIT2 with the plan's features");
     model
-        .launch_start(&LaunchStartInput::new(plan.policy()))
+        .launch_start(&LaunchStartInput::new(policy))
         .expect("LAUNCH_START with the plan's policy");
     for step in plan.steps() {
         let range = step.range();

@@ -93,7 +93,7 @@ fn check_one_call_per_maximal_run(plan: &LaunchPlan<'_>) {
     for step in plan.steps() {
         m.set_private(step.gpa, step.pages * PAGE).unwrap();
     }
-    m.launch_start(&LaunchStartInput::new(plan.policy()))
+    m.launch_start(&LaunchStartInput::new(plan.policy().unwrap()))
         .unwrap();
     for step in plan.steps() {
         let mut buf = vec![0u8; usize::try_from(step.pages * PAGE).unwrap()];

@@ -155,7 +155,7 @@ fn demo_plan_digest_matches_the_plan() {
     for step in plan.steps() {
         m.set_private(step.gpa, step.pages * 4096).unwrap();
     }
-    m.launch_start(&LaunchStartInput::new(plan.policy()))
+    m.launch_start(&LaunchStartInput::new(plan.policy().unwrap()))
         .unwrap();
     for step in plan.steps() {
         let mut buf = vec![0u8; usize::try_from(step.pages).unwrap() * 4096];

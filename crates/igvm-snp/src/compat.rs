@@ -16,10 +16,12 @@ use crate::digest::LaunchDigest;
 use crate::error::Result;
 use crate::kvm_legacy::{
     FinishVmsas, KVM_VMSA_GPA, KvmLegacyInputs, boot_vmsa_refused, differing_fields,
+    fields_kvm_cannot_set,
 };
 use crate::page_type::PageType;
 use crate::parse::{Directive, DirectiveKind, IgvmFile};
 use crate::plan::{LaunchPlan, StepSource};
+use crate::policy::PolicySource;
 use crate::profile::Profile;
 use crate::vmsa::SEV_FEATURE_SNP_ACTIVE;
 
@@ -95,6 +97,24 @@ pub enum Finding {
         /// Why.
         reason: String,
     },
+    /// The VMSA is launched at a 2 MiB-aligned GPA, which KVM refuses (an
+    /// SNP erratum; the proposed direct-VMSA interface refuses it too).
+    VmsaGpa2MbAligned {
+        /// The GPA.
+        gpa: u64,
+    },
+    /// Non-zero VMSA fields KVM does not build from vCPU state: a launch
+    /// through registers cannot reproduce them (QEMU's
+    /// `check_vmsa_supported` refuses such a VMSA).
+    VmsaFieldsNotSynced {
+        /// The fields ([`crate::kvm_legacy::fields_kvm_cannot_set`]).
+        fields: Vec<&'static str>,
+    },
+    /// The guest policy a launch would use is not valid.
+    InvalidPolicy {
+        /// Why.
+        message: String,
+    },
 }
 
 impl fmt::Display for Finding {
@@ -142,6 +162,17 @@ impl fmt::Display for Finding {
                 requested & !supported
             ),
             Finding::KvmRefusesVmsa { reason } => f.write_str(reason),
+            Finding::VmsaGpa2MbAligned { gpa } => write!(
+                f,
+                "VMSA GPA {gpa:#x} is 2 MiB aligned: KVM cannot launch a VMSA there (SNP erratum)"
+            ),
+            Finding::VmsaFieldsNotSynced { fields } => write!(
+                f,
+                "VMSA fields KVM does not set from vCPU registers are not zero: {} (QEMU refuses \
+                 such a VMSA)",
+                fields.join(", ")
+            ),
+            Finding::InvalidPolicy { message } => f.write_str(message),
         }
     }
 }
@@ -198,6 +229,11 @@ fn with_messages<S: serde::Serializer>(
 /// The compatibility report of one file.
 #[derive(Debug, Clone, Serialize)]
 pub struct CompatReport {
+    /// The guest policy a launch would use, when the file plans.
+    pub policy: Option<u64>,
+    /// Where it comes from; [`PolicySource::in_file`] says whether the
+    /// file has one.
+    pub policy_source: Option<PolicySource>,
     /// The file's VMSA GPA, when it has one.
     pub vmsa_gpa: Option<u64>,
     /// Its SEV features.
@@ -353,6 +389,8 @@ pub fn check(
         })
         .collect();
     Ok(CompatReport {
+        policy: spec.map(LaunchPlan::policy_bits),
+        policy_source: spec.map(LaunchPlan::policy_source),
         vmsa_gpa: spec.map(|p| p.vmsa().gpa),
         vmsa_sev_features: spec.map(|p| p.vmsa().sev_features()),
         id_block_digest,
@@ -379,6 +417,14 @@ fn findings(
         differences,
         notes,
     } = out;
+    if let Err(e) = plan.policy() {
+        blockers.push(Finding::InvalidPolicy {
+            message: e.to_string(),
+        });
+    }
+    if let Some(gpa) = plan.vmsa_gpa_2mb_aligned() {
+        blockers.push(Finding::VmsaGpa2MbAligned { gpa });
+    }
     match profile {
         Profile::IgvmSpec => {
             blockers.extend(unsupported(facts.init2_features, supported));
@@ -412,6 +458,10 @@ fn findings(
             let file_vmsa = &plan.vmsa().vmsa;
             if let Some(reason) = boot_vmsa_refused(file_vmsa) {
                 blockers.push(Finding::KvmRefusesVmsa { reason });
+            }
+            let fields = fields_kvm_cannot_set(file_vmsa);
+            if !fields.is_empty() {
+                blockers.push(Finding::VmsaFieldsNotSynced { fields });
             }
             kvm_vmsa_placement(facts, differences);
             // Whether KVM really changes CR0 shows in VmsaFields; the rule

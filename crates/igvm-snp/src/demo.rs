@@ -188,6 +188,18 @@ pub fn vp_count_area(gpa: u64) -> [IgvmDirectiveHeader; 3] {
     ]
 }
 
+/// The one SEV-SNP platform header (compatibility mask 1) of the demo's
+/// files.
+fn snp_platform() -> IgvmPlatformHeader {
+    IgvmPlatformHeader::SupportedPlatform(IGVM_VHS_SUPPORTED_PLATFORM {
+        compatibility_mask: 1,
+        highest_vtl: 0,
+        platform_type: IgvmPlatformType::SEV_SNP,
+        platform_version: 1,
+        shared_gpa_boundary: 0,
+    })
+}
+
 /// An IGVM file with one SEV-SNP platform (compatibility mask 1), guest
 /// policy 0x30000 and `directives`, built with the `igvm` crate's builder:
 /// the shape of the demo, the benchmarks' images and many tests' files.
@@ -197,15 +209,7 @@ pub fn vp_count_area(gpa: u64) -> [IgvmDirectiveHeader; 3] {
 pub fn snp_file(directives: Vec<IgvmDirectiveHeader>) -> Result<IgvmFile, igvm::Error> {
     IgvmFile::new(
         IgvmRevision::V1,
-        vec![IgvmPlatformHeader::SupportedPlatform(
-            IGVM_VHS_SUPPORTED_PLATFORM {
-                compatibility_mask: 1,
-                highest_vtl: 0,
-                platform_type: IgvmPlatformType::SEV_SNP,
-                platform_version: 1,
-                shared_gpa_boundary: 0,
-            },
-        )],
+        vec![snp_platform()],
         vec![IgvmInitializationHeader::GuestPolicy {
             policy: 0x30000,
             compatibility_mask: 1,
@@ -258,4 +262,101 @@ pub fn demo_igvm() -> Vec<u8> {
         .serialize(&mut out)
         .expect("the demo file serializes");
     out
+}
+
+/// Where [`igvmbuilder_shaped_igvm`] requires memory: 16 MiB at
+/// 0x7FF80000000, far above any RAM, as coconut-svsm's `igvmbuilder` does.
+pub const REQUIRED_MEMORY_GPA: u64 = 0x7FF_8000_0000;
+/// The size of that required memory.
+pub const REQUIRED_MEMORY_SIZE: u32 = 16 << 20;
+/// The compatibility mask of [`igvmbuilder_shaped_igvm`]'s pages: SEV-SNP's
+/// bit 0 plus bits of platforms the file does not declare, as `igvmbuilder`
+/// writes on its page-table pages.
+pub const UNDECLARED_BITS_MASK: u32 = 0x17;
+
+/// The demo guest in a file shaped as coconut-svsm's `igvmbuilder` writes
+/// them, which this crate's own test files are not: no guest policy
+/// header; first a REQUIRED_MEMORY of 16 MiB at [`REQUIRED_MEMORY_GPA`];
+/// then parameter areas declared with indices out of order (2, 0, 1), the
+/// parameters the builder uses (MADT, MEMORY_MAP, COMMAND_LINE, VP_COUNT,
+/// ENVIRONMENT_INFO) and their inserts at non-ascending GPAs below 1 MiB;
+/// then the page data (masks [`UNDECLARED_BITS_MASK`] and 1) and the VMSA.
+///
+/// | GPA | what |
+/// |---|---|
+/// | 0x7FF80000000 | required memory, 16 MiB |
+/// | 0x9000 / 0x7000 / 0x8000 | parameter areas 2 (MADT), 0 (VP count, environment info, command line), 1 (memory map) |
+/// | 0xFFFFC000, 0xFFFFE000, 0xFFFFF000 | the demo's zero, data and code pages |
+/// | 0xFFFFFFFFF000 | VMSA |
+///
+/// # Errors
+/// The `igvm` builder's error (none for this content).
+pub fn igvmbuilder_shaped_file() -> Result<IgvmFile, igvm::Error> {
+    let param = |area, offset| IGVM_VHS_PARAMETER {
+        parameter_area_index: area,
+        byte_offset: offset,
+    };
+    let area = |index| IgvmDirectiveHeader::ParameterArea {
+        number_of_bytes: 4096,
+        parameter_area_index: index,
+        initial_data: Vec::new(),
+    };
+    let insert = |gpa, index| {
+        IgvmDirectiveHeader::ParameterInsert(IGVM_VHS_PARAMETER_INSERT {
+            gpa,
+            compatibility_mask: 1,
+            parameter_area_index: index,
+        })
+    };
+    let page = |gpa, mask, data: Vec<u8>| IgvmDirectiveHeader::PageData {
+        gpa,
+        compatibility_mask: mask,
+        flags: IgvmPageDataFlags::new(),
+        data_type: IgvmPageDataType::NORMAL,
+        data,
+    };
+    let directives = vec![
+        IgvmDirectiveHeader::RequiredMemory {
+            gpa: REQUIRED_MEMORY_GPA,
+            compatibility_mask: 1,
+            number_of_bytes: REQUIRED_MEMORY_SIZE,
+            vtl2_protectable: false,
+        },
+        area(2),
+        area(0),
+        area(1),
+        IgvmDirectiveHeader::Madt(param(2, 0)),
+        IgvmDirectiveHeader::MemoryMap(param(1, 0)),
+        IgvmDirectiveHeader::VpCount(param(0, 0)),
+        IgvmDirectiveHeader::EnvironmentInfo(param(0, 4)),
+        IgvmDirectiveHeader::CommandLine(param(0, 8)),
+        insert(0x9000, 2),
+        insert(0x7000, 0),
+        insert(0x8000, 1),
+        page(ZERO_GPA, UNDECLARED_BITS_MASK, Vec::new()),
+        page(DATA_GPA, UNDECLARED_BITS_MASK, data_page()),
+        page(CODE_GPA, 1, code_page()),
+        IgvmDirectiveHeader::SnpVpContext {
+            gpa: VMSA_GPA,
+            compatibility_mask: 1,
+            vp_index: 0,
+            vmsa: Box::new(vmsa()),
+        },
+    ];
+    IgvmFile::new(
+        IgvmRevision::V1,
+        vec![snp_platform()],
+        Vec::new(),
+        directives,
+    )
+}
+
+/// [`igvmbuilder_shaped_file`], serialized.
+///
+/// # Errors
+/// The `igvm` builder's or serializer's error (none for this content).
+pub fn igvmbuilder_shaped_igvm() -> Result<Vec<u8>, igvm::Error> {
+    let mut out = Vec::new();
+    igvmbuilder_shaped_file()?.serialize(&mut out)?;
+    Ok(out)
 }

@@ -9,6 +9,7 @@ use std::fmt;
 use serde::Serialize;
 
 use crate::digest::LaunchDigest;
+use crate::policy::PolicySource;
 
 /// The section of the variable-header area a header sits in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
@@ -438,8 +439,12 @@ pub enum Error {
         /// The VMPL.
         vmpl: u8,
     },
-    /// The VMSA GPA is 2 MiB aligned (SNP erratum: RMP #PF on large pages).
-    #[error("{at}: VMSA GPA {gpa:#x} is 2 MiB aligned, which SEV-SNP forbids for VMSA pages")]
+    /// A launch would put the VMSA at a 2 MiB-aligned GPA (SNP erratum: RMP
+    /// #PF on large pages; KVM avoids such GPAs for its own VMSAs and the
+    /// proposed direct-VMSA interface refuses them). Measuring takes it.
+    #[error(
+        "{at}: VMSA GPA {gpa:#x} is 2 MiB aligned; KVM cannot launch a VMSA there (SNP erratum)"
+    )]
     VmsaGpa2MbAligned {
         /// The header.
         at: HeaderRef,
@@ -454,9 +459,6 @@ pub enum Error {
         /// KVM's limit (`KVM_MAX_VCPUS`).
         max: u32,
     },
-    /// No guest policy applies to SEV-SNP and the caller gave none.
-    #[error("no guest policy header applies to SEV-SNP and the configuration gives none")]
-    MissingGuestPolicy,
     /// Two guest policy headers apply to SEV-SNP.
     #[error("{at}: a second guest policy for SEV-SNP (first: initialization #{first})")]
     DuplicateGuestPolicy {
@@ -468,6 +470,16 @@ pub enum Error {
     /// An SEV-SNP guest policy that is not valid.
     #[error("guest policy {policy:#x}: {reason}")]
     InvalidPolicy {
+        /// The policy.
+        policy: u64,
+        /// What is wrong.
+        reason: &'static str,
+    },
+    /// The guest policy a launch would use is not valid.
+    #[error("guest policy {policy:#x} from {from}: {reason}")]
+    InvalidGuestPolicy {
+        /// Where the policy comes from.
+        from: PolicySource,
         /// The policy.
         policy: u64,
         /// What is wrong.
@@ -493,16 +505,6 @@ pub enum Error {
     },
 
     // ----- configuration -----
-    /// Memory the file requires is not in the caller's RAM ranges.
-    #[error("{at}: required memory {gpa:#x}+{size:#x} is not covered by the configured RAM")]
-    RequiredMemoryMissing {
-        /// The header.
-        at: HeaderRef,
-        /// GPA.
-        gpa: u64,
-        /// Size.
-        size: u64,
-    },
     /// The plan would launch more pages than [`crate::parse::MAX_LAUNCH_PAGES`].
     #[error("{at}: the file launches more than {limit} pages for SEV-SNP (16 GiB); refused")]
     TooManyPages {
@@ -544,6 +546,14 @@ pub enum Error {
         kind: &'static str,
         /// Area index.
         index: u32,
+    },
+    /// A MADT asked for a vCPU count it cannot describe.
+    #[error("a MADT for {vcpus} vCPUs: 1 to {max} vCPUs can be described")]
+    InvalidMadtVcpus {
+        /// The count given.
+        vcpus: u32,
+        /// The limit ([`crate::acpi::MAX_VCPUS`]).
+        max: u32,
     },
     /// A configuration value that cannot be encoded (e.g. a command line with
     /// a NUL byte).

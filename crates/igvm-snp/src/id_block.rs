@@ -172,20 +172,17 @@ impl LaunchFinish {
     }
 
     /// Adds the ID block and ID auth built from an IGVM SNP_ID_BLOCK.
-    pub(crate) fn set_from_igvm(
-        &mut self,
-        at: HeaderRef,
-        h: &IGVM_VHS_SNP_ID_BLOCK,
-        policy: SnpPolicy,
-    ) {
+    pub(crate) fn set_from_igvm(&mut self, at: HeaderRef, h: &IGVM_VHS_SNP_ID_BLOCK, policy: u64) {
         let ld = LaunchDigest(h.ld);
-        self.id_block = Some(IdBlock::new(
-            ld,
+        // The launch policy, valid or not: a launch validates it first.
+        self.id_block = Some(IdBlock {
+            ld: ld.0,
+            family_id: h.family_id,
+            image_id: h.image_id,
+            version: ID_BLOCK_VERSION,
+            guest_svn: h.guest_svn,
             policy,
-            h.family_id,
-            h.image_id,
-            h.guest_svn,
-        ));
+        });
         let author = h.author_key_enabled == 1;
         self.id_auth = Some(Box::new(IdAuth {
             id_key_algo: h.id_key_algorithm,

@@ -445,6 +445,85 @@ const FIELDS: &[Field] = &[
     ("ymm", |v| v.ymm_registers.as_bytes()),
 ];
 
+/// The VMSA fields KVM builds from vCPU state, so a VMM can reproduce
+/// them through registers: the list QEMU's `check_vmsa_supported`
+/// (`target/i386/sev.c`) clears before requiring the rest of an IGVM VMSA
+/// to be zero. `sev_features` comes from KVM_SEV_INIT2.
+pub const KVM_SYNCED_FIELDS: &[&str] = &[
+    "es",
+    "cs",
+    "ss",
+    "ds",
+    "fs",
+    "gs",
+    "gdtr",
+    "idtr",
+    "ldtr",
+    "tr",
+    "efer",
+    "cr0",
+    "cr3",
+    "cr4",
+    "xcr0",
+    "dr6",
+    "dr7",
+    "rax",
+    "rcx",
+    "rdx",
+    "rbx",
+    "rsp",
+    "rbp",
+    "rsi",
+    "rdi",
+    "r8",
+    "r9",
+    "r10",
+    "r11",
+    "r12",
+    "r13",
+    "r14",
+    "r15",
+    "rip",
+    "rflags",
+    "pat",
+    "x87_fcw",
+    "mxcsr",
+    "sev_features",
+];
+
+/// The non-zero fields of `vmsa` outside [`KVM_SYNCED_FIELDS`], each name
+/// once, in layout order (`"other"` for bytes outside the named fields):
+/// state today's KVM cannot reproduce when the VMSA goes into vCPU
+/// registers, which QEMU refuses.
+pub fn fields_kvm_cannot_set(vmsa: &SevVmsa) -> Vec<&'static str> {
+    let base = vmsa.as_bytes();
+    let start = base.as_ptr() as usize;
+    // Every byte of a synced field, and of every named field, by offset.
+    let mut synced = vec![false; base.len()];
+    let mut named = vec![false; base.len()];
+    let mut out: Vec<&'static str> = Vec::new();
+    for (name, get) in FIELDS {
+        let field = get(vmsa);
+        let at = field.as_ptr() as usize - start;
+        let keep = KVM_SYNCED_FIELDS.contains(name);
+        for i in at..at + field.len() {
+            named[i] = true;
+            synced[i] = keep;
+        }
+        if !keep && field.iter().any(|&b| b != 0) && !out.contains(name) {
+            out.push(name);
+        }
+    }
+    let other = base
+        .iter()
+        .enumerate()
+        .any(|(i, &b)| b != 0 && !named[i] && !synced[i]);
+    if other {
+        out.push("other");
+    }
+    out
+}
+
 /// The names of the fields where two VMSAs differ (each name once, in
 /// layout order); `"other"` when they differ only outside the named fields.
 pub fn differing_fields(a: &SevVmsa, b: &SevVmsa) -> Vec<&'static str> {
@@ -463,6 +542,22 @@ pub fn differing_fields(a: &SevVmsa, b: &SevVmsa) -> Vec<&'static str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn fields_kvm_cannot_set_follow_qemus_list() {
+        // The demo's reset-state VMSA sets only fields KVM synchronises.
+        let demo = crate::demo::vmsa();
+        assert_eq!(fields_kvm_cannot_set(&demo), Vec::<&str>::new());
+        let mut v = demo;
+        v.lstar = 0xFFFF_8000_0000_0000;
+        v.dr0 = 1;
+        v.cr3 = 0x1000; // synchronised: not reported
+        assert_eq!(fields_kvm_cannot_set(&v), vec!["dr0", "lstar"]);
+        let mut v = demo;
+        v.spec_ctrl = 1; // not one of the named fields
+        v.s_cet = 1;
+        assert_eq!(fields_kvm_cannot_set(&v), vec!["other"]);
+    }
 
     fn hex(b: &[u8]) -> String {
         b.iter().map(|x| format!("{x:02x}")).collect()

@@ -41,6 +41,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod acpi;
 pub mod compat;
 mod config;
 pub mod demo;
@@ -71,7 +72,7 @@ pub use plan::{
     HostVisibleRange, LaunchPlan, LaunchStep, PageBytes, ParameterInserts, PlanOptions,
     RequiredMemory, SharedPages, SharedRun, SnpPlatform, StepSource, VmsaPlacement, ZeroPages,
 };
-pub use policy::SnpPolicy;
+pub use policy::{PolicySource, SnpPolicy};
 pub use profile::Profile;
 pub use vmsa::{BootVmsa, SEV_FEATURE_SNP_ACTIVE};
 

@@ -2,7 +2,7 @@
 
 use serde::Serialize;
 
-use crate::error::{Error, Result};
+use crate::error::{Error, HeaderRef, Result};
 
 /// An SEV-SNP guest policy (firmware ABI "Guest Policy"). Bit layout: 7:0
 /// ABI minor, 15:8 ABI major, 16 SMT, 17 reserved (must be 1), 18
@@ -25,6 +25,10 @@ impl SnpPolicy {
     pub const SINGLE_SOCKET: u64 = 1 << 20;
     /// Every bit the firmware ABI defines (0 to 25).
     pub const KNOWN_BITS: u64 = (1 << 26) - 1;
+    /// The policy used when neither the file nor the configuration gives
+    /// one: 0x30000 (SMT allowed, bit 17 set, ABI 0.0), the default of
+    /// QEMU's `sev-snp-guest` object.
+    pub const DEFAULT_BITS: u64 = 0x30000;
 
     /// Validates a raw policy.
     ///
@@ -82,5 +86,47 @@ impl SnpPolicy {
 impl std::fmt::Display for SnpPolicy {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{:#x}", self.0)
+    }
+}
+
+/// Where a plan's guest policy comes from. The policy is not part of the
+/// launch digest; it only matters to SNP_LAUNCH_START (and to an ID block,
+/// which must name the launch policy).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case", tag = "from")]
+pub enum PolicySource {
+    /// The file's `GUEST_POLICY` initialization header for SEV-SNP.
+    File {
+        /// The header.
+        at: HeaderRef,
+    },
+    /// The file has none; [`LaunchConfig::default_policy`](crate::LaunchConfig::default_policy) gave it.
+    Configuration,
+    /// Neither the file nor the configuration gives one:
+    /// [`SnpPolicy::DEFAULT_BITS`].
+    Default,
+}
+
+impl PolicySource {
+    /// Whether the file itself has a guest policy for SEV-SNP.
+    pub fn in_file(&self) -> bool {
+        matches!(self, PolicySource::File { .. })
+    }
+}
+
+impl std::fmt::Display for PolicySource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            PolicySource::File { at } => write!(f, "the file's guest policy header ({at})"),
+            PolicySource::Configuration => {
+                f.write_str("the configuration (the file has no guest policy for SEV-SNP)")
+            }
+            PolicySource::Default => write!(
+                f,
+                "the default {:#x} (the file has no guest policy for SEV-SNP and the \
+                 configuration gives none)",
+                SnpPolicy::DEFAULT_BITS
+            ),
+        }
     }
 }

@@ -471,9 +471,9 @@ fn vmsa_and_policy_accessors() {
     assert_eq!(boot.bytes, &v_bytes[..]);
     assert_eq!(boot.sev_features(), 0x21);
     assert_eq!(plan.init2_vmsa_features(), 0x20);
-    assert_eq!(plan.policy().bits(), 0x3_001F);
-    assert_eq!(plan.policy().abi_minor(), 0x1F);
-    assert!(plan.policy().smt());
+    assert_eq!(plan.policy().unwrap().bits(), 0x3_001F);
+    assert_eq!(plan.policy().unwrap().abi_minor(), 0x1F);
+    assert!(plan.policy().unwrap().smt());
     let step = plan.steps().last().unwrap();
     let (gpa, page) = plan.step_pages(step).next().unwrap();
     assert_eq!(gpa, 0xABC_D000);

@@ -12,7 +12,7 @@ use igvm_defs::{IgvmPageDataFlags, IgvmPageDataType, IgvmPlatformType};
 use igvm_snp::parse::{DirectiveKind, MAX_PARAMETER_AREA_BYTES, MAX_TOTAL_PARAMETER_BYTES};
 use igvm_snp::{
     Error, GpaRange, HeaderRef, IgvmFile, LaunchConfig, LaunchDigest, LaunchPlan, PlanOptions,
-    Section,
+    PolicySource, Section,
 };
 
 fn parse_err(b: &[u8]) -> Error {
@@ -1326,37 +1326,63 @@ fn vmsa_without_snp_vmpl_and_2mib_gpa() {
             vmpl: 1
         }
     );
+    // A 2 MiB-aligned VMSA is measured (igvmmeasure does) but not
+    // launched: KVM cannot put a VMSA there.
     for gpa in [0x20_0000, 0, 0xFFFF_FFE0_0000] {
         let b = file(vmsa(), gpa);
+        let plan = plans(&b);
+        assert_eq!(plan.vmsa_gpa_2mb_aligned(), Some(gpa));
         assert_eq!(
-            plan_err(&b),
-            Error::VmsaGpa2MbAligned {
+            plan.require_launchable(),
+            Err(Error::VmsaGpa2MbAligned {
                 at: dir(&b, T_VP_CONTEXT, 0),
                 gpa
-            }
+            })
         );
     }
+    // One page off a 2 MiB boundary is launchable.
+    let b = file(vmsa(), 0x20_1000);
+    assert_eq!(plans(&b).require_launchable(), Ok(()));
 }
 
 #[test]
 fn missing_guest_policy() {
+    // No policy in the file: planned and measured; the launch policy is
+    // QEMU's sev-snp-guest default, 0x30000.
     let b = build(vec![snp_platform()], vec![], base_dirs());
-    assert_eq!(plan_err(&b), Error::MissingGuestPolicy);
+    let plan = plans(&b);
+    assert_eq!(plan.policy_source(), PolicySource::Default);
+    assert!(!plan.policy_source().in_file());
+    assert_eq!(plan.policy().map(|p| p.bits()), Ok(0x30000));
+    // The digest does not depend on the policy.
+    let with_policy = build(
+        vec![snp_platform()],
+        vec![policy(0x70000, SNP)],
+        base_dirs(),
+    );
+    assert_eq!(plan.launch_digest(), plans(&with_policy).launch_digest());
     // A configured default is used when the file has none.
     let cfg = config().with_default_policy(0x70000);
     let plan = LaunchPlan::new(&b, &cfg, PlanOptions::default()).unwrap();
-    assert_eq!(plan.policy().bits(), 0x70000);
+    assert_eq!(plan.policy().map(|p| p.bits()), Ok(0x70000));
+    assert_eq!(plan.policy_source(), PolicySource::Configuration);
     // A policy for another platform does not count.
     let b = build(
         vec![snp_platform(), platform(TDX, IgvmPlatformType::TDX)],
         vec![policy(POLICY, TDX)],
         base_dirs(),
     );
-    assert_eq!(plan_err(&b), Error::MissingGuestPolicy);
+    assert_eq!(plans(&b).policy_source(), PolicySource::Default);
     // The file's policy wins over the configured default.
     let base = base_file();
     let plan = LaunchPlan::new(&base, &cfg, PlanOptions::default()).unwrap();
-    assert_eq!(plan.policy().bits(), POLICY);
+    assert_eq!(plan.policy().map(|p| p.bits()), Ok(POLICY));
+    assert_eq!(
+        plan.policy_source(),
+        PolicySource::File {
+            at: init(&base, T_GUEST_POLICY, 0)
+        }
+    );
 }
 
 #[test]
@@ -1381,6 +1407,7 @@ fn duplicate_guest_policy() {
 
 #[test]
 fn invalid_policy() {
+    // An invalid policy is not part of the digest: planned, not launched.
     for (bits, reason) in [
         (0x10000u64, "reserved bit 17 must be set"),
         (0, "reserved bit 17 must be set"),
@@ -1394,24 +1421,30 @@ fn invalid_policy() {
         ),
     ] {
         let b = build(vec![snp_platform()], vec![policy(bits, SNP)], base_dirs());
-        assert_eq!(
-            plan_err(&b),
-            Error::InvalidPolicy {
-                policy: bits,
-                reason
-            }
-        );
+        let plan = plans(&b);
+        let want = Error::InvalidGuestPolicy {
+            from: PolicySource::File {
+                at: init(&b, T_GUEST_POLICY, 0),
+            },
+            policy: bits,
+            reason,
+        };
+        assert_eq!(plan.policy_bits(), bits);
+        assert_eq!(plan.policy(), Err(want.clone()));
+        assert_eq!(plan.require_launchable(), Err(want));
     }
     // The configured default is validated the same way.
     let b = build(vec![snp_platform()], vec![], base_dirs());
     let cfg = config().with_default_policy(0x10000);
-    assert!(matches!(
-        plan_with(&b, &cfg),
-        Error::InvalidPolicy {
+    let plan = LaunchPlan::new(&b, &cfg, PlanOptions::default()).unwrap();
+    assert_eq!(
+        plan.require_launchable(),
+        Err(Error::InvalidGuestPolicy {
+            from: PolicySource::Configuration,
             policy: 0x10000,
-            ..
-        }
-    ));
+            reason: "reserved bit 17 must be set",
+        })
+    );
 }
 
 #[test]
@@ -1460,40 +1493,25 @@ fn id_block_launch_digest_mismatch() {
 }
 
 #[test]
-fn required_memory_not_covered() {
+fn required_memory_outside_ram_is_planned() {
+    // Required memory is not measured: outside the configured RAM, or
+    // partly inside it, it is planned and kept for the backend, which gives
+    // it memory of its own (as QEMU's igvm.N regions).
     let b = base_file(); // requires 0x100000 + 0x10000
-    let small = LaunchConfig::new(1, vec![GpaRange::new(0, 0x10_0000)]);
-    assert_eq!(
-        plan_with(&b, &small),
-        Error::RequiredMemoryMissing {
-            at: dir(&b, T_REQUIRED_MEMORY, 0),
-            gpa: 0x10_0000,
-            size: 0x1_0000
-        }
-    );
-    // Covered by two adjacent ranges.
-    let split = LaunchConfig::new(
-        1,
-        vec![
-            GpaRange::new(0x10_8000, 0x8000),
-            GpaRange::new(0, 0x10_8000),
-        ],
-    );
-    LaunchPlan::new(&b, &split, PlanOptions::default()).unwrap();
-    // A hole in the middle.
-    let hole = LaunchConfig::new(
-        1,
-        vec![
-            GpaRange::new(0, 0x10_4000),
-            GpaRange::new(0x10_5000, 0x10_0000),
-        ],
-    );
-    assert!(matches!(
-        plan_with(&b, &hole),
-        Error::RequiredMemoryMissing { gpa: 0x10_0000, .. }
-    ));
-    // No RAM configured: left to the backend.
-    LaunchPlan::new(&b, &LaunchConfig::new(1, vec![]), PlanOptions::default()).unwrap();
+    let expected = plans(&b).launch_digest();
+    for ram in [
+        vec![GpaRange::new(0, 0x10_0000)],
+        vec![GpaRange::new(0, 0x10_4000)],
+        vec![],
+    ] {
+        let cfg = LaunchConfig::new(1, ram);
+        let plan = LaunchPlan::new(&b, &cfg, PlanOptions::default()).unwrap();
+        assert_eq!(plan.launch_digest(), expected);
+        let req = plan.required_memory();
+        assert_eq!(req.len(), 1);
+        assert_eq!(req[0].range, GpaRange::new(0x10_0000, 0x1_0000));
+        assert_eq!(req[0].at, dir(&b, T_REQUIRED_MEMORY, 0));
+    }
 }
 
 #[test]

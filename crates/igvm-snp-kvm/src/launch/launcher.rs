@@ -3,7 +3,7 @@
 use std::marker::PhantomData;
 use std::time::Instant;
 
-use igvm_snp::kvm_legacy::{KvmLegacyInputs, boot_vmsa_refused};
+use igvm_snp::kvm_legacy::{KvmLegacyInputs, boot_vmsa_refused, fields_kvm_cannot_set};
 use igvm_snp::{LaunchPlan, LaunchStep, PageType};
 use kvm_bindings::CpuId;
 use kvm_ioctls::{VcpuFd, VmFd};
@@ -123,17 +123,19 @@ impl<'l, 'p, F: SnpFirmware + PrivateMemory, S> Launcher<'l, 'p, F, S> {
 
 impl<'l, 'p, F: SnpFirmware + PrivateMemory> Launcher<'l, 'p, F, New> {
     /// A launch of `plan` on `fw` into `memory` (the VMM's guest memory,
-    /// already registered with its VM). Nothing is issued yet.
+    /// already registered with its VM), once the plan is known to be
+    /// executable ([`LaunchPlan::require_launchable`]: a valid policy, every
+    /// parameter configured, no VMSA at a 2 MiB-aligned GPA). Nothing is
+    /// issued yet.
     ///
     /// # Errors
-    /// [`LaunchError::Plan`] when a parameter the file asks for is not
-    /// configured.
+    /// [`LaunchError::Plan`] when the plan cannot be launched.
     pub fn new(
         plan: &'l LaunchPlan<'p>,
         fw: F,
         memory: &'l GuestMemoryMmap,
     ) -> Result<Self, LaunchError> {
-        plan.require_all_parameters()?;
+        plan.require_launchable()?;
         Ok(Launcher {
             plan,
             fw,
@@ -208,11 +210,11 @@ impl<'l, 'p, F: SnpFirmware + PrivateMemory> Launcher<'l, 'p, F, Loaded> {
     /// SNP_LAUNCH_START with the plan's policy.
     ///
     /// # Errors
-    /// [`LaunchError::Sev`].
+    /// [`LaunchError::Plan`] for an invalid policy, [`LaunchError::Sev`].
     pub fn start(mut self) -> Result<Launcher<'l, 'p, F, Started>, LaunchError> {
         let t = Instant::now();
-        self.fw
-            .launch_start(&LaunchStartInput::new(self.plan.policy()))?;
+        let policy = self.plan.policy()?;
+        self.fw.launch_start(&LaunchStartInput::new(policy))?;
         self.report.phase("launch_start", t.elapsed());
         Ok(self.to())
     }
@@ -311,6 +313,17 @@ impl<'l, 'p, F: SnpFirmware + PrivateMemory> Launcher<'l, 'p, F, Started> {
                 // refuse to build its VMSA from this state.
                 if let Some(reason) = boot_vmsa_refused(&self.plan.vmsa().vmsa) {
                     return Err(LaunchError::FallbackRefused { reason });
+                }
+                // State KVM would not carry from the registers into its
+                // VMSA (QEMU's check_vmsa_supported refuses the same).
+                let fields = fields_kvm_cannot_set(&self.plan.vmsa().vmsa);
+                if !fields.is_empty() {
+                    return Err(LaunchError::FallbackRefused {
+                        reason: format!(
+                            "non-zero VMSA fields KVM does not set from vCPU registers: {}",
+                            fields.join(", ")
+                        ),
+                    });
                 }
                 tracing::warn!(
                     "the kernel refuses the VMSA page type: the VMSA goes into vCPU 0's \

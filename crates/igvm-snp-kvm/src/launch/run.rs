@@ -46,29 +46,6 @@ fn kvm_err(what: &'static str) -> impl FnOnce(vmm_sys_util::errno::Error) -> Lau
     move |source| LaunchError::Kvm { what, source }
 }
 
-/// RAM plus the file's required memory, merged: what the memory layout
-/// must cover besides the pages the plan loads.
-fn ram_and_required(plan: &LaunchPlan<'_>, ram: &[GpaRange]) -> Vec<GpaRange> {
-    let mut spans: Vec<(u64, u64)> = ram
-        .iter()
-        .chain(plan.required_memory().iter().map(|r| &r.range))
-        .filter_map(|r| r.end().map(|e| (r.gpa, e)))
-        .filter(|(s, e)| s < e)
-        .collect();
-    spans.sort_unstable();
-    let mut merged: Vec<(u64, u64)> = Vec::with_capacity(spans.len());
-    for (s, e) in spans {
-        match merged.last_mut() {
-            Some(last) if s <= last.1 => last.1 = last.1.max(e),
-            _ => merged.push((s, e)),
-        }
-    }
-    merged
-        .into_iter()
-        .map(|(s, e)| GpaRange::new(s, e - s))
-        .collect()
-}
-
 /// Creates the vCPUs (after INIT2) and gives each the host's supported
 /// CPUID; in the fallback the APs get RDX = the CPU signature.
 fn create_vcpus(
@@ -142,9 +119,8 @@ fn layout(
     plan: &LaunchPlan<'_>,
     options: &LaunchOptions,
 ) -> Result<Vec<GpaRange>, LaunchError> {
-    let ram = ram_and_required(plan, &options.ram);
     let opts = LayoutOptions::new(host_phys_bits(kvm)?);
-    Ok(layout_for(plan, &ram, &opts)?)
+    Ok(layout_for(plan, &options.ram, &opts)?)
 }
 
 /// Launches `plan` as an SEV-SNP guest on this host's KVM: checks the host
@@ -163,7 +139,7 @@ pub fn launch_snp(
 ) -> Result<LaunchedVm, LaunchError> {
     let t = Instant::now();
     PreflightReport::probe().require_snp()?;
-    plan.require_all_parameters()?;
+    plan.require_launchable()?;
     let preflight = t.elapsed();
     let kvm = Kvm::new().map_err(kvm_err("opening /dev/kvm"))?;
     let vm = Arc::new(
@@ -204,7 +180,7 @@ pub fn launch_model(
     options: &LaunchOptions,
     mut model: FirmwareModel,
 ) -> Result<ModelLaunch, LaunchError> {
-    plan.require_all_parameters()?;
+    plan.require_launchable()?;
     let kvm = Kvm::new().map_err(kvm_err("opening /dev/kvm"))?;
     let vm = Arc::new(kvm.create_vm().map_err(kvm_err("KVM_CREATE_VM"))?);
     let layout = layout(&kvm, plan, options)?;

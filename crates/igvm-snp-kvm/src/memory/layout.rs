@@ -1,6 +1,6 @@
 //! Which GPA ranges guest memory must cover for a plan.
 
-use igvm_snp::{GpaRange, LaunchPlan, PAGE_SIZE};
+use igvm_snp::{GpaRange, HeaderRef, LaunchPlan, PAGE_SIZE};
 
 use super::{MemoryError, page_span_end};
 
@@ -38,14 +38,19 @@ impl LayoutOptions {
 }
 
 /// The sorted, merged regions guest memory needs for `plan`: every RAM
-/// range, plus every page [`LaunchPlan::loaded_ranges`] touches outside RAM
-/// (parameter areas, reset-vector pages below 4 GiB, …), minus the
-/// excluded pages. Touching or overlapping ranges are merged.
+/// range, plus the memory the file needs outside RAM, as QEMU's
+/// `qigvm_prepare_memory` gives it regions of its own (`igvm.N`): every
+/// page [`LaunchPlan::loaded_ranges`] touches (parameter areas,
+/// reset-vector pages below 4 GiB, the VMSA, …) and the file's
+/// [`LaunchPlan::required_memory`], minus the excluded pages. Touching or
+/// overlapping ranges are merged.
 ///
 /// # Errors
 /// [`MemoryError::InvalidRange`] for a RAM range that is empty, unaligned or
-/// overflows; [`MemoryError::AboveHostWidth`] for a region ending above the
-/// host's physical address width.
+/// overflows; [`MemoryError::RegionPartlyInRam`] for memory the file needs
+/// that is partly in RAM; [`MemoryError::RegionAboveHostWidth`] for memory
+/// the file needs outside RAM above the host's physical address width, and
+/// [`MemoryError::AboveHostWidth`] for RAM there.
 pub fn layout_for(
     plan: &LaunchPlan<'_>,
     ram: &[GpaRange],
@@ -54,6 +59,10 @@ pub fn layout_for(
     let mut ranges: Vec<(u64, u64)> = Vec::with_capacity(ram.len());
     for r in ram {
         ranges.push(checked_span(r)?);
+    }
+    let ram_spans = merge(ranges.clone());
+    for (directive, range) in needed_regions(plan) {
+        check_region(directive, range, &ram_spans, options)?;
     }
     // RAM and excluded pages are holes in what the plan loads; the work is
     // proportional to the number of ranges, never to their sizes.
@@ -69,7 +78,8 @@ pub fn layout_for(
             )
             .collect(),
     );
-    for loaded in plan.loaded_ranges() {
+    let required = plan.required_memory().iter().map(|r| r.range);
+    for loaded in plan.loaded_ranges().chain(required) {
         if let Some(span) = page_span(loaded.gpa, loaded.size) {
             subtract_into(span, &holes, &mut ranges);
         }
@@ -89,6 +99,69 @@ pub fn layout_for(
         .into_iter()
         .map(|(s, e)| GpaRange::new(s, e - s))
         .collect())
+}
+
+/// Every range of memory the plan needs, with the directive it comes from
+/// (a step's first directive).
+fn needed_regions<'p>(
+    plan: &'p LaunchPlan<'_>,
+) -> impl Iterator<Item = (HeaderRef, GpaRange)> + 'p {
+    let directive = move |i: usize| plan.file().directives()[i].at;
+    let steps = plan
+        .steps()
+        .iter()
+        .map(move |s| (directive(s.directives.start), s.range()));
+    let shared = plan.shared_runs().iter().map(move |r| {
+        (
+            directive(r.directives.start),
+            GpaRange::new(r.gpa, r.pages * PAGE),
+        )
+    });
+    let errors = plan.error_ranges().iter().map(|e| (e.at, e.range));
+    let required = plan.required_memory().iter().map(|r| (r.at, r.range));
+    steps.chain(shared).chain(errors).chain(required)
+}
+
+/// Checks one range the file needs: wholly in RAM, or wholly outside it
+/// and below the host's physical address width.
+fn check_region(
+    directive: HeaderRef,
+    range: GpaRange,
+    ram: &[(u64, u64)],
+    options: &LayoutOptions,
+) -> Result<(), MemoryError> {
+    let Some((start, end)) = page_span(range.gpa, range.size) else {
+        return Ok(());
+    };
+    let inside = ram.iter().any(|&(s, e)| s <= start && end <= e);
+    if inside {
+        return Ok(());
+    }
+    if ram.iter().any(|&(s, e)| s < end && start < e) {
+        return Err(MemoryError::RegionPartlyInRam {
+            directive,
+            gpa: range.gpa,
+            size: range.size,
+        });
+    }
+    if u128::from(end) > 1u128 << options.phys_bits.min(64) {
+        // Pages the caller excludes (e.g. the VMSA of a native run) get no
+        // memory, so their GPA does not matter.
+        let excluded = options
+            .exclude
+            .iter()
+            .filter_map(|r| page_span(r.gpa, r.size))
+            .any(|(s, e)| s <= start && end <= e);
+        if !excluded {
+            return Err(MemoryError::RegionAboveHostWidth {
+                directive,
+                gpa: range.gpa,
+                size: range.size,
+                phys_bits: options.phys_bits,
+            });
+        }
+    }
+    Ok(())
 }
 
 /// `(start, end)` of a RAM range after checking it.
@@ -192,16 +265,27 @@ mod tests {
         let ram = [GpaRange::new(0, 1 << 20)];
         let err = layout_for(&plan, &ram, &LayoutOptions::new(40)).unwrap_err();
         match err {
-            MemoryError::AboveHostWidth {
+            MemoryError::RegionAboveHostWidth {
+                directive,
                 gpa,
-                end,
+                size,
                 phys_bits,
             } => {
-                assert_eq!((gpa, end, phys_bits), (0xFFFF_FFFF_F000, 1 << 48, 40));
+                assert_eq!((gpa, size, phys_bits), (0xFFFF_FFFF_F000, 4096, 40));
+                assert_eq!(directive, plan.vmsa().at);
             }
             other => panic!("unexpected {other:?}"),
         }
-        assert!(err_text(&plan, &ram, 40).contains("0xfffffffff000"));
+        let text = err_text(&plan, &ram, 40);
+        assert!(text.contains("0xfffffffff000"), "{text}");
+        assert!(text.contains("directive #"), "{text}");
+        // RAM above the width is refused too.
+        let high = [GpaRange::new(1 << 40, 1 << 20)];
+        let opts = LayoutOptions::new(40).excluding(GpaRange::new(demo::VMSA_GPA, 1));
+        assert!(matches!(
+            layout_for(&plan, &high, &opts),
+            Err(MemoryError::AboveHostWidth { .. })
+        ));
         // Below 4 GiB only, a 32-bit host width suffices.
         let opts = LayoutOptions::new(32).excluding(GpaRange::new(demo::VMSA_GPA, 1));
         assert!(layout_for(&plan, &ram, &opts).is_ok());
@@ -244,6 +328,67 @@ mod tests {
                 GpaRange::new(0xFFFF_E000, 0x2000),
             ]
         );
+    }
+
+    /// coconut-svsm igvmbuilder's shape: required memory far above RAM gets
+    /// a region of its own, as QEMU's igvm.N regions.
+    #[test]
+    fn required_memory_outside_ram_gets_its_own_region() {
+        let bytes = demo::igvmbuilder_shaped_igvm().unwrap();
+        let ram = [GpaRange::new(0, 512 << 20)];
+        let config = LaunchConfig::new(1, ram.to_vec());
+        let plan = LaunchPlan::new(&bytes, &config, PlanOptions::default()).unwrap();
+        let layout = layout_for(&plan, &ram, &LayoutOptions::new(48)).unwrap();
+        let required = GpaRange::new(
+            demo::REQUIRED_MEMORY_GPA,
+            u64::from(demo::REQUIRED_MEMORY_SIZE),
+        );
+        assert!(layout.contains(&required), "{layout:x?}");
+        assert!(layout.contains(&GpaRange::new(0, 512 << 20)));
+        // Beyond a 42-bit host (0x7FF80000000 + 16 MiB > 4 TiB), refused,
+        // naming the REQUIRED_MEMORY directive (#0).
+        let opts = LayoutOptions::new(42).excluding(GpaRange::new(demo::VMSA_GPA, 4096));
+        match layout_for(&plan, &ram, &opts) {
+            Err(MemoryError::RegionAboveHostWidth { directive, gpa, .. }) => {
+                assert_eq!((directive.index, gpa), (0, demo::REQUIRED_MEMORY_GPA));
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+
+    #[test]
+    fn memory_partly_in_ram_is_refused() {
+        let bytes = demo::igvmbuilder_shaped_igvm().unwrap();
+        let config = LaunchConfig::new(1, vec![]);
+        let plan = LaunchPlan::new(&bytes, &config, PlanOptions::default()).unwrap();
+        // RAM ending 4 MiB into the required memory.
+        let ram = [
+            GpaRange::new(0, 1 << 20),
+            GpaRange::new(demo::REQUIRED_MEMORY_GPA - (1 << 20), 5 << 20),
+        ];
+        match layout_for(&plan, &ram, &LayoutOptions::new(48)) {
+            Err(MemoryError::RegionPartlyInRam {
+                directive,
+                gpa,
+                size,
+            }) => {
+                assert_eq!(directive.index, 0);
+                assert_eq!(
+                    (gpa, size),
+                    (
+                        demo::REQUIRED_MEMORY_GPA,
+                        u64::from(demo::REQUIRED_MEMORY_SIZE)
+                    )
+                );
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+        // Wholly inside RAM is fine.
+        let ram = [
+            GpaRange::new(0, 1 << 20),
+            GpaRange::new(demo::REQUIRED_MEMORY_GPA, 32 << 20),
+        ];
+        assert!(layout_for(&plan, &ram, &LayoutOptions::new(48)).is_ok());
     }
 
     #[test]

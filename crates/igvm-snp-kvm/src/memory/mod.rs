@@ -66,6 +66,38 @@ pub enum MemoryError {
         /// The host width.
         phys_bits: u8,
     },
+    /// Memory the file needs (a plan step, required memory, a parameter
+    /// area, the VMSA) lies partly in RAM and partly outside it: a VMM can
+    /// neither use the RAM for it nor give it a region of its own (QEMU's
+    /// `qigvm_prepare_memory` refuses the same).
+    #[error(
+        "{directive}: GPA range {gpa:#x}+{size:#x} lies partly in the configured RAM and partly \
+         outside it"
+    )]
+    RegionPartlyInRam {
+        /// The directive that needs the memory.
+        directive: igvm_snp::HeaderRef,
+        /// First GPA.
+        gpa: u64,
+        /// Size in bytes.
+        size: u64,
+    },
+    /// Memory the file needs outside RAM ends above the host's physical
+    /// address width, where KVM cannot map it.
+    #[error(
+        "{directive}: GPA range {gpa:#x}+{size:#x} ends above the host's {phys_bits}-bit \
+         physical address width; KVM cannot map it"
+    )]
+    RegionAboveHostWidth {
+        /// The directive that needs the memory.
+        directive: igvm_snp::HeaderRef,
+        /// First GPA.
+        gpa: u64,
+        /// Size in bytes.
+        size: u64,
+        /// The host width.
+        phys_bits: u8,
+    },
     /// `mmap` of a region failed.
     #[error("mmap of {size:#x} bytes for guest memory at GPA {gpa:#x} failed: {source}")]
     Mmap {

@@ -18,7 +18,7 @@ use crate::id_block::LaunchFinish;
 use crate::page_type::PageType;
 use crate::params::{self, ParameterArea, ParameterWrite, UnfilledParameter};
 use crate::parse::{DirectiveKind, IgvmFile, InitializationKind, MAX_LAUNCH_PAGES, platform_name};
-use crate::policy::SnpPolicy;
+use crate::policy::{PolicySource, SnpPolicy};
 use crate::vmsa::BootVmsa;
 
 const PAGE: u64 = PAGE_SIZE as u64;
@@ -42,10 +42,13 @@ pub(crate) fn snp_platform(file: &IgvmFile<'_>) -> Result<SnpPlatform> {
     })
 }
 
-/// The guest policy for SEV-SNP, and a check of the other initialization
-/// headers that apply to it.
-fn policy(file: &IgvmFile<'_>, mask: u32, config: &LaunchConfig) -> Result<SnpPolicy> {
-    let mut found: Option<(u64, usize)> = None;
+/// The guest policy for SEV-SNP and where it comes from (the file's wins,
+/// then the configuration's, then [`SnpPolicy::DEFAULT_BITS`]), and a check
+/// of the other initialization headers that apply to it. The policy is not
+/// validated here: it is not part of the digest, and a launch validates it
+/// ([`LaunchPlan::policy`]).
+fn policy(file: &IgvmFile<'_>, mask: u32, config: &LaunchConfig) -> Result<(u64, PolicySource)> {
+    let mut found: Option<(u64, HeaderRef)> = None;
     for init in file.initializations() {
         match init.kind.compatibility_mask() {
             Some(m) if m & mask != 0 => {}
@@ -54,9 +57,12 @@ fn policy(file: &IgvmFile<'_>, mask: u32, config: &LaunchConfig) -> Result<SnpPo
         match &init.kind {
             InitializationKind::GuestPolicy(h) => {
                 if let Some((_, first)) = found {
-                    return Err(Error::DuplicateGuestPolicy { at: init.at, first });
+                    return Err(Error::DuplicateGuestPolicy {
+                        at: init.at,
+                        first: first.index,
+                    });
                 }
-                found = Some((h.policy, init.at.index));
+                found = Some((h.policy, init.at));
             }
             InitializationKind::RelocatableRegion { .. } => {
                 return Err(Error::UnsupportedForSnp {
@@ -80,29 +86,11 @@ fn policy(file: &IgvmFile<'_>, mask: u32, config: &LaunchConfig) -> Result<SnpPo
             _ => {}
         }
     }
-    let bits = found
-        .map(|(p, _)| p)
-        .or(config.default_policy)
-        .ok_or(Error::MissingGuestPolicy)?;
-    SnpPolicy::new(bits)
-}
-
-/// Whether `range` is covered by the sorted, non-overlapping `memory`.
-fn covered(range: GpaRange, memory: &[GpaRange]) -> bool {
-    let Some(end) = range.end() else {
-        return false;
-    };
-    let mut at = range.gpa;
-    for m in memory {
-        let Some(m_end) = m.end() else { continue };
-        if m.gpa <= at && at < m_end {
-            at = m_end;
-            if at >= end {
-                return true;
-            }
-        }
-    }
-    at >= end
+    Ok(match (found, config.default_policy) {
+        (Some((bits, at)), _) => (bits, PolicySource::File { at }),
+        (None, Some(bits)) => (bits, PolicySource::Configuration),
+        (None, None) => (SnpPolicy::DEFAULT_BITS, PolicySource::Default),
+    })
 }
 
 fn end_of(at: HeaderRef, gpa: u64, pages: u64) -> Result<u64> {
@@ -185,7 +173,7 @@ pub(super) fn build<'a>(
     let platform = snp_platform(&file)?;
     let mask = platform.compatibility_mask;
     let memory = config.sorted_memory()?;
-    let policy = policy(&file, mask, config)?;
+    let (policy_bits, policy_source) = policy(&file, mask, config)?;
 
     let mut b = Builder {
         launched: 0,
@@ -308,10 +296,9 @@ pub(super) fn build<'a>(
                         file_len: file.bytes().len(),
                     });
                 }
+                // A 2 MiB-aligned GPA is measured as any other (igvmmeasure
+                // does); `LaunchPlan::require_launchable` refuses to launch it.
                 let gpa = header.gpa.get();
-                if gpa % (2 << 20) == 0 {
-                    return Err(Error::VmsaGpa2MbAligned { at: d.at, gpa });
-                }
                 // The page's end must be representable (the overlap check
                 // adds the page size to every step's GPA).
                 end_of(d.at, gpa, 1)?;
@@ -330,14 +317,10 @@ pub(super) fn build<'a>(
                 });
             }
             DirectiveKind::RequiredMemory(h) => {
+                // Required memory is not measured: wherever it lies, it
+                // does not block planning. A VMM gives memory outside its
+                // RAM a region of its own (QEMU's `igvm.N` regions).
                 let range = GpaRange::new(h.gpa, u64::from(h.number_of_bytes));
-                if !memory.is_empty() && !covered(range, &memory) {
-                    return Err(Error::RequiredMemoryMissing {
-                        at: d.at,
-                        gpa: range.gpa,
-                        size: range.size,
-                    });
-                }
                 required.push(RequiredMemory {
                     at: d.at,
                     range,
@@ -359,7 +342,7 @@ pub(super) fn build<'a>(
                         reason: "author_key_enabled is neither 0 nor 1",
                     });
                 }
-                finish.set_from_igvm(d.at, h, policy);
+                finish.set_from_igvm(d.at, h, policy_bits);
             }
             DirectiveKind::ErrorRange(h) => {
                 let range = GpaRange::new(h.gpa, u64::from(h.size_bytes));
@@ -390,7 +373,8 @@ pub(super) fn build<'a>(
         file,
         options,
         platform,
-        policy,
+        policy_bits,
+        policy_source,
         steps: b.steps,
         vmsa,
         parameter_areas: areas,
@@ -401,20 +385,4 @@ pub(super) fn build<'a>(
         unfilled,
         config_memory: memory,
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn coverage_across_adjacent_ranges() {
-        let mem = [GpaRange::new(0, 0x1000), GpaRange::new(0x1000, 0x1000)];
-        assert!(covered(GpaRange::new(0, 0x2000), &mem));
-        assert!(covered(GpaRange::new(0x800, 0x1000), &mem));
-        assert!(!covered(GpaRange::new(0, 0x3000), &mem));
-        assert!(!covered(GpaRange::new(u64::MAX - 0xfff, 0x2000), &mem));
-        let gap = [GpaRange::new(0, 0x1000), GpaRange::new(0x2000, 0x1000)];
-        assert!(!covered(GpaRange::new(0, 0x3000), &gap));
-    }
 }

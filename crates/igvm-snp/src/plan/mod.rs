@@ -22,7 +22,7 @@ use crate::id_block::LaunchFinish;
 use crate::page_type::PageType;
 use crate::params::{ParameterArea, UnfilledParameter};
 use crate::parse::{DirectiveKind, IgvmFile};
-use crate::policy::SnpPolicy;
+use crate::policy::{PolicySource, SnpPolicy};
 use crate::vmsa::BootVmsa;
 
 use classify::PageClass;
@@ -176,7 +176,8 @@ pub struct LaunchPlan<'a> {
     file: IgvmFile<'a>,
     options: PlanOptions,
     platform: SnpPlatform,
-    policy: SnpPolicy,
+    policy_bits: u64,
+    policy_source: PolicySource,
     steps: Vec<LaunchStep>,
     vmsa: BootVmsa<'a>,
     parameter_areas: Vec<ParameterArea<'a>>,
@@ -225,9 +226,33 @@ impl<'a> LaunchPlan<'a> {
         &self.platform
     }
 
-    /// The SNP_LAUNCH_START policy.
-    pub fn policy(&self) -> SnpPolicy {
-        self.policy
+    /// The SNP_LAUNCH_START policy, validated: the file's, else the
+    /// configuration's, else [`SnpPolicy::DEFAULT_BITS`] (see
+    /// [`LaunchPlan::policy_source`]). The policy is not part of the launch
+    /// digest, so planning never fails on it; launching does.
+    ///
+    /// # Errors
+    /// [`Error::InvalidGuestPolicy`] naming where the policy came from.
+    pub fn policy(&self) -> Result<SnpPolicy> {
+        SnpPolicy::new(self.policy_bits).map_err(|e| match e {
+            Error::InvalidPolicy { policy, reason } => Error::InvalidGuestPolicy {
+                from: self.policy_source,
+                policy,
+                reason,
+            },
+            other => other,
+        })
+    }
+
+    /// The guest policy's raw bits, valid or not.
+    pub fn policy_bits(&self) -> u64 {
+        self.policy_bits
+    }
+
+    /// Where the guest policy comes from; [`PolicySource::in_file`] says
+    /// whether the file has one.
+    pub fn policy_source(&self) -> PolicySource {
+        self.policy_source
     }
 
     /// The SNP_LAUNCH_UPDATE steps, in order.
@@ -295,6 +320,36 @@ impl<'a> LaunchPlan<'a> {
                 index: u.area_index,
             }),
         }
+    }
+
+    /// Fails on the first thing a launch of this plan cannot do: an invalid
+    /// guest policy, a parameter the configuration did not fill, or a VMSA
+    /// launched at a 2 MiB-aligned GPA. None of these changes the digest, so
+    /// planning and measuring take them; a backend calls this before it
+    /// launches.
+    ///
+    /// # Errors
+    /// [`Error::InvalidGuestPolicy`], [`Error::ParameterNotConfigured`],
+    /// [`Error::VmsaGpa2MbAligned`].
+    pub fn require_launchable(&self) -> Result<()> {
+        self.policy()?;
+        self.require_all_parameters()?;
+        if let Some(gpa) = self.vmsa_gpa_2mb_aligned() {
+            return Err(Error::VmsaGpa2MbAligned {
+                at: self.vmsa.at,
+                gpa,
+            });
+        }
+        Ok(())
+    }
+
+    /// The VMSA's GPA when the plan launches it (a VMSA step) at a 2 MiB
+    /// boundary. An SNP erratum makes the firmware fault on VMSA pages that
+    /// can be part of a 2 MiB page: KVM never places its own VMSAs there,
+    /// and the proposed direct-VMSA interface refuses such a GPA.
+    pub fn vmsa_gpa_2mb_aligned(&self) -> Option<u64> {
+        let launched = self.steps.iter().any(|s| s.source == StepSource::Vmsa);
+        (launched && self.vmsa.gpa % (2 << 20) == 0).then_some(self.vmsa.gpa)
     }
 
     /// Total pages launched.
@@ -432,7 +487,8 @@ impl<'p> Iterator for StepPages<'p> {
 #[derive(Serialize)]
 struct PlanJson<'p> {
     platform: &'p SnpPlatform,
-    policy: SnpPolicy,
+    policy: u64,
+    policy_source: PolicySource,
     options: PlanOptions,
     vmsa: &'p BootVmsa<'p>,
     sev_features: u64,
@@ -451,7 +507,8 @@ impl Serialize for LaunchPlan<'_> {
     fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
         PlanJson {
             platform: &self.platform,
-            policy: self.policy,
+            policy: self.policy_bits,
+            policy_source: self.policy_source,
             options: self.options,
             vmsa: &self.vmsa,
             sev_features: self.vmsa.sev_features(),
