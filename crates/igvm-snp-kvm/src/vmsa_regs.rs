@@ -188,8 +188,11 @@ pub fn sregs(v: &SevVmsa, base: &kvm_sregs) -> kvm_sregs {
 }
 
 /// The general registers, RIP and RFLAGS.
+///
+/// With the test-only feature `planted-translation-error`, R15 is left out
+/// (0), a translation error the fallback's digest check must catch.
 pub fn regs(v: &SevVmsa) -> kvm_regs {
-    kvm_regs {
+    let regs = kvm_regs {
         rax: v.rax,
         rbx: v.rbx,
         rcx: v.rcx,
@@ -208,7 +211,10 @@ pub fn regs(v: &SevVmsa) -> kvm_regs {
         r15: v.r15,
         rip: v.rip,
         rflags: v.rflags,
-    }
+    };
+    #[cfg(feature = "planted-translation-error")]
+    let regs = kvm_regs { r15: 0, ..regs };
+    regs
 }
 
 /// x87 and SSE state. The VMSA keeps the abridged (FXSAVE) tag word, as

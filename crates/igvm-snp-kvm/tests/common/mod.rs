@@ -1,5 +1,6 @@
-//! Helpers for native-run tests: building small SEV-SNP IGVM files with the
-//! `igvm` crate's builder and hand-assembling tiny x86 guests.
+//! Helpers for the tests: building small SEV-SNP IGVM files with the `igvm`
+//! crate's builder, editing the demo file, and hand-assembling tiny x86
+//! guests.
 
 #![allow(dead_code)]
 
@@ -135,4 +136,32 @@ impl Serial {
     pub fn text(&self) -> String {
         String::from_utf8_lossy(&self.0).into_owned()
     }
+}
+
+/// The demo file (`igvm_snp::demo`) with its directives edited.
+pub fn demo_with(edit: impl FnOnce(&mut Vec<IgvmDirectiveHeader>)) -> Vec<u8> {
+    let file = igvm_snp::demo::demo_file();
+    let mut dirs = file.directives().to_vec();
+    edit(&mut dirs);
+    let file = IgvmFile::new(
+        IgvmRevision::V1,
+        file.platforms().to_vec(),
+        file.initializations().to_vec(),
+        dirs,
+    )
+    .unwrap();
+    let mut bytes = Vec::new();
+    file.serialize(&mut bytes).unwrap();
+    bytes
+}
+
+/// The demo file with its VMSA edited.
+pub fn demo_with_vmsa(edit: impl Fn(&mut SevVmsa)) -> Vec<u8> {
+    demo_with(|dirs| {
+        for d in dirs.iter_mut() {
+            if let IgvmDirectiveHeader::SnpVpContext { vmsa, .. } = d {
+                edit(vmsa);
+            }
+        }
+    })
 }
