@@ -17,14 +17,11 @@
 
 mod common;
 
-use common::demo_with_vmsa;
-use igvm_snp::kvm_legacy::{FinishVmsas, KVM_RESET_RDX, KvmLegacyInputs, differing_fields};
-use igvm_snp::{GpaRange, LaunchConfig, LaunchDigest, LaunchPlan, PlanOptions, VmsaPlacement};
+use common::{FallbackLaunch, demo_with_vmsa, fallback_on_model};
+use igvm_snp::kvm_legacy::differing_fields;
 use igvm_snp_kvm::kvm_check::kvm_or_skip;
-use igvm_snp_kvm::launch::{LaunchOptions, ModelLaunch, VmsaFallback, launch_model};
-use igvm_snp_kvm::sev::{FirmwareModel, ModelConfig};
+use igvm_snp_kvm::sev::ModelConfig;
 
-const RAM: u64 = 16 << 20;
 const VCPUS: u32 = 2;
 /// R15 in the file's VMSA: a value the translation must carry.
 const R15: u64 = 0x0123_4567_89AB_CDEF;
@@ -34,28 +31,12 @@ fn demo_with_r15() -> Vec<u8> {
     demo_with_vmsa(|v| v.r15 = R15)
 }
 
-/// Launches `bytes` on the model without the VMSA page type, with the
-/// fallback; returns the launch, the kvm-legacy digest and KVM's predicted
-/// VMSAs.
-fn launch(bytes: &[u8]) -> (ModelLaunch, LaunchDigest, FinishVmsas) {
-    let config = LaunchConfig::new(VCPUS, vec![GpaRange::new(0, RAM)]);
-    let plan = LaunchPlan::new(bytes, &config, PlanOptions::default()).unwrap();
-    assert_eq!(plan.vmsa().vmsa.r15, R15);
-    let model = FirmwareModel::new(ModelConfig {
-        vmsa_page_type: false,
-        ..ModelConfig::default()
-    });
-    let options = LaunchOptions::new(vec![GpaRange::new(0, RAM)], VCPUS)
-        .with_vmsa_fallback(VmsaFallback::TranslateToRegisters);
-    let done = launch_model(&plan, &options, model).unwrap();
-    let legacy = KvmLegacyInputs::new(VCPUS, plan.init2_vmsa_features(), KVM_RESET_RDX);
-    let mut legacy_options = PlanOptions::default();
-    legacy_options.vmsa = VmsaPlacement::KvmFinish(legacy);
-    let predicted = LaunchPlan::new(bytes, &config, legacy_options)
-        .unwrap()
-        .launch_digest();
-    let vmsas = FinishVmsas::new(&plan.vmsa().vmsa, legacy);
-    (done, predicted, vmsas)
+/// Launches the demo with R15 set through the fallback on the model.
+fn launch() -> FallbackLaunch {
+    let bytes = demo_with_r15();
+    let launch = fallback_on_model(&bytes, VCPUS, ModelConfig::default());
+    assert_eq!(launch.vmsas.boot.r15, R15);
+    launch
 }
 
 #[cfg(feature = "planted-translation-error")]
@@ -64,7 +45,11 @@ fn a_register_left_out_of_the_translation_changes_the_digest() {
     if kvm_or_skip("a_register_left_out_of_the_translation_changes_the_digest").is_none() {
         return;
     }
-    let (done, predicted, vmsas) = launch(&demo_with_r15());
+    let FallbackLaunch {
+        done,
+        predicted,
+        vmsas,
+    } = launch();
     assert_eq!(done.launched.vcpus[0].get_regs().unwrap().r15, 0);
     assert_ne!(done.launched.report.launch_digest, Some(predicted));
     let measured = done.model.kvm_vmsas();
@@ -84,7 +69,11 @@ fn every_register_reaches_the_measured_vmsa() {
     if kvm_or_skip("every_register_reaches_the_measured_vmsa").is_none() {
         return;
     }
-    let (done, predicted, vmsas) = launch(&demo_with_r15());
+    let FallbackLaunch {
+        done,
+        predicted,
+        vmsas,
+    } = launch();
     assert_eq!(done.launched.vcpus[0].get_regs().unwrap().r15, R15);
     assert_eq!(done.launched.report.launch_digest, Some(predicted));
     let measured = done.model.kvm_vmsas();

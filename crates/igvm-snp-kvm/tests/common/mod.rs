@@ -165,3 +165,51 @@ pub fn demo_with_vmsa(edit: impl Fn(&mut SevVmsa)) -> Vec<u8> {
         }
     })
 }
+
+/// A launch of a file on the firmware model without the VMSA page type,
+/// through the register fallback, with what kvm_legacy predicts for it.
+pub struct FallbackLaunch {
+    /// The launch.
+    pub done: igvm_snp_kvm::launch::ModelLaunch,
+    /// The kvm-legacy profile's digest of the file.
+    pub predicted: igvm_snp::LaunchDigest,
+    /// The VMSAs kvm_legacy predicts KVM builds.
+    pub vmsas: igvm_snp::kvm_legacy::FinishVmsas,
+}
+
+/// Launches `bytes` with `vcpus` and 16 MiB of RAM on a model configured
+/// as `config` but without the VMSA page type, with the register fallback
+/// and KVM's reset RDX for the APs.
+pub fn fallback_on_model(
+    bytes: &[u8],
+    vcpus: u32,
+    config: igvm_snp_kvm::sev::ModelConfig,
+) -> FallbackLaunch {
+    use igvm_snp::kvm_legacy::{FinishVmsas, KVM_RESET_RDX, KvmLegacyInputs};
+    use igvm_snp::{GpaRange, LaunchConfig, LaunchPlan, PlanOptions, VmsaPlacement};
+    use igvm_snp_kvm::launch::{LaunchOptions, VmsaFallback, launch_model};
+    use igvm_snp_kvm::sev::{FirmwareModel, ModelConfig};
+
+    let ram = vec![GpaRange::new(0, 16 << 20)];
+    let launch_config = LaunchConfig::new(vcpus, ram.clone());
+    let plan = LaunchPlan::new(bytes, &launch_config, PlanOptions::default()).unwrap();
+    let model = FirmwareModel::new(ModelConfig {
+        vmsa_page_type: false,
+        ..config
+    });
+    let options =
+        LaunchOptions::new(ram, vcpus).with_vmsa_fallback(VmsaFallback::TranslateToRegisters);
+    let done = launch_model(&plan, &options, model).unwrap();
+    let legacy = KvmLegacyInputs::new(vcpus, plan.init2_vmsa_features(), KVM_RESET_RDX);
+    let mut legacy_options = PlanOptions::default();
+    legacy_options.vmsa = VmsaPlacement::KvmFinish(legacy);
+    let predicted = LaunchPlan::new(bytes, &launch_config, legacy_options)
+        .unwrap()
+        .launch_digest();
+    let vmsas = FinishVmsas::new(&plan.vmsa().vmsa, legacy);
+    FallbackLaunch {
+        done,
+        predicted,
+        vmsas,
+    }
+}
