@@ -553,6 +553,83 @@ fn launch_on_the_model_without_the_vmsa_page_type() {
     );
 }
 
+/// The demo with R15 set in its VMSA, and the `launch` arguments for the
+/// register fallback on the model with `vcpus`.
+fn r15_demo_and_fallback_args(dir: &Path) -> String {
+    let bytes = demo_with(|dirs| {
+        for d in dirs.iter_mut() {
+            if let IgvmDirectiveHeader::SnpVpContext { vmsa, .. } = d {
+                vmsa.r15 = 0x0123_4567_89AB_CDEF;
+            }
+        }
+    });
+    write(dir, "r15.igvm", &bytes)
+}
+
+const FALLBACK: [&str; 5] = [
+    "--backend",
+    "model",
+    "--model-no-vmsa-type",
+    "--allow-vmsa-fallback",
+    "--vcpus",
+];
+
+/// Built with the planted translation error (R15 left out of the register
+/// fallback): `launch` fails, naming the field, vCPU and both values.
+#[cfg(feature = "planted-translation-error")]
+#[test]
+fn launch_reports_the_vmsa_fields_a_translation_error_changes() {
+    if kvm_or_skip("launch_reports_the_vmsa_fields_a_translation_error_changes").is_none() {
+        return;
+    }
+    let dir = scratch("launch_planted");
+    let file = r15_demo_and_fallback_args(&dir);
+    let legacy = measure(&file, &["--profile", "kvm-legacy", "--vcpus", "2"]);
+    let o = igvm_load(&[&["launch", &file][..], &FALLBACK, &["2"]].concat());
+    assert_exit(&o, 1, "planted translation error");
+    let (text, err) = (stdout(&o), stderr(&o));
+    assert!(
+        text.contains(&format!("predicted KVM digest:   {legacy} (DIFFERS)")),
+        "{text}"
+    );
+    assert!(
+        text.contains("  vCPU 0 r15: backend 0x0, predicted 0x123456789abcdef\n"),
+        "{text}"
+    );
+    assert!(!text.contains("vCPU 1"), "{text}");
+    assert!(
+        err.contains("differ from the prediction in: vCPU 0 r15"),
+        "{err}"
+    );
+    let o = igvm_load(&[&["launch", &file, "--json"][..], &FALLBACK, &["2"]].concat());
+    assert_exit(&o, 1, "planted translation error --json");
+    let v = json(&o);
+    assert_eq!(
+        v["vmsa_differences"],
+        serde_json::json!([{"vcpu": 0, "field": "r15", "backend": "0x0",
+                            "predicted": "0x123456789abcdef"}]),
+        "{v}"
+    );
+}
+
+/// Without the planted error, the same file's digest on the model equals
+/// the kvm-legacy prediction, and no VMSA differences are reported.
+#[cfg(not(feature = "planted-translation-error"))]
+#[test]
+fn launch_with_r15_set_matches_the_kvm_legacy_digest() {
+    if kvm_or_skip("launch_with_r15_set_matches_the_kvm_legacy_digest").is_none() {
+        return;
+    }
+    let dir = scratch("launch_r15");
+    let file = r15_demo_and_fallback_args(&dir);
+    let legacy = measure(&file, &["--profile", "kvm-legacy", "--vcpus", "2"]);
+    let o = igvm_load(&[&["launch", &file, "--json"][..], &FALLBACK, &["2"]].concat());
+    assert_exit(&o, 0, "fallback with R15");
+    let v = json(&o);
+    assert_eq!(v["launch_digest"], legacy.as_str(), "{v}");
+    assert_eq!(v["vmsa_differences"], serde_json::json!([]), "{v}");
+}
+
 #[test]
 fn launch_on_kvm_without_snp_fails_in_the_preflight() {
     if PreflightReport::probe().require_snp().is_ok() {

@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 use std::io::Write;
 use std::process::ExitCode;
 
-use igvm_snp::kvm_legacy::KvmLegacyInputs;
+use igvm_snp::kvm_legacy::{FieldDifference, FinishVmsas, KvmLegacyInputs, field_differences};
 use igvm_snp::{LaunchDigest, LaunchPlan, VmsaPlacement};
 use igvm_snp_kvm::launch::{
     LaunchError, LaunchOptions, LaunchReport, VmsaFallback, VmsaOutcome, launch_model, launch_snp,
@@ -26,6 +26,51 @@ struct Outcome {
     /// With the fallback: the digest KVM's per-vCPU VMSAs give, predicted by
     /// planning the file with them (model backend).
     predicted_legacy: Option<(KvmLegacyInputs, LaunchDigest)>,
+    /// With the fallback on the model: where the VMSAs the model built from
+    /// the vCPUs' read-back state differ from kvm_legacy's prediction.
+    vmsa_differences: Vec<VmsaDifference>,
+}
+
+/// One VMSA field where the model's VMSA of a vCPU differs from the
+/// predicted one.
+#[derive(Debug, serde::Serialize)]
+struct VmsaDifference {
+    vcpu: usize,
+    field: &'static str,
+    /// The value in the VMSA the model built from the read-back state.
+    backend: String,
+    /// The value kvm_legacy predicts from the file.
+    predicted: String,
+}
+
+/// The differences between the VMSAs the model measured and the ones
+/// `kvm_legacy` predicts for `legacy`, per vCPU.
+fn vmsa_differences(
+    plan: &LaunchPlan<'_>,
+    legacy: KvmLegacyInputs,
+    measured: &[igvm_snp::SevVmsa],
+) -> Vec<VmsaDifference> {
+    let predicted = FinishVmsas::new(&plan.vmsa().vmsa, legacy);
+    measured
+        .iter()
+        .enumerate()
+        .flat_map(|(vcpu, got)| {
+            let want = if vcpu == 0 {
+                &predicted.boot
+            } else {
+                &predicted.ap
+            };
+            field_differences(got, want)
+                .into_iter()
+                .map(move |d| VmsaDifference {
+                    vcpu,
+                    field: d.field,
+                    backend: FieldDifference::value(d.left),
+                    predicted: FieldDifference::value(d.right),
+                })
+                .collect::<Vec<_>>()
+        })
+        .collect()
 }
 
 impl Outcome {
@@ -77,6 +122,7 @@ pub fn run(out: &mut impl Write, cmd: &LaunchCmd, progress: Progress) -> Result<
                 report: launched.report,
                 plan_digest: None,
                 predicted_legacy: None,
+                vmsa_differences: Vec::new(),
             }
         }
         Backend::Model => {
@@ -97,6 +143,12 @@ pub fn run(out: &mut impl Write, cmd: &LaunchCmd, progress: Progress) -> Result<
                         e,
                     )
                 })?;
+            let vmsa_differences = match done.launched.report.vmsa {
+                VmsaOutcome::Fallback { legacy } => {
+                    vmsa_differences(&plan, legacy, done.model.kvm_vmsas())
+                }
+                _ => Vec::new(),
+            };
             let report = done.launched.report;
             let plan_digest = progress.phase("hashing", pages, || plan.launch_digest());
             let predicted_legacy = match report.vmsa {
@@ -111,6 +163,7 @@ pub fn run(out: &mut impl Write, cmd: &LaunchCmd, progress: Progress) -> Result<
                 report,
                 plan_digest: Some(plan_digest),
                 predicted_legacy,
+                vmsa_differences,
             }
         }
     };
@@ -130,8 +183,22 @@ pub fn run(out: &mut impl Write, cmd: &LaunchCmd, progress: Progress) -> Result<
             .launch_digest
             .map(|d| d.to_string())
             .unwrap_or_default();
+        let mut fields: Vec<String> = outcome
+            .vmsa_differences
+            .iter()
+            .map(|d| format!("vCPU {} {}", d.vcpu, d.field))
+            .collect();
+        fields.dedup();
+        let why = if fields.is_empty() {
+            String::new()
+        } else {
+            format!(
+                "; the VMSAs built from the vCPUs' state differ from the prediction in: {}",
+                fields.join(", ")
+            )
+        };
         return Err(format!(
-            "{file}: the firmware model's digest {got} differs from the predicted {expected}"
+            "{file}: the firmware model's digest {got} differs from the predicted {expected}{why}"
         )
         .into());
     }
@@ -166,6 +233,7 @@ fn json(o: &Outcome) -> Result<serde_json::Value, Failure> {
     }
     if let Some((_, d)) = o.predicted_legacy {
         v["predicted_legacy_digest"] = serde_json::Value::String(d.to_string());
+        v["vmsa_differences"] = serde_json::to_value(&o.vmsa_differences)?;
     }
     Ok(v)
 }
@@ -203,8 +271,16 @@ fn text(o: &Outcome) -> String {
             s,
             "VMSA: the kernel refuses the VMSA page type; the VMSA went into vCPU 0's registers.\n\
              The measurement is KVM's per-vCPU one: {} VMSA(s) built by KVM at LAUNCH_FINISH \
-             (vmsa_features {:#x}, AP CPU signature {:#x}), not the plan's VMSA.",
-            legacy.vcpus, legacy.vmsa_features, legacy.cpu_signature
+             (vmsa_features {:#x}, AP CPU signature {:#x}), not the plan's VMSA.{}",
+            legacy.vcpus,
+            legacy.vmsa_features,
+            legacy.cpu_signature,
+            if o.backend == Backend::Model {
+                "\nThe firmware model built them from the vCPUs' state read back from KVM; the \
+                 predicted KVM digest comes from the file alone."
+            } else {
+                ""
+            }
         ),
     };
     for (step, diff) in &r.cpuid_corrections {
@@ -234,6 +310,20 @@ fn text(o: &Outcome) -> String {
     }
     if let Some((_, d)) = o.predicted_legacy {
         let _ = writeln!(s, "predicted KVM digest:   {d} {}", verdict(d));
+        if !o.vmsa_differences.is_empty() {
+            let _ = writeln!(
+                s,
+                "KVM's VMSAs, built from the vCPUs' state read back from KVM, differ from the \
+                 prediction:"
+            );
+        }
+        for d in &o.vmsa_differences {
+            let _ = writeln!(
+                s,
+                "  vCPU {} {}: backend {}, predicted {}",
+                d.vcpu, d.field, d.backend, d.predicted
+            );
+        }
     }
     let _ = match r.launch_digest {
         Some(d) => writeln!(s, "launch digest (backend): {d}"),

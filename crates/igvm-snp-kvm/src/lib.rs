@@ -22,6 +22,9 @@
 //! * [`memory`]: guest memory regions and memslots, plain or guest_memfd.
 //! * [`vmsa_regs`]: the translation of an SNP VMSA into KVM vCPU state (the
 //!   fallback on kernels without the VMSA page type, and native runs).
+//! * [`vmsa_sync`]: the VMSA today's KVM builds for a vCPU at
+//!   SNP_LAUNCH_FINISH, from the vCPU's state read back from KVM (what the
+//!   firmware model measures in the fallback).
 //! * [`native`]: runs a plan on plain KVM (no SEV), relaying the serial port.
 //! * [`mapped_file`]: a file mapped read-only, for parsing large images
 //!   without copying them.
@@ -51,3 +54,4 @@ pub mod native;
 pub mod preflight;
 pub mod sev;
 pub mod vmsa_regs;
+pub mod vmsa_sync;

@@ -52,7 +52,7 @@ pub const MSRS: [(u32, &str); 9] = [
     (0x176, "SYSENTER_EIP"),
 ];
 
-/// Errors applying vCPU state.
+/// Errors applying vCPU state or reading it back.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum VcpuStateError {
@@ -77,6 +77,23 @@ pub enum VcpuStateError {
     /// Building the MSR list failed.
     #[error("building the MSR list failed: {0}")]
     MsrList(String),
+    /// `KVM_GET_MSRS` stopped early.
+    #[error("KVM_GET_MSRS did not report MSR {name} ({index:#x})")]
+    MsrUnreadable {
+        /// The MSR's name.
+        name: &'static str,
+        /// The MSR number.
+        index: u32,
+    },
+    /// `KVM_GET_XSAVE` reports an XSAVE component the vCPU's CPUID does not
+    /// place within the area.
+    #[error(
+        "KVM_GET_XSAVE reports XSAVE component {component}, which CPUID does not place in the area"
+    )]
+    XsaveComponent {
+        /// The component number (0 when the area is too short for the legacy region).
+        component: u32,
+    },
     /// KVM's XSAVE area is larger than `struct kvm_xsave` (dynamic XSTATE
     /// features such as AMX are enabled for guests of this process).
     #[error("KVM's XSAVE area is {size} bytes, more than the 4096 this crate passes")]
@@ -171,8 +188,11 @@ pub fn sregs(v: &SevVmsa, base: &kvm_sregs) -> kvm_sregs {
 }
 
 /// The general registers, RIP and RFLAGS.
+///
+/// With the test-only feature `planted-translation-error`, R15 is left out
+/// (0), a translation error the fallback's digest check must catch.
 pub fn regs(v: &SevVmsa) -> kvm_regs {
-    kvm_regs {
+    let regs = kvm_regs {
         rax: v.rax,
         rbx: v.rbx,
         rcx: v.rcx,
@@ -191,7 +211,10 @@ pub fn regs(v: &SevVmsa) -> kvm_regs {
         r15: v.r15,
         rip: v.rip,
         rflags: v.rflags,
-    }
+    };
+    #[cfg(feature = "planted-translation-error")]
+    let regs = kvm_regs { r15: 0, ..regs };
+    regs
 }
 
 /// x87 and SSE state. The VMSA keeps the abridged (FXSAVE) tag word, as

@@ -6,6 +6,9 @@
 //! Needs /dev/kvm: skipped with a note without it, failing instead when
 //! IGVM_SNP_REQUIRE_KVM=1.
 
+mod common;
+
+use common::{demo_with, demo_with_vmsa};
 use igvm_snp::kvm_legacy::{KVM_RESET_RDX, KvmLegacyInputs};
 use igvm_snp::{GpaRange, LaunchConfig, LaunchPlan, PlanOptions, VmsaPlacement};
 use igvm_snp_kvm::kvm_check::kvm_or_skip;
@@ -14,23 +17,6 @@ use igvm_snp_kvm::memory::{Bytes, GuestAddress};
 use igvm_snp_kvm::sev::{FirmwareModel, ModelConfig, SevError};
 
 const RAM: u64 = 16 << 20;
-
-/// The demo file with its directives edited.
-fn demo_with(edit: impl FnOnce(&mut Vec<igvm::IgvmDirectiveHeader>)) -> Vec<u8> {
-    let file = igvm_snp::demo::demo_file();
-    let mut dirs = file.directives().to_vec();
-    edit(&mut dirs);
-    let file = igvm::IgvmFile::new(
-        igvm::IgvmRevision::V1,
-        file.platforms().to_vec(),
-        file.initializations().to_vec(),
-        dirs,
-    )
-    .unwrap();
-    let mut bytes = Vec::new();
-    file.serialize(&mut bytes).unwrap();
-    bytes
-}
 
 fn config() -> LaunchConfig {
     LaunchConfig::new(2, vec![GpaRange::new(0, RAM)])
@@ -301,13 +287,7 @@ fn the_fallback_refuses_a_vmsa_kvm_could_not_measure() {
     if kvm_or_skip("the_fallback_refuses_a_vmsa_kvm_could_not_measure").is_none() {
         return;
     }
-    let bytes = demo_with(|dirs| {
-        for d in dirs.iter_mut() {
-            if let igvm::IgvmDirectiveHeader::SnpVpContext { vmsa, .. } = d {
-                vmsa.dr7 = 0x401;
-            }
-        }
-    });
+    let bytes = demo_with_vmsa(|v| v.dr7 = 0x401);
     let plan = LaunchPlan::new(&bytes, &config(), PlanOptions::default()).unwrap();
     let model = FirmwareModel::new(ModelConfig {
         vmsa_page_type: false,

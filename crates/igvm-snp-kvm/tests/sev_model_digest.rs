@@ -5,12 +5,14 @@
 mod sev_support;
 
 use igvm_snp::{DigestChain, IdAuth, IdBlock, PageType, page_hash};
-use igvm_snp_kvm::sev::model::KVM_INITIAL_VMSA_GPA;
+use igvm_snp_kvm::sev::model::{KVM_INITIAL_VMSA_GPA, ModelRejection};
 use igvm_snp_kvm::sev::{
     FirmwareModel, IdInput, LaunchFinishInput, LaunchStartInput, LaunchUpdate, ModelConfig,
     PrivateMemory, SnpFirmware,
 };
-use sev_support::{POLICY, hex, started, vmsa_page};
+use igvm_snp_kvm::vmsa_sync::{SyncRefused, VcpuSnapshot};
+use kvm_bindings::{kvm_regs, kvm_sregs};
+use sev_support::{POLICY, hex, rejection, started, vmsa_page};
 use zerocopy::FromZeros;
 
 const VECTOR_4_3: &str = "d37c1c61f57e6c28202bc1dea89bd62837f512bad73229a624193609e83c8aff\
@@ -109,6 +111,25 @@ fn multi_page_ranges_match_digest_chain() {
     assert_eq!(m.launch_digest(), expect.digest());
 }
 
+/// A vCPU at `rip` whose KVM VMSA is [`vmsa_page`]`(0, 1)` apart from RIP:
+/// CR0 0x60000010 (CD and NW cleared in the VMCB), EFER 0 (SVME added),
+/// CR4 0 (MCE added), RFLAGS 2, XCR0 1, all else 0.
+fn snapshot(rip: u64) -> VcpuSnapshot {
+    VcpuSnapshot {
+        regs: kvm_regs {
+            rip,
+            rflags: 2,
+            ..Default::default()
+        },
+        sregs: kvm_sregs {
+            cr0: 0x6000_0010,
+            ..Default::default()
+        },
+        xcr0: 1,
+        ..Default::default()
+    }
+}
+
 #[test]
 fn kvm_built_vmsas_are_measured_at_finish_before_the_id_block_check() {
     let mut m = started(ModelConfig {
@@ -123,8 +144,8 @@ fn kvm_built_vmsas_are_measured_at_finish_before_the_id_block_check() {
     expect.update(PageType::Normal, 0x100000, &page_hash(&[5u8; 4096]));
     expect.update(PageType::Vmsa, KVM_INITIAL_VMSA_GPA, &page_hash(&bsp));
     expect.update(PageType::Vmsa, KVM_INITIAL_VMSA_GPA, &page_hash(&ap));
-    let to_page = |v: &[u8]| Box::new(<[u8; 4096]>::try_from(v).unwrap());
-    m.set_kvm_vmsas(vec![to_page(&bsp), to_page(&ap)]);
+    m.set_kvm_vcpus(vec![snapshot(0xfff0), snapshot(0xff42)]);
+    assert!(m.kvm_vmsas().is_empty());
 
     let mut block = IdBlock::new_zeroed();
     block.ld = expect.digest().0;
@@ -141,6 +162,38 @@ fn kvm_built_vmsas_are_measured_at_finish_before_the_id_block_check() {
     })
     .unwrap();
     assert_eq!(m.launch_digest(), expect.digest());
+    let built: Vec<u64> = m.kvm_vmsas().iter().map(|v| v.rip).collect();
+    assert_eq!(built, [0xfff0, 0xff42]);
+}
+
+/// KVM refuses LAUNCH_FINISH when it cannot build a vCPU's VMSA; the model
+/// names the vCPU and measures nothing.
+#[test]
+fn a_vcpu_kvm_cannot_build_a_vmsa_for_fails_launch_finish() {
+    let mut m = started(ModelConfig {
+        vmsa_page_type: false,
+        ..ModelConfig::default()
+    });
+    let before = m.launch_digest();
+    let mut bad = snapshot(0xfff0);
+    bad.debug.dr7 = 0x402;
+    m.set_kvm_vcpus(vec![snapshot(0xfff0), bad]);
+    let err = m
+        .launch_finish(&LaunchFinishInput {
+            id: None,
+            vcek_disabled: false,
+            host_data: [0; 32],
+        })
+        .unwrap_err();
+    assert_eq!(
+        rejection(&err),
+        ModelRejection::KvmVmsaRefused {
+            vcpu: 1,
+            refused: SyncRefused::Dr7 { dr7: 0x402 }
+        }
+    );
+    assert!(err.to_string().contains("vCPU 1"), "{err}");
+    assert_eq!(m.launch_digest(), before);
 }
 
 #[test]

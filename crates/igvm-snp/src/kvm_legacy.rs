@@ -524,19 +524,56 @@ pub fn fields_kvm_cannot_set(vmsa: &SevVmsa) -> Vec<&'static str> {
     out
 }
 
-/// The names of the fields where two VMSAs differ (each name once, in
-/// layout order); `"other"` when they differ only outside the named fields.
-pub fn differing_fields(a: &SevVmsa, b: &SevVmsa) -> Vec<&'static str> {
-    let mut out: Vec<&'static str> = Vec::new();
-    for (name, get) in FIELDS {
-        if get(a) != get(b) && !out.contains(name) {
-            out.push(name);
+/// A VMSA field where two VMSAs differ, with both values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FieldDifference<'a> {
+    /// The field's name (`"other"` for bytes outside the named fields).
+    pub field: &'static str,
+    /// Its bytes in the first VMSA.
+    pub left: &'a [u8],
+    /// Its bytes in the second VMSA.
+    pub right: &'a [u8],
+}
+
+impl FieldDifference<'_> {
+    /// A field's bytes for display: a little-endian hexadecimal number for
+    /// fields of up to 8 bytes, else the bytes in hexadecimal, in order.
+    pub fn value(bytes: &[u8]) -> String {
+        if bytes.len() <= 8 {
+            let mut v = [0u8; 8];
+            v[..bytes.len()].copy_from_slice(bytes);
+            format!("{:#x}", u64::from_le_bytes(v))
+        } else {
+            bytes.iter().map(|b| format!("{b:02x}")).collect()
+        }
+    }
+}
+
+/// The fields where two VMSAs differ, each name once (its first differing
+/// part), in layout order; one `"other"` entry with the whole pages when
+/// they differ only outside the named fields.
+pub fn field_differences<'a>(a: &'a SevVmsa, b: &'a SevVmsa) -> Vec<FieldDifference<'a>> {
+    let mut out: Vec<FieldDifference<'a>> = Vec::new();
+    for (field, get) in FIELDS {
+        let (left, right) = (get(a), get(b));
+        if left != right && !out.iter().any(|d| d.field == *field) {
+            out.push(FieldDifference { field, left, right });
         }
     }
     if out.is_empty() && a.as_bytes() != b.as_bytes() {
-        out.push("other");
+        out.push(FieldDifference {
+            field: "other",
+            left: a.as_bytes(),
+            right: b.as_bytes(),
+        });
     }
     out
+}
+
+/// The names of the fields where two VMSAs differ (each name once, in
+/// layout order); `"other"` when they differ only outside the named fields.
+pub fn differing_fields(a: &SevVmsa, b: &SevVmsa) -> Vec<&'static str> {
+    field_differences(a, b).iter().map(|d| d.field).collect()
 }
 
 #[cfg(test)]
@@ -661,6 +698,43 @@ mod tests {
         assert_eq!(h.len(), 3);
         assert_eq!(h[0], h[1]);
         assert_eq!(h[1], h[2]);
+    }
+
+    #[test]
+    fn field_differences_carry_both_values() {
+        let a = SevVmsa::new_zeroed();
+        let mut b = SevVmsa::new_zeroed();
+        b.r15 = 0x1234;
+        b.cs.attrib = 0x9B;
+        b.xmm_registers[0].low = 0xAB;
+        let d = field_differences(&a, &b);
+        let shown: Vec<(&str, String, String)> = d
+            .iter()
+            .map(|d| {
+                (
+                    d.field,
+                    FieldDifference::value(d.left),
+                    FieldDifference::value(d.right),
+                )
+            })
+            .collect();
+        // Segments (16 bytes) and XMM (256 bytes) as bytes in order; the
+        // attribute is bytes 2–3 of a segment.
+        let cs = "00009b".to_string() + &"00".repeat(13);
+        let xmm = "ab".to_string() + &"00".repeat(255);
+        assert_eq!(
+            shown,
+            [
+                ("cs", "00".repeat(16), cs),
+                ("r15", "0x0".into(), "0x1234".into()),
+                ("xmm", "00".repeat(256), xmm),
+            ]
+        );
+        // Outside the named fields: one "other" entry.
+        let mut c = SevVmsa::new_zeroed();
+        c.vmsa_reserved7[3] = 1;
+        assert_eq!(differing_fields(&a, &c), ["other"]);
+        assert_eq!(field_differences(&a, &c)[0].left.len(), 4096);
     }
 
     #[test]

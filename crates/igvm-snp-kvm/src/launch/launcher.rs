@@ -119,6 +119,12 @@ impl<'l, 'p, F: SnpFirmware + PrivateMemory, S> Launcher<'l, 'p, F, S> {
     pub fn firmware(&self) -> &F {
         &self.fw
     }
+
+    /// The firmware, mutably (e.g. to give the firmware model the vCPUs'
+    /// state before LAUNCH_FINISH).
+    pub fn firmware_mut(&mut self) -> &mut F {
+        &mut self.fw
+    }
 }
 
 impl<'l, 'p, F: SnpFirmware + PrivateMemory> Launcher<'l, 'p, F, New> {

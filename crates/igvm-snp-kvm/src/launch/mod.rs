@@ -260,6 +260,16 @@ pub enum LaunchError {
     /// The fallback needs vCPU 0 and the caller gave none.
     #[error("the VMSA fallback needs the boot vCPU, and none was given")]
     NoBootVcpu,
+    /// Reading a vCPU's state back from KVM failed (the firmware model,
+    /// before LAUNCH_FINISH).
+    #[error("reading vCPU {vcpu}'s state back from KVM: {source}")]
+    VcpuReadBack {
+        /// vCPU index.
+        vcpu: u32,
+        /// The failure.
+        #[source]
+        source: VcpuStateError,
+    },
     /// Translating the VMSA into vCPU state failed.
     #[error("setting vCPU {vcpu} state from the VMSA: {source}")]
     VcpuState {

@@ -3,11 +3,10 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use igvm_snp::kvm_legacy::{FinishVmsas, KVM_RESET_RDX, KvmLegacyInputs};
-use igvm_snp::{GpaRange, LaunchPlan, PAGE_SIZE};
+use igvm_snp::kvm_legacy::{KVM_RESET_RDX, KvmLegacyInputs};
+use igvm_snp::{GpaRange, LaunchPlan};
 use kvm_bindings::{CpuId, KVM_MAX_CPUID_ENTRIES, KVM_X86_SNP_VM};
 use kvm_ioctls::{Kvm, VcpuFd, VmFd};
-use zerocopy::IntoBytes;
 
 use super::{BootVcpu, LaunchError, LaunchOptions, LaunchReport, Launcher};
 use crate::memory::{
@@ -15,6 +14,7 @@ use crate::memory::{
 };
 use crate::preflight::PreflightReport;
 use crate::sev::{FirmwareModel, KvmSnp, PrivateMemory, SEV_DEVICE, SnpFirmware};
+use crate::vmsa_sync::VcpuSnapshot;
 
 /// A launched VM: ready to run.
 #[derive(Debug)]
@@ -82,7 +82,9 @@ fn legacy_inputs(plan: &LaunchPlan<'_>, options: &LaunchOptions) -> KvmLegacyInp
     )
 }
 
-/// Runs the launch state machine over `fw` once memory and the VM exist.
+/// Runs the launch state machine over `fw` once memory and the VM exist;
+/// `before_finish` sees the firmware and the vCPUs just before
+/// LAUNCH_FINISH.
 fn drive<F: SnpFirmware + PrivateMemory>(
     kvm: &Kvm,
     vm: &Arc<VmFd>,
@@ -90,6 +92,7 @@ fn drive<F: SnpFirmware + PrivateMemory>(
     options: &LaunchOptions,
     fw: F,
     memory: &GuestMemoryMmap,
+    before_finish: impl FnOnce(&mut F, &[VcpuFd]) -> Result<(), LaunchError>,
 ) -> Result<(F, Vec<VcpuFd>, LaunchReport), LaunchError> {
     let launcher = Launcher::init(plan, fw, memory)?;
     // vCPUs only after KVM_SEV_INIT2.
@@ -102,10 +105,11 @@ fn drive<F: SnpFirmware + PrivateMemory>(
         cpuid: &cpuid,
         legacy: legacy_inputs(plan, options),
     });
-    let launcher = launcher
+    let mut updated = launcher
         .start()?
-        .update(options.vmsa_fallback, boot, options.cpuid_retry)?
-        .finish()?;
+        .update(options.vmsa_fallback, boot, options.cpuid_retry)?;
+    before_finish(updated.firmware_mut(), &vcpus)?;
+    let launcher = updated.finish()?;
     let (fw, mut report) = launcher.into_parts();
     report.phase("create_vcpus", vcpu_time);
     Ok((fw, vcpus, report))
@@ -155,7 +159,7 @@ pub fn launch_snp(
         path: SEV_DEVICE,
         source,
     })?;
-    let (_fw, vcpus, mut report) = drive(&kvm, &vm, plan, options, fw, &memory)?;
+    let (_fw, vcpus, mut report) = drive(&kvm, &vm, plan, options, fw, &memory, |_, _| Ok(()))?;
     report.phase("preflight", preflight);
     report.phase("memory", memory_time);
     Ok(LaunchedVm {
@@ -170,15 +174,19 @@ pub fn launch_snp(
 /// Launches `plan` on the firmware model: memory and vCPUs are a plain KVM
 /// VM's (so the VMSA fallback really sets vCPU 0's registers); the SEV
 /// commands go to `model`. Without the VMSA page type in the model's
-/// configuration, the model is given the VMSAs KVM would build
-/// (`igvm_snp::kvm_legacy`) to measure at LAUNCH_FINISH.
+/// configuration, every vCPU's state is read back from KVM just before
+/// LAUNCH_FINISH ([`VcpuSnapshot::read`]), and the model builds and
+/// measures the VMSA KVM would build from it (`vmsa_sync`), so the digest
+/// shows what the fallback really loaded, not what `igvm_snp::kvm_legacy`
+/// predicts from the file.
 ///
 /// # Errors
-/// As [`launch_snp`], without the preflight.
+/// As [`launch_snp`], without the preflight; [`LaunchError::VcpuReadBack`]
+/// when a vCPU cannot be read back.
 pub fn launch_model(
     plan: &LaunchPlan<'_>,
     options: &LaunchOptions,
-    mut model: FirmwareModel,
+    model: FirmwareModel,
 ) -> Result<ModelLaunch, LaunchError> {
     plan.require_launchable()?;
     let kvm = Kvm::new().map_err(kvm_err("opening /dev/kvm"))?;
@@ -188,19 +196,27 @@ pub fn launch_model(
     let memory = anonymous(&layout)?;
     let memslots = Memslots::register(Arc::clone(&vm), &memory, MemoryFlavour::Plain, 0)?;
     let memory_time = t.elapsed();
-    if !model.config().vmsa_page_type {
-        let vmsas = FinishVmsas::new(&plan.vmsa().vmsa, legacy_inputs(plan, options));
-        let pages = (0..vmsas.vcpus)
-            .map(|i| {
-                let v = if i == 0 { &vmsas.boot } else { &vmsas.ap };
-                let mut page = Box::new([0u8; PAGE_SIZE]);
-                page.copy_from_slice(v.as_bytes());
-                page
-            })
-            .collect();
-        model.set_kvm_vmsas(pages);
+    let kvm_builds_vmsas = !model.config().vmsa_page_type;
+    let mut read_back_time = None;
+    let read_back = |model: &mut FirmwareModel, vcpus: &[VcpuFd]| {
+        if kvm_builds_vmsas {
+            let t = Instant::now();
+            let states = (0u32..)
+                .zip(vcpus)
+                .map(|(vcpu, fd)| {
+                    VcpuSnapshot::read(fd)
+                        .map_err(|source| LaunchError::VcpuReadBack { vcpu, source })
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            model.set_kvm_vcpus(states);
+            read_back_time = Some(t.elapsed());
+        }
+        Ok(())
+    };
+    let (model, vcpus, mut report) = drive(&kvm, &vm, plan, options, model, &memory, read_back)?;
+    if let Some(took) = read_back_time {
+        report.phase("read_back_vcpus", took);
     }
-    let (model, vcpus, mut report) = drive(&kvm, &vm, plan, options, model, &memory)?;
     report.phase("memory", memory_time);
     report.launch_digest = Some(model.launch_digest());
     Ok(ModelLaunch {

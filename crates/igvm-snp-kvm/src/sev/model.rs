@@ -23,8 +23,9 @@ mod rejection;
 pub use digest::KVM_INITIAL_VMSA_GPA;
 pub use rejection::ModelRejection;
 
-use igvm_snp::{LaunchDigest, PageType, SnpPolicy};
+use igvm_snp::{LaunchDigest, PageType, SevVmsa, SnpPolicy};
 use vmm_sys_util::errno::Error as Errno;
+use zerocopy::IntoBytes;
 
 use self::cpuid_check::{CpuidVerdict, check_cpuid_page, write_back};
 use self::digest::ModelDigest;
@@ -38,6 +39,7 @@ use super::error::{CommandContext, SevError};
 use super::firmware_error::FirmwareError;
 use super::progress::{CallFailure, CallRequest, Remaining, run_update};
 use super::vmsa_check::check_launch_vmsa;
+use crate::vmsa_sync::{VcpuSnapshot, sync_vmsa};
 
 /// SEV_FEATURES bit 5, DebugSwap.
 pub const SEV_FEATURE_DEBUG_SWAP: u64 = 1 << 5;
@@ -118,8 +120,8 @@ pub struct FirmwareModel {
     transient_left: u32,
     vmsa_support: VmsaPageTypeSupport,
     measured: Vec<MeasuredRun>,
-    kvm_vmsas: Vec<Box<[u8; 4096]>>,
-    kvm_vmsas_measured: bool,
+    kvm_vcpus: Vec<VcpuSnapshot>,
+    kvm_vmsas: Option<Vec<SevVmsa>>,
 }
 
 impl Default for FirmwareModel {
@@ -169,8 +171,8 @@ impl FirmwareModel {
             update_ioctls: 0,
             vmsa_support: VmsaPageTypeSupport::Unknown,
             measured: Vec::new(),
-            kvm_vmsas: Vec::new(),
-            kvm_vmsas_measured: false,
+            kvm_vcpus: Vec::new(),
+            kvm_vmsas: None,
         }
     }
 
@@ -215,11 +217,20 @@ impl FirmwareModel {
         self.private.iter().map(|(s, e)| s..e)
     }
 
-    /// The VMSAs KVM would build for the vCPUs (the path without the VMSA
-    /// page type): measured at LAUNCH_FINISH, in this order, at
-    /// [`KVM_INITIAL_VMSA_GPA`], before the ID block is checked.
-    pub fn set_kvm_vmsas(&mut self, vmsas: Vec<Box<[u8; 4096]>>) {
-        self.kvm_vmsas = vmsas;
+    /// The vCPUs' state as KVM holds it at LAUNCH_FINISH (the path without
+    /// the VMSA page type), in vCPU-index order. LAUNCH_FINISH builds each
+    /// vCPU's VMSA from it as KVM does (`vmsa_sync::sync_vmsa`, with this
+    /// model's INIT2 `vmsa_features`) and measures the pages, in this order,
+    /// at [`KVM_INITIAL_VMSA_GPA`], before the ID block is checked.
+    pub fn set_kvm_vcpus(&mut self, vcpus: Vec<VcpuSnapshot>) {
+        self.kvm_vcpus = vcpus;
+    }
+
+    /// The VMSAs LAUNCH_FINISH built from [`FirmwareModel::set_kvm_vcpus`]
+    /// and measured, in vCPU order; empty before LAUNCH_FINISH and when no
+    /// vCPU state was given.
+    pub fn kvm_vmsas(&self) -> &[SevVmsa] {
+        self.kvm_vmsas.as_deref().unwrap_or_default()
     }
 
     fn record(&mut self, page_type: PageType, gpa: u64) {
@@ -424,13 +435,25 @@ impl SnpFirmware for FirmwareModel {
             ModelPhase::Finished => return Err(reject(context, ModelRejection::FinishRepeated)),
             _ => return Err(reject(context, ModelRejection::FinishBeforeStart)),
         }
-        if !self.kvm_vmsas_measured {
-            for vmsa in &self.kvm_vmsas {
-                let hash = ModelDigest::page_hash(&vmsa[..]);
+        if self.kvm_vmsas.is_none() {
+            // KVM's snp_launch_update_vmsa(): sev_es_sync_vmsa() for every
+            // vCPU, each page measured as a VMSA at INITIAL_VMSA_GPA.
+            let vmsas = self
+                .kvm_vcpus
+                .iter()
+                .enumerate()
+                .map(|(vcpu, s)| {
+                    sync_vmsa(s, self.vmsa_features).map_err(|refused| {
+                        reject(context, ModelRejection::KvmVmsaRefused { vcpu, refused })
+                    })
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            for vmsa in &vmsas {
+                let hash = ModelDigest::page_hash(vmsa.as_bytes());
                 self.digest
                     .fold(PageType::Vmsa.value(), KVM_INITIAL_VMSA_GPA, hash);
             }
-            self.kvm_vmsas_measured = true;
+            self.kvm_vmsas = Some(vmsas);
         }
         if let Some(id) = input.id {
             let launch = self.digest.value();

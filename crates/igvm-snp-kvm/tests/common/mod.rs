@@ -1,5 +1,6 @@
-//! Helpers for native-run tests: building small SEV-SNP IGVM files with the
-//! `igvm` crate's builder and hand-assembling tiny x86 guests.
+//! Helpers for the tests: building small SEV-SNP IGVM files with the `igvm`
+//! crate's builder, editing the demo file, and hand-assembling tiny x86
+//! guests.
 
 #![allow(dead_code)]
 
@@ -134,5 +135,81 @@ impl Serial {
     /// The output as text.
     pub fn text(&self) -> String {
         String::from_utf8_lossy(&self.0).into_owned()
+    }
+}
+
+/// The demo file (`igvm_snp::demo`) with its directives edited.
+pub fn demo_with(edit: impl FnOnce(&mut Vec<IgvmDirectiveHeader>)) -> Vec<u8> {
+    let file = igvm_snp::demo::demo_file();
+    let mut dirs = file.directives().to_vec();
+    edit(&mut dirs);
+    let file = IgvmFile::new(
+        IgvmRevision::V1,
+        file.platforms().to_vec(),
+        file.initializations().to_vec(),
+        dirs,
+    )
+    .unwrap();
+    let mut bytes = Vec::new();
+    file.serialize(&mut bytes).unwrap();
+    bytes
+}
+
+/// The demo file with its VMSA edited.
+pub fn demo_with_vmsa(edit: impl Fn(&mut SevVmsa)) -> Vec<u8> {
+    demo_with(|dirs| {
+        for d in dirs.iter_mut() {
+            if let IgvmDirectiveHeader::SnpVpContext { vmsa, .. } = d {
+                edit(vmsa);
+            }
+        }
+    })
+}
+
+/// A launch of a file on the firmware model without the VMSA page type,
+/// through the register fallback, with what kvm_legacy predicts for it.
+pub struct FallbackLaunch {
+    /// The launch.
+    pub done: igvm_snp_kvm::launch::ModelLaunch,
+    /// The kvm-legacy profile's digest of the file.
+    pub predicted: igvm_snp::LaunchDigest,
+    /// The VMSAs kvm_legacy predicts KVM builds.
+    pub vmsas: igvm_snp::kvm_legacy::FinishVmsas,
+}
+
+/// Launches `bytes` with `vcpus` and 16 MiB of RAM on a model configured
+/// as `config` but without the VMSA page type, with the register fallback
+/// and KVM's reset RDX for the APs.
+pub fn fallback_on_model(
+    bytes: &[u8],
+    vcpus: u32,
+    config: igvm_snp_kvm::sev::ModelConfig,
+) -> FallbackLaunch {
+    use igvm_snp::kvm_legacy::{FinishVmsas, KVM_RESET_RDX, KvmLegacyInputs};
+    use igvm_snp::{GpaRange, LaunchConfig, LaunchPlan, PlanOptions, VmsaPlacement};
+    use igvm_snp_kvm::launch::{LaunchOptions, VmsaFallback, launch_model};
+    use igvm_snp_kvm::sev::{FirmwareModel, ModelConfig};
+
+    let ram = vec![GpaRange::new(0, 16 << 20)];
+    let launch_config = LaunchConfig::new(vcpus, ram.clone());
+    let plan = LaunchPlan::new(bytes, &launch_config, PlanOptions::default()).unwrap();
+    let model = FirmwareModel::new(ModelConfig {
+        vmsa_page_type: false,
+        ..config
+    });
+    let options =
+        LaunchOptions::new(ram, vcpus).with_vmsa_fallback(VmsaFallback::TranslateToRegisters);
+    let done = launch_model(&plan, &options, model).unwrap();
+    let legacy = KvmLegacyInputs::new(vcpus, plan.init2_vmsa_features(), KVM_RESET_RDX);
+    let mut legacy_options = PlanOptions::default();
+    legacy_options.vmsa = VmsaPlacement::KvmFinish(legacy);
+    let predicted = LaunchPlan::new(bytes, &launch_config, legacy_options)
+        .unwrap()
+        .launch_digest();
+    let vmsas = FinishVmsas::new(&plan.vmsa().vmsa, legacy);
+    FallbackLaunch {
+        done,
+        predicted,
+        vmsas,
     }
 }

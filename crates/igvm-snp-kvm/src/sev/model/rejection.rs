@@ -5,6 +5,7 @@ use igvm_snp::LaunchDigest;
 
 use super::super::firmware_error::FirmwareError;
 use super::super::vmsa_check::VmsaProblem;
+use crate::vmsa_sync::SyncRefused;
 
 /// A rule of the KVM / AMD-SP launch flow the model enforces.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -82,6 +83,15 @@ pub enum ModelRejection {
     /// LAUNCH_FINISH before LAUNCH_START.
     #[error("LAUNCH_FINISH before LAUNCH_START")]
     FinishBeforeStart,
+    /// KVM would refuse to build a vCPU's VMSA at LAUNCH_FINISH
+    /// (`sev_es_sync_vmsa()` fails with `EINVAL`).
+    #[error("KVM cannot build the VMSA of vCPU {vcpu}: {refused}")]
+    KvmVmsaRefused {
+        /// The vCPU index.
+        vcpu: usize,
+        /// Why.
+        refused: SyncRefused,
+    },
     /// LAUNCH_FINISH a second time.
     #[error("LAUNCH_FINISH was already issued")]
     FinishRepeated,
@@ -124,7 +134,8 @@ impl ModelRejection {
             | MissingSource { .. }
             | NotPrivate { .. }
             | Vmsa { .. }
-            | FinishBeforeStart => (libc::EINVAL, FirmwareError::Success),
+            | FinishBeforeStart
+            | KvmVmsaRefused { .. } => (libc::EINVAL, FirmwareError::Success),
         }
     }
 }
