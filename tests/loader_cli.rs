@@ -1048,17 +1048,24 @@ fn missing_acpi_table_names_the_option() {
     assert_eq!(json(&o)["launch_digest"], digest.as_str());
 }
 
+/// The committed igvmbuilder fixtures and their igvmmeasure digests
+/// (tests/fixtures/igvmbuilder/expected.json; README there).
+fn igvmbuilder_fixtures() -> (PathBuf, Vec<serde_json::Value>) {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/igvmbuilder");
+    let expected: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("expected.json")).unwrap()).unwrap();
+    let entries = expected.as_array().unwrap().clone();
+    assert!(entries.len() >= 9, "{} fixtures", entries.len());
+    (dir, entries)
+}
+
 /// Real igvmbuilder output (tests/fixtures/igvmbuilder, README there):
 /// measure equals igvmmeasure's digests, default and --native-zero, and
 /// check exits 0.
 #[test]
 fn real_igvmbuilder_files_measure_as_igvmmeasure() {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/igvmbuilder");
-    let expected: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(dir.join("expected.json")).unwrap()).unwrap();
-    let entries = expected.as_array().unwrap();
-    assert!(!entries.is_empty());
-    for e in entries {
+    let (dir, entries) = igvmbuilder_fixtures();
+    for e in &entries {
         let file = dir.join(e["file"].as_str().unwrap());
         let file = file.to_str().unwrap();
         assert_eq!(measure(file, &[]), e["digest"].as_str().unwrap(), "{file}");
@@ -1070,5 +1077,42 @@ fn real_igvmbuilder_files_measure_as_igvmmeasure() {
         let o = igvm_load(&["check", file]);
         assert_exit(&o, 0, &format!("check {file}"));
         assert!(stdout(&o).contains(e["digest"].as_str().unwrap()), "{file}");
+    }
+}
+
+/// Real igvmbuilder output launches on the firmware model with no option
+/// but the backend: no policy header (QEMU's default), required memory far
+/// above RAM (a region of its own), MADT and device-tree parameters (the
+/// loader's defaults), VMSA features beyond upstream KVM's (noted); the
+/// backend's digest is measure's, which is igvmmeasure's.
+#[test]
+fn real_igvmbuilder_files_launch_on_the_model_without_options() {
+    if kvm_or_skip("real_igvmbuilder_files_launch_on_the_model_without_options").is_none() {
+        return;
+    }
+    let (dir, entries) = igvmbuilder_fixtures();
+    for e in &entries {
+        let file = dir.join(e["file"].as_str().unwrap());
+        let file = file.to_str().unwrap();
+        let o = igvm_load(&["launch", file, "--backend", "model", "--json"]);
+        assert_exit(&o, 0, &format!("launch --backend model {file}"));
+        let v = json(&o);
+        assert_eq!(v["launch_digest"], e["digest"], "{file}: {v}");
+        let err = stderr(&o);
+        assert!(err.contains("upstream KVM offers 0x220"), "{file}: {err}");
+        // As upstream KVM: INIT2 refuses the features, named.
+        let o = igvm_load(&[
+            "launch",
+            file,
+            "--backend",
+            "model",
+            "--model-vmsa-features",
+            "220",
+        ]);
+        assert_exit(&o, 1, &format!("launch as upstream KVM {file}"));
+        assert!(
+            stderr(&o).contains("not within the supported 0x220"),
+            "{file}"
+        );
     }
 }

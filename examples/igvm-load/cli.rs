@@ -96,6 +96,11 @@ pub struct LaunchCmd {
     /// fallback path with --allow-vmsa-fallback).
     #[arg(long)]
     pub model_no_vmsa_type: bool,
+    /// The VMSA features the firmware model's KVM_SEV_INIT2 accepts, hexadecimal (e.g. 220
+    /// for upstream KVM's DebugSwap | SecureTSC) [default: upstream KVM's plus whatever the
+    /// file's VMSA asks for, with a note when that is more than upstream KVM offers].
+    #[arg(long, value_parser = crate::check::parse_hex_u64)]
+    pub model_vmsa_features: Option<u64>,
     /// Retry a CPUID page the firmware rejects once, with the firmware's corrections.
     #[arg(long)]
     pub cpuid_retry: bool,

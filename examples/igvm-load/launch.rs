@@ -105,6 +105,26 @@ fn options(cmd: &LaunchCmd) -> LaunchOptions {
     options
 }
 
+/// The VMSA features the model accepts: `--model-vmsa-features`, or
+/// upstream KVM's plus the plan's, with a note on stderr when the plan asks
+/// for more than upstream KVM offers (real files do: coconut-svsm's
+/// igvmbuilder sets RestrictedInjection, which needs a KVM that supports it).
+fn model_vmsa_features(cmd: &LaunchCmd, plan: &LaunchPlan<'_>) -> u64 {
+    if let Some(features) = cmd.model_vmsa_features {
+        return features;
+    }
+    let upstream = ModelConfig::default().supported_vmsa_features;
+    let wanted = plan.init2_vmsa_features();
+    if wanted & !upstream != 0 {
+        eprintln!(
+            "note: the file's VMSA asks for VMSA features {wanted:#x}; upstream KVM offers \
+             {upstream:#x}, so KVM_SEV_INIT2 needs a KVM with the others: the model accepts them \
+             (--model-vmsa-features {upstream:x} models upstream KVM)"
+        );
+    }
+    upstream | wanted
+}
+
 /// Runs `launch`.
 pub fn run(out: &mut impl Write, cmd: &LaunchCmd, progress: Progress) -> Result<ExitCode, Failure> {
     let bytes = crate::snapshot(&cmd.file)?;
@@ -128,6 +148,7 @@ pub fn run(out: &mut impl Write, cmd: &LaunchCmd, progress: Progress) -> Result<
         Backend::Model => {
             let model = FirmwareModel::new(ModelConfig {
                 vmsa_page_type: !cmd.model_no_vmsa_type,
+                supported_vmsa_features: model_vmsa_features(cmd, &plan),
                 ..ModelConfig::default()
             });
             let done = progress
