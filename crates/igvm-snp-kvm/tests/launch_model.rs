@@ -345,3 +345,21 @@ fn the_snapshot_planned_is_the_snapshot_launched() {
     );
     std::fs::remove_file(path).unwrap();
 }
+
+/// The launch creates the vCPUs the plan was configured for (its VP count
+/// parameter tells the guest how many there are): other options are refused
+/// before anything is created.
+#[test]
+fn the_launch_creates_the_plans_vcpu_count() {
+    if kvm_or_skip("the_launch_creates_the_plans_vcpu_count").is_none() {
+        return;
+    }
+    let bytes = igvm_snp::demo::demo_igvm();
+    let plan = LaunchPlan::new(&bytes, &config(), PlanOptions::default()).unwrap();
+    assert_eq!(plan.vcpu_count(), 2);
+    let three = LaunchOptions::new(vec![GpaRange::new(0, RAM)], 3);
+    match launch_model(&plan, &three, FirmwareModel::default()) {
+        Err(LaunchError::VcpuCountMismatch { got, plan, .. }) => assert_eq!((got, plan), (3, 2)),
+        other => panic!("unexpected {:?}", other.map(|_| ())),
+    }
+}

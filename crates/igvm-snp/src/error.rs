@@ -516,6 +516,22 @@ pub enum Error {
     /// The configured vCPU count is zero.
     #[error("the configuration has 0 vCPUs; a launch needs at least the boot CPU")]
     NoVcpus,
+    /// The kvm-legacy inputs describe another VM than the configuration or
+    /// the file: one vCPU count and one set of VMSA features must serve the
+    /// VP count parameter, KVM_SEV_INIT2 and KVM's VMSAs alike.
+    #[error(
+        "the kvm-legacy inputs ({what}: {legacy:#x}) differ from the {source_name}'s ({expected:#x})"
+    )]
+    LegacyInputsMismatch {
+        /// Which input: "vCPUs" or "VMSA features".
+        what: &'static str,
+        /// The kvm-legacy input.
+        legacy: u64,
+        /// What the configuration or the file says.
+        expected: u64,
+        /// "configuration" (vCPUs) or "file's VMSA" (features).
+        source_name: &'static str,
+    },
     /// An SNP ID block whose fields are inconsistent.
     #[error("{at}: SNP ID block: {reason}")]
     InvalidIdBlock {

@@ -563,3 +563,40 @@ fn reset_table_matches_published_vector() {
         "728af287318db5f3fc4d2357a969483c4225956dc555b514a78d64ee372112d13b3dca8afd02cdbd1c55697d8ce087f5"
     );
 }
+
+/// One vCPU count and one set of VMSA features serve the VP count
+/// parameter, KVM_SEV_INIT2 and KVM's VMSAs: kvm-legacy inputs that
+/// describe another VM are refused, naming which input differs.
+#[test]
+fn kvm_legacy_inputs_must_match_the_configuration_and_the_file() {
+    let bytes = igvm_snp::demo::demo_igvm();
+    let config = LaunchConfig::new(2, vec![GpaRange::new(0, 16 << 20)]);
+    let features = LaunchPlan::new(&bytes, &config, Default::default())
+        .unwrap()
+        .init2_vmsa_features();
+    let plan_with = |inputs: KvmLegacyInputs| {
+        LaunchPlan::new(&bytes, &config, Profile::KvmLegacy(inputs).options())
+            .map(|p| p.vcpu_count())
+    };
+    assert_eq!(plan_with(KvmLegacyInputs::new(2, features, 0x600)), Ok(2));
+    match plan_with(KvmLegacyInputs::new(4, features, 0x600)) {
+        Err(Error::LegacyInputsMismatch {
+            what,
+            legacy,
+            expected,
+            ..
+        }) => assert_eq!((what, legacy, expected), ("vCPUs", 4, 2)),
+        other => panic!("unexpected {other:?}"),
+    }
+    match plan_with(KvmLegacyInputs::new(2, features | 0x20, 0x600)) {
+        Err(
+            e @ Error::LegacyInputsMismatch {
+                what: "VMSA features",
+                ..
+            },
+        ) => {
+            assert!(e.to_string().contains("file's VMSA"), "{e}");
+        }
+        other => panic!("unexpected {other:?}"),
+    }
+}

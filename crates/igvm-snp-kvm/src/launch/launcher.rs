@@ -315,6 +315,13 @@ impl<'l, 'p, F: SnpFirmware + PrivateMemory> Launcher<'l, 'p, F, Started> {
                     return Err(LaunchError::VmsaPageTypeUnsupported { gpa: step.gpa });
                 }
                 let boot = boot.ok_or(LaunchError::NoBootVcpu)?;
+                if boot.legacy.vcpus != self.plan.vcpu_count() {
+                    return Err(LaunchError::VcpuCountMismatch {
+                        what: "the kvm-legacy inputs",
+                        got: boot.legacy.vcpus,
+                        plan: self.plan.vcpu_count(),
+                    });
+                }
                 // Fail now rather than at LAUNCH_FINISH, where KVM would
                 // refuse to build its VMSA from this state.
                 if let Some(reason) = boot_vmsa_refused(&self.plan.vmsa().vmsa) {

@@ -257,6 +257,18 @@ pub enum LaunchError {
         /// What the plan's VMSA needs.
         plan: u64,
     },
+    /// The launch would create another number of vCPUs (or KVM would
+    /// measure VMSAs for another number) than the plan's configuration, whose
+    /// VP count parameter the guest reads.
+    #[error("{what} has {got} vCPU(s), but the plan was configured for {plan}")]
+    VcpuCountMismatch {
+        /// What disagrees: "the launch options" or "the kvm-legacy inputs".
+        what: &'static str,
+        /// Its count.
+        got: u32,
+        /// [`igvm_snp::LaunchPlan::vcpu_count`].
+        plan: u32,
+    },
     /// The fallback needs vCPU 0 and the caller gave none.
     #[error("the VMSA fallback needs the boot vCPU, and none was given")]
     NoBootVcpu,

@@ -46,6 +46,19 @@ fn kvm_err(what: &'static str) -> impl FnOnce(vmm_sys_util::errno::Error) -> Lau
     move |source| LaunchError::Kvm { what, source }
 }
 
+/// The launch options must create the vCPUs the plan was configured for.
+fn check_vcpus(plan: &LaunchPlan<'_>, options: &LaunchOptions) -> Result<(), LaunchError> {
+    if options.vcpus == plan.vcpu_count() {
+        Ok(())
+    } else {
+        Err(LaunchError::VcpuCountMismatch {
+            what: "the launch options",
+            got: options.vcpus,
+            plan: plan.vcpu_count(),
+        })
+    }
+}
+
 /// Creates the vCPUs (after INIT2) and gives each the host's supported
 /// CPUID; in the fallback the APs get RDX = the CPU signature.
 fn create_vcpus(
@@ -144,6 +157,7 @@ pub fn launch_snp(
     let t = Instant::now();
     PreflightReport::probe().require_snp()?;
     plan.require_launchable()?;
+    check_vcpus(plan, options)?;
     let preflight = t.elapsed();
     let kvm = Kvm::new().map_err(kvm_err("opening /dev/kvm"))?;
     let vm = Arc::new(
@@ -189,6 +203,7 @@ pub fn launch_model(
     model: FirmwareModel,
 ) -> Result<ModelLaunch, LaunchError> {
     plan.require_launchable()?;
+    check_vcpus(plan, options)?;
     let kvm = Kvm::new().map_err(kvm_err("opening /dev/kvm"))?;
     let vm = Arc::new(kvm.create_vm().map_err(kvm_err("KVM_CREATE_VM"))?);
     let layout = layout(&kvm, plan, options)?;

@@ -367,6 +367,23 @@ pub(super) fn build<'a>(
         });
     }
     let vmsa = vmsa.ok_or(Error::NoVmsa)?;
+    if let VmsaPlacement::KvmFinish(k) = options.vmsa {
+        let mismatch = |what, legacy: u64, expected: u64, source_name| {
+            (legacy != expected).then_some(Error::LegacyInputsMismatch {
+                what,
+                legacy,
+                expected,
+                source_name,
+            })
+        };
+        let vcpus = u64::from(config.vcpu_count);
+        let features = vmsa.init2_vmsa_features();
+        if let Some(e) = mismatch("vCPUs", u64::from(k.vcpus), vcpus, "configuration")
+            .or_else(|| mismatch("VMSA features", k.vmsa_features, features, "file's VMSA"))
+        {
+            return Err(e);
+        }
+    }
     overlap::check(&file, mask, options, &b.steps, &b.shared, &host_visible)?;
 
     Ok(LaunchPlan {
@@ -384,5 +401,6 @@ pub(super) fn build<'a>(
         finish,
         unfilled,
         config_memory: memory,
+        vcpu_count: config.vcpu_count,
     })
 }

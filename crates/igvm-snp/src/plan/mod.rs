@@ -187,6 +187,7 @@ pub struct LaunchPlan<'a> {
     finish: LaunchFinish,
     unfilled: Vec<UnfilledParameter>,
     config_memory: Vec<GpaRange>,
+    vcpu_count: u32,
 }
 
 impl<'a> LaunchPlan<'a> {
@@ -209,6 +210,12 @@ impl<'a> LaunchPlan<'a> {
         options: PlanOptions,
     ) -> Result<Self> {
         build::build(file, config, options)
+    }
+
+    /// The configured vCPU count ([`LaunchConfig::vcpu_count`]): what the
+    /// VP count parameter says, and what a launch must create.
+    pub fn vcpu_count(&self) -> u32 {
+        self.vcpu_count
     }
 
     /// The parsed file.

@@ -1,0 +1,243 @@
+//! `vmm-embed`: a minimal VMM that links igvm-snp in, as a rust-vmm VMM
+//! would. The VMM owns every object: the KVM VM and vCPU fds, and guest
+//! memory as a vm-memory `GuestMemoryMmap`. The library plans the IGVM
+//! file, says which memory the plan needs, writes the plan's pages into the
+//! VMM's memory, registers it with the VMM's VM, and turns the file's VMSA
+//! into the VMM's vCPU state; the run loop and the serial port are the
+//! VMM's.
+//!
+//! ```text
+//! cargo run --release --example vmm-embed -- FILE [--model] [--memory-mib N] [--time-limit SECS]
+//! ```
+//!
+//! Natively (no SEV): the guest's COM1 output on stdout; exit 0 when the
+//! guest halts, 1 with a message otherwise. With `--model` the file is
+//! launched on the software model of the AMD-SP instead (the VMM's VM,
+//! memory and vCPU are still real KVM objects) and the launch digest is
+//! printed, checked against the plan's.
+
+use std::io::Write;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::mpsc;
+use std::time::Duration;
+
+use igvm_snp::{GpaRange, LaunchConfig, LaunchPlan, PAGE_SIZE, PlanOptions};
+use igvm_snp_kvm::launch::{Launcher, VmsaFallback};
+use igvm_snp_kvm::memory::{
+    GuestAddress, GuestMemoryMmap, LayoutOptions, LoadOptions, MemoryFlavour, Memslots, VmsaPage,
+    host_phys_bits, layout_for, load_plan,
+};
+use igvm_snp_kvm::sev::{CpuidRetry, FirmwareModel, ModelConfig};
+use igvm_snp_kvm::vmsa_regs;
+use kvm_bindings::KVM_MAX_CPUID_ENTRIES;
+use kvm_ioctls::{Kvm, VcpuExit, VcpuFd, VmFd};
+
+/// The VMM's serial port: COM1.
+const COM1: u16 = 0x3F8;
+
+type Failure = Box<dyn std::error::Error + Send + Sync>;
+
+/// Command-line options.
+struct Options {
+    file: String,
+    model: bool,
+    memory: u64,
+    time_limit: Duration,
+}
+
+fn usage() -> ExitCode {
+    eprintln!(
+        "usage: vmm-embed FILE [--model] [--memory-mib N] [--time-limit SECS]\n\
+         runs an IGVM file natively on /dev/kvm (serial output on stdout), or with --model\n\
+         launches it on the SEV-SNP firmware model and prints the launch digest"
+    );
+    ExitCode::from(2)
+}
+
+fn parse() -> Option<Options> {
+    let mut args = std::env::args().skip(1);
+    let mut options = Options {
+        file: String::new(),
+        model: false,
+        memory: 64 << 20,
+        time_limit: Duration::from_secs(10),
+    };
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--model" => options.model = true,
+            "--memory-mib" => options.memory = args.next()?.parse::<u64>().ok()? << 20,
+            "--time-limit" => {
+                options.time_limit =
+                    Duration::try_from_secs_f64(args.next()?.parse().ok()?).ok()?;
+            }
+            _ if arg.starts_with('-') || !options.file.is_empty() => return None,
+            _ => options.file = arg,
+        }
+    }
+    (!options.file.is_empty() && options.memory > 0).then_some(options)
+}
+
+fn main() -> ExitCode {
+    let Some(options) = parse() else {
+        return usage();
+    };
+    match run(&options) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            let mut message = e.to_string();
+            eprintln!("error: {}: {message}", options.file);
+            let mut source = e.source();
+            while let Some(s) = source {
+                // Errors that already print their cause are not repeated.
+                let text = s.to_string();
+                if !message.contains(&text) {
+                    eprintln!("  caused by: {text}");
+                }
+                message = text;
+                source = s.source();
+            }
+            ExitCode::from(1)
+        }
+    }
+}
+
+/// The VMM's own objects: its VM, memory and the memslots over it.
+struct Vmm {
+    kvm: Kvm,
+    vm: Arc<VmFd>,
+    memory: GuestMemoryMmap,
+    _memslots: Memslots,
+}
+
+impl Vmm {
+    /// Creates the VM and the memory `plan` needs beyond `ram` (the VMM's
+    /// choice of memory: vm-memory's mmap backend), leaving out `exclude`.
+    fn new(
+        plan: &LaunchPlan<'_>,
+        ram: &[GpaRange],
+        exclude: Option<GpaRange>,
+    ) -> Result<Self, Failure> {
+        let kvm = Kvm::new().map_err(|e| format!("cannot open /dev/kvm: {e}"))?;
+        let vm = Arc::new(kvm.create_vm()?);
+        let mut layout_options = LayoutOptions::new(host_phys_bits(&kvm)?);
+        if let Some(range) = exclude {
+            layout_options = layout_options.excluding(range);
+        }
+        let layout = layout_for(plan, ram, &layout_options)?;
+        let ranges: Vec<(GuestAddress, usize)> = layout
+            .iter()
+            .map(|r| Ok((GuestAddress(r.gpa), usize::try_from(r.size)?)))
+            .collect::<Result<_, std::num::TryFromIntError>>()?;
+        let memory = GuestMemoryMmap::from_ranges(&ranges)?;
+        let memslots = Memslots::register(Arc::clone(&vm), &memory, MemoryFlavour::Plain, 0)?;
+        Ok(Vmm {
+            kvm,
+            vm,
+            memory,
+            _memslots: memslots,
+        })
+    }
+}
+
+fn run(options: &Options) -> Result<(), Failure> {
+    let bytes = std::fs::read(&options.file)?;
+    let ram = vec![GpaRange::new(0, options.memory)];
+    // What this VMM provides to the file's parameters: one vCPU, its RAM,
+    // an empty command line, a MADT for one vCPU, and no device tree, SRAT,
+    // SLIT or PPTT (empty: their areas stay as the file has them, as QEMU
+    // leaves them).
+    let mut config = LaunchConfig::new(1, ram.clone()).with_command_line("");
+    config.madt = Some(igvm_snp::acpi::madt_for_vcpus(1)?);
+    for table in [
+        &mut config.device_tree,
+        &mut config.srat,
+        &mut config.slit,
+        &mut config.pptt,
+    ] {
+        *table = Some(Vec::new());
+    }
+    let plan = LaunchPlan::new(&bytes, &config, PlanOptions::default())?;
+    if options.model {
+        launch_on_model(&plan, &ram)
+    } else {
+        run_natively(&plan, &ram, options.time_limit)
+    }
+}
+
+/// The plan's pages in the VMM's memory, the VMSA in the VMM's vCPU, then
+/// the VMM's run loop.
+fn run_natively(plan: &LaunchPlan<'_>, ram: &[GpaRange], limit: Duration) -> Result<(), Failure> {
+    let vmsa = plan.vmsa();
+    // The VMSA page itself becomes vCPU state, not memory.
+    let vmm = Vmm::new(plan, ram, Some(GpaRange::new(vmsa.gpa, PAGE_SIZE as u64)))?;
+    load_plan(plan, &vmm.memory, LoadOptions::new(VmsaPage::Skip))?;
+    let vcpu = vmm.vm.create_vcpu(0)?;
+    let cpuid = vmm.kvm.get_supported_cpuid(KVM_MAX_CPUID_ENTRIES)?;
+    vmsa_regs::apply(&vmm.vm, &vcpu, &cpuid, &vmsa.vmsa)?;
+    // The vCPU runs on a thread of its own; past the time limit the VMM
+    // stops waiting and exits (which ends the vCPU thread with it).
+    let (done, outcome) = mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = done.send(run_vcpu(vcpu));
+    });
+    match outcome.recv_timeout(limit) {
+        Ok(result) => result,
+        Err(_) => Err(format!("the guest did not halt within {} s", limit.as_secs_f64()).into()),
+    }
+}
+
+/// The VMM's KVM_RUN loop: COM1 output to stdout, the line status register
+/// always "transmitter empty", HLT ends the run.
+fn run_vcpu(mut vcpu: VcpuFd) -> Result<(), Failure> {
+    let mut stdout = std::io::stdout().lock();
+    loop {
+        match vcpu.run()? {
+            VcpuExit::IoOut(COM1, data) => {
+                stdout.write_all(data)?;
+                stdout.flush()?;
+            }
+            VcpuExit::IoIn(port, data) => {
+                let value = if port == COM1 + 5 { 0x20 } else { 0xFF };
+                data.fill(value);
+            }
+            VcpuExit::IoOut(..) => {}
+            VcpuExit::Hlt => return Ok(()),
+            other => return Err(format!("the guest stopped: {other:?}").into()),
+        }
+    }
+}
+
+/// The same VMM objects, launched as an SEV-SNP guest on the firmware
+/// model, step by step as a VMM interleaves them with its own setup.
+fn launch_on_model(plan: &LaunchPlan<'_>, ram: &[GpaRange]) -> Result<(), Failure> {
+    let vmm = Vmm::new(plan, ram, None)?;
+    let model = FirmwareModel::new(ModelConfig {
+        supported_vmsa_features: ModelConfig::default().supported_vmsa_features
+            | plan.init2_vmsa_features(),
+        ..ModelConfig::default()
+    });
+    let initialized = Launcher::new(plan, model, &vmm.memory)?.init2()?;
+    // vCPUs only after KVM_SEV_INIT2: the VMM creates its own.
+    let _vcpu = vmm.vm.create_vcpu(0)?;
+    let finished = initialized
+        .load()?
+        .start()?
+        .update(VmsaFallback::Refuse, None, CpuidRetry::Never)?
+        .finish()?;
+    let (model, report) = finished.into_parts();
+    let digest = model.launch_digest();
+    if digest != plan.launch_digest() {
+        return Err(format!(
+            "the model measured {digest}, the plan predicts {}",
+            plan.launch_digest()
+        )
+        .into());
+    }
+    println!(
+        "launched on the firmware model: {} SNP_LAUNCH_UPDATE commands, {} pages",
+        report.launch_update_calls, report.pages
+    );
+    println!("launch digest {digest}");
+    Ok(())
+}
