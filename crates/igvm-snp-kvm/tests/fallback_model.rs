@@ -18,7 +18,7 @@
 //! Needs /dev/kvm: skipped with a note without it, failing instead when
 //! IGVM_SNP_REQUIRE_KVM=1.
 
-mod common;
+use igvm_snp_test_support as common;
 
 use common::{flat_vmsa, seg};
 use igvm::snp_defs::{SevFeatures, SevVmsa, SevXmmRegister};

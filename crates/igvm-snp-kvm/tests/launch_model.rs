@@ -6,7 +6,7 @@
 //! Needs /dev/kvm: skipped with a note without it, failing instead when
 //! IGVM_SNP_REQUIRE_KVM=1.
 
-mod common;
+use igvm_snp_test_support as common;
 
 use common::{demo_with, demo_with_vmsa};
 use igvm_snp::kvm_legacy::{KVM_RESET_RDX, KvmLegacyInputs};

@@ -3,7 +3,7 @@
 //! triple fault is a shutdown, and a panicking output callback still stops
 //! the vCPU.
 
-mod common;
+use igvm_snp_test_support as common;
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::time::{Duration, Instant};

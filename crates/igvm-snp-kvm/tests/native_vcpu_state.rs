@@ -2,7 +2,7 @@
 //! from KVM as the VMSA gave it (with EFER.SVME dropped), and a value KVM
 //! refuses is reported by name.
 
-mod common;
+use igvm_snp_test_support as common;
 
 use common::flat_vmsa;
 use igvm::snp_defs::{SevVmsa, SevXmmRegister};

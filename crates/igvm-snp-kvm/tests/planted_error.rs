@@ -15,7 +15,7 @@
 //! Needs /dev/kvm: skipped with a note without it, failing instead when
 //! IGVM_SNP_REQUIRE_KVM=1.
 
-mod common;
+use igvm_snp_test_support as common;
 
 use common::{FallbackLaunch, demo_with_vmsa, fallback_on_model};
 use igvm_snp::kvm_legacy::differing_fields;

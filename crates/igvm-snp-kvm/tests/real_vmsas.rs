@@ -11,7 +11,7 @@
 //! Needs /dev/kvm: skipped with a note without it, failing instead when
 //! IGVM_SNP_REQUIRE_KVM=1.
 
-mod common;
+use igvm_snp_test_support as common;
 
 use std::path::PathBuf;
 

@@ -4,6 +4,7 @@
 //! zero-extends in 64-bit mode, and `lodsb`/`loop` use RSI/RCX there.
 
 /// A growing code buffer that knows the address it will be loaded at.
+#[derive(Debug)]
 pub struct Code {
     base: u32,
     bytes: Vec<u8>,

@@ -1,12 +1,7 @@
-//! Helpers for the tests: building small SEV-SNP IGVM files with the `igvm`
-//! crate's builder, editing the demo file, and hand-assembling tiny x86
-//! guests.
+//! Small SEV-SNP IGVM files built with the `igvm` crate's builder, the
+//! demo file edited, and launches of them on the firmware model.
 
-#![allow(dead_code)]
-
-pub mod asm;
-
-use igvm::snp_defs::{SevFeatures, SevSelector, SevVmsa};
+use igvm::snp_defs::{SevSelector, SevVmsa};
 use igvm::{
     IgvmDirectiveHeader, IgvmFile, IgvmInitializationHeader, IgvmPlatformHeader, IgvmRevision,
 };
@@ -85,19 +80,13 @@ pub fn seg(selector: u16, attrib: u16, limit: u32, base: u64) -> SevSelector {
 /// reset values for RFLAGS, DR6/DR7, PAT, XCR0, MXCSR and FCW, and the
 /// given entry point. Segments are left zero for the caller.
 pub fn base_vmsa(rip: u64) -> SevVmsa {
-    let mut v = SevVmsa::new_zeroed();
-    v.efer = 0x1000;
-    v.rflags = 2;
+    // The demo's reset state, less its real-mode segments and CR0.
+    let mut v = igvm_snp::demo::vmsa();
+    let zero = SevSelector::new_zeroed();
+    (v.es, v.cs, v.ss, v.ds, v.fs, v.gs) = (zero, zero, zero, zero, zero, zero);
+    (v.gdtr, v.idtr) = (zero, zero);
+    v.cr0 = 0;
     v.rip = rip;
-    v.dr6 = 0xFFFF_0FF0;
-    v.dr7 = 0x400;
-    v.pat = 0x0007_0406_0007_0406;
-    v.xcr0 = 1;
-    v.mxcsr = 0x1F80;
-    v.x87_fcw = 0x37F;
-    v.ldtr = seg(0, 0x82, 0xFFFF, 0);
-    v.tr = seg(0, 0x8B, 0xFFFF, 0);
-    v.sev_features = SevFeatures::new().with_snp(true);
     v
 }
 
@@ -168,6 +157,7 @@ pub fn demo_with_vmsa(edit: impl Fn(&mut SevVmsa)) -> Vec<u8> {
 
 /// A launch of a file on the firmware model without the VMSA page type,
 /// through the register fallback, with what kvm_legacy predicts for it.
+#[derive(Debug)]
 pub struct FallbackLaunch {
     /// The launch.
     pub done: igvm_snp_kvm::launch::ModelLaunch,

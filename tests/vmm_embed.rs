@@ -1,0 +1,140 @@
+//! End-to-end tests of `examples/vmm-embed.rs`, the minimal VMM that owns
+//! its VM, vCPU and vm-memory memory and uses the library to plan, load and
+//! run an IGVM file: it runs the project's test guests (the demo's 16-bit
+//! reset-vector guest, a 32-bit protected-mode and a 64-bit long-mode
+//! guest, built with the igvm crate's builder) and prints what they print,
+//! which depends on the pages the plan loaded; with `--model` it launches
+//! a file on the firmware model and prints the plan's launch digest.
+//!
+//! The binary is the example built next to this test executable (`cargo
+//! test` builds the package's examples first). Needs /dev/kvm: skipped with
+//! a note without it, failing instead when IGVM_SNP_REQUIRE_KVM=1.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use igvm_snp::{GpaRange, LaunchConfig, LaunchPlan, PlanOptions};
+use igvm_snp_kvm::kvm_check::kvm_or_skip;
+use igvm_snp_test_support::guests::{long_mode_guest, protected_mode_guest};
+use igvm_snp_test_support::{byte_sum_hex, pattern_page};
+
+fn vmm_embed() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let dir = exe.parent().and_then(Path::parent).unwrap();
+    let bin = dir.join("examples").join("vmm-embed");
+    assert!(
+        bin.exists(),
+        "{} is missing: run `cargo test` for the whole package, or `cargo build --example \
+         vmm-embed` first",
+        bin.display()
+    );
+    bin
+}
+
+fn write(name: &str, bytes: &[u8]) -> PathBuf {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("vmm_embed");
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join(name);
+    std::fs::write(&path, bytes).unwrap();
+    path
+}
+
+fn run(path: &Path, args: &[&str]) -> Output {
+    Command::new(vmm_embed())
+        .arg(path)
+        .args(args)
+        .output()
+        .expect("vmm-embed runs")
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+/// Asserts a run that halted after printing `expected`.
+fn assert_prints(o: &Output, expected: &str) {
+    assert_eq!(o.status.code(), Some(0), "stderr: {}", text(&o.stderr));
+    assert_eq!(text(&o.stdout), expected);
+    assert!(o.stderr.is_empty(), "{}", text(&o.stderr));
+}
+
+#[test]
+fn runs_the_16_bit_32_bit_and_64_bit_test_guests() {
+    if kvm_or_skip("runs_the_16_bit_32_bit_and_64_bit_test_guests").is_none() {
+        return;
+    }
+    let demo = write("demo.igvm", &igvm_snp::demo::demo_igvm());
+    assert_prints(&run(&demo, &[]), &igvm_snp::demo::expected_output());
+
+    for (mul, add) in [(13, 5), (3, 250)] {
+        let data = pattern_page(mul, add);
+        let pm = write("pm32.igvm", &protected_mode_guest(&data));
+        assert_prints(
+            &run(&pm, &[]),
+            &format!("PM32 sum {}\n", byte_sum_hex(&data)),
+        );
+        let lm = write("lm64.igvm", &long_mode_guest(&data));
+        assert_prints(
+            &run(&lm, &[]),
+            &format!("LM64 sum {}\n", byte_sum_hex(&data)),
+        );
+    }
+}
+
+#[test]
+fn a_guest_that_does_not_halt_is_a_failure_with_a_message() {
+    if kvm_or_skip("a_guest_that_does_not_halt_is_a_failure_with_a_message").is_none() {
+        return;
+    }
+    // The demo with its reset vector turned into `jmp $`.
+    let spin = igvm_snp_test_support::demo_with(|dirs| {
+        for d in dirs.iter_mut() {
+            if let igvm::IgvmDirectiveHeader::PageData { gpa, data, .. } = d {
+                if *gpa == igvm_snp::demo::CODE_GPA {
+                    data[0xFF0..0xFF2].copy_from_slice(&[0xEB, 0xFE]);
+                }
+            }
+        }
+    });
+    let path = write("spin.igvm", &spin);
+    let o = run(&path, &["--time-limit", "0.5"]);
+    assert_eq!(o.status.code(), Some(1));
+    let err = text(&o.stderr);
+    assert!(err.contains("the guest did not halt within 0.5 s"), "{err}");
+    let o = run(Path::new("/nonexistent/igvm-snp/none.igvm"), &[]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(text(&o.stderr).starts_with("error: /nonexistent/igvm-snp/none.igvm: "));
+    let o = Command::new(vmm_embed()).output().unwrap();
+    assert_eq!(o.status.code(), Some(2), "usage error");
+}
+
+/// `--model`: the VMM's objects launched step by step on the firmware
+/// model; the printed digest is the plan's (computed here by the library
+/// from the same file) and, for a real igvmbuilder file, igvmmeasure's.
+#[test]
+fn launches_on_the_model_and_prints_the_launch_digest() {
+    if kvm_or_skip("launches_on_the_model_and_prints_the_launch_digest").is_none() {
+        return;
+    }
+    let bytes = igvm_snp::demo::demo_igvm();
+    let config = LaunchConfig::new(1, vec![GpaRange::new(0, 64 << 20)]);
+    let digest = LaunchPlan::new(&bytes, &config, PlanOptions::default())
+        .unwrap()
+        .launch_digest();
+    let o = run(&write("demo-model.igvm", &bytes), &["--model"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+    let out = text(&o.stdout);
+    assert!(out.ends_with(&format!("launch digest {digest}\n")), "{out}");
+
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/igvmbuilder");
+    let o = run(&fixtures.join("qemu-nopolicy.igvm"), &["--model"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+    // igvmmeasure's digest of the file (tests/fixtures/igvmbuilder/expected.json).
+    assert!(
+        text(&o.stdout).contains(
+            "A25369BB4DB67F334461E00D243082567C6DF385BE90D35D283E52EE701D7ECD27394C054E4A4D74A50FDD3F6C9CEB6D"
+        ),
+        "{}",
+        text(&o.stdout)
+    );
+}
