@@ -24,6 +24,7 @@ use igvm_snp::{GpaRange, LaunchConfig, LaunchPlan, PlanOptions};
 use igvm_snp_kvm::host::{DEFAULT_VM_TYPE, HOST_WITHOUT_VAR};
 use igvm_snp_kvm::kvm_check::{host_or_skip, kvm_or_skip};
 use igvm_snp_kvm::preflight::PreflightReport;
+use igvm_snp_test_support::demo_with_id_block;
 
 /// The example binary, next to this test executable.
 fn loader() -> PathBuf {
@@ -180,28 +181,6 @@ fn no_snp_platform() -> Vec<u8> {
             data: vec![0x90; 4096],
         }],
     ))
-}
-
-/// The demo with an SNP ID block expecting `ld`.
-fn demo_with_id_block(ld: [u8; 48]) -> Vec<u8> {
-    demo_with(|dirs| {
-        dirs.push(IgvmDirectiveHeader::SnpIdBlock {
-            compatibility_mask: 1,
-            author_key_enabled: 0,
-            reserved: [0; 3],
-            ld,
-            family_id: [0; 16],
-            image_id: [0; 16],
-            version: 1,
-            guest_svn: 0,
-            id_key_algorithm: 1,
-            author_key_algorithm: 0,
-            id_key_signature: Box::new(zerocopy::FromZeros::new_zeroed()),
-            id_public_key: Box::new(zerocopy::FromZeros::new_zeroed()),
-            author_key_signature: Box::new(zerocopy::FromZeros::new_zeroed()),
-            author_public_key: Box::new(zerocopy::FromZeros::new_zeroed()),
-        })
-    })
 }
 
 /// The digest the library gives for `bytes` with the loader's defaults

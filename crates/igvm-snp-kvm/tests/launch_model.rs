@@ -111,24 +111,7 @@ fn a_wrong_id_block_fails_launch_finish_with_bad_measurement() {
     if kvm_or_skip("a_wrong_id_block_fails_launch_finish").is_none() {
         return;
     }
-    let bytes = demo_with(|dirs| {
-        dirs.push(igvm::IgvmDirectiveHeader::SnpIdBlock {
-            compatibility_mask: 1,
-            author_key_enabled: 0,
-            reserved: [0; 3],
-            ld: [0xAB; 48],
-            family_id: [0; 16],
-            image_id: [0; 16],
-            version: 1,
-            guest_svn: 0,
-            id_key_algorithm: 1,
-            author_key_algorithm: 0,
-            id_key_signature: Box::new(zerocopy::FromZeros::new_zeroed()),
-            id_public_key: Box::new(zerocopy::FromZeros::new_zeroed()),
-            author_key_signature: Box::new(zerocopy::FromZeros::new_zeroed()),
-            author_public_key: Box::new(zerocopy::FromZeros::new_zeroed()),
-        })
-    });
+    let bytes = igvm_snp_test_support::demo_with_id_block([0xAB; 48]);
     let plan = LaunchPlan::new(&bytes, &config(), PlanOptions::default()).unwrap();
     let err = launch_model(&plan, &options(), FirmwareModel::default()).unwrap_err();
     let LaunchError::Sev(sev) = &err else {

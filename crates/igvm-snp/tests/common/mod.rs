@@ -242,33 +242,8 @@ pub fn error_range(gpa: u64, bytes: u32) -> D {
     }
 }
 
-/// An SNP ID block for the SEV-SNP mask with an expected digest `ld`.
-pub fn id_block(ld: [u8; 48]) -> D {
-    use igvm_defs::{IGVM_VHS_SNP_ID_BLOCK_PUBLIC_KEY, IGVM_VHS_SNP_ID_BLOCK_SIGNATURE};
-    let mut sig = IGVM_VHS_SNP_ID_BLOCK_SIGNATURE::new_zeroed();
-    sig.r_comp[0] = 0x11;
-    sig.s_comp[0] = 0x22;
-    let mut key = IGVM_VHS_SNP_ID_BLOCK_PUBLIC_KEY::new_zeroed();
-    key.curve = 2;
-    key.qx[0] = 0x33;
-    key.qy[0] = 0x44;
-    D::SnpIdBlock {
-        compatibility_mask: SNP,
-        author_key_enabled: 0,
-        reserved: [0; 3],
-        ld,
-        family_id: [5; 16],
-        image_id: [6; 16],
-        version: 1,
-        guest_svn: 7,
-        id_key_algorithm: 1,
-        author_key_algorithm: 0,
-        id_key_signature: Box::new(sig),
-        id_public_key: Box::new(key),
-        author_key_signature: Box::new(IGVM_VHS_SNP_ID_BLOCK_SIGNATURE::new_zeroed()),
-        author_public_key: Box::new(IGVM_VHS_SNP_ID_BLOCK_PUBLIC_KEY::new_zeroed()),
-    }
-}
+#[allow(unused_imports)] // not every suite uses it
+pub use igvm_snp_test_support::id_block;
 
 /// Builds with the igvm crate's builder and serializes.
 pub fn build_rev(
