@@ -6,9 +6,14 @@
 //!   the report and AMD's certificate chain (ARK, ASK, VCEK), offline;
 //!   [`Certificate::vek_extensions`], [`tcb_differences`],
 //!   [`hw_id_matches`]: the VCEK's TCB and hardware ID against the report.
+//! * [`verify()`]: everything at once, and the report against an IGVM file:
+//!   which measurement profile (and vCPU count) explains MEASUREMENT, and
+//!   HOST_DATA, POLICY, the ID block's fields and key digests, VMPL, as a
+//!   [`Verdict`] of named [`Check`]s.
 
 mod certs;
 mod report;
+mod verify;
 
 pub use certs::{
     CertError, Certificate, SignatureError, VekExtensions, hw_id_matches, tcb_differences,
@@ -19,4 +24,7 @@ pub use report::{
     AttestationReport, CpuId, FirmwareVersion, KNOWN_VERSIONS, KeyInfo, REPORT_SIZE, RawReport,
     ReportError, SIGNATURE_ALGO_ECDSA_P384_SHA384, SIGNED_SIZE, SigningKey, TcbLayout, TcbVersion,
     to_hex,
+};
+pub use verify::{
+    Certificates, Check, Expected, ProfileMatch, Verdict, certificate_checks, file_checks, verify,
 };
