@@ -72,7 +72,7 @@ pub fn ram_ranges(size: u64) -> Vec<GpaRange> {
 
 /// The launch configuration for the options.
 pub fn launch_config(args: &LaunchArgs) -> LaunchConfig {
-    let mut config = LaunchConfig::new(args.vcpus, ram_ranges(args.memory));
+    let mut config = LaunchConfig::new(args.vcpus.max(), ram_ranges(args.memory));
     if let Some(c) = &args.cmdline {
         config = config.with_command_line(c.clone());
     }
@@ -90,7 +90,7 @@ pub fn cpu_signature(args: &LaunchArgs) -> u32 {
 /// What KVM's own VMSAs depend on, for a file whose boot VMSA asks for
 /// `init2_vmsa_features`.
 pub fn legacy_inputs(args: &LaunchArgs, init2_vmsa_features: u64) -> KvmLegacyInputs {
-    KvmLegacyInputs::new(args.vcpus, init2_vmsa_features, cpu_signature(args))
+    KvmLegacyInputs::new(args.vcpus.max(), init2_vmsa_features, cpu_signature(args))
 }
 
 /// The planner options for the options. `init2_vmsa_features` (the file's,
