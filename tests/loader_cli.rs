@@ -1210,3 +1210,48 @@ fn measure_prints_one_digest_per_vcpu_count() {
     let spec = library_digest(&bytes, PlanOptions::default());
     assert_eq!(stdout(&o), format!("1 {spec}\n3 {spec}\n"));
 }
+
+/// The report of README.md's "Verifying a report":
+/// tests/fixtures/attestation/qemu-nofw-4vcpus.bin, a Milan v3 report
+/// signed by the test VCEK (RFC 6979 signatures are deterministic) for
+/// igvmbuilder's qemu-nofw.igvm launched by today's KVM with 4 vCPUs, host
+/// data 01 02 … 20. This test rebuilds it and compares;
+/// IGVM_SNP_WRITE_FIXTURES=1 rewrites it.
+#[test]
+fn readme_example_report_is_reproducible() {
+    let igvm =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/igvmbuilder/qemu-nofw.igvm");
+    let bytes = std::fs::read(&igvm).unwrap();
+    let config = LaunchConfig::new(4, Vec::new());
+    let features = LaunchPlan::new(&bytes, &config, PlanOptions::default())
+        .unwrap()
+        .init2_vmsa_features();
+    let legacy = igvm_snp::kvm_legacy::KvmLegacyInputs::new(4, features, 0xA00F11);
+    let digest = LaunchPlan::new(
+        &bytes,
+        &config,
+        igvm_snp::Profile::KvmLegacy(legacy).options(),
+    )
+    .unwrap()
+    .launch_digest();
+    let host_data: [u8; 32] = std::array::from_fn(|i| i as u8 + 1);
+    let report = test_report(&digest.to_string(), |r| r.host_data = host_data);
+    let path = attestation_fixture("qemu-nofw-4vcpus.bin");
+    if std::env::var_os("IGVM_SNP_WRITE_FIXTURES").is_some() {
+        std::fs::write(&path, &report).unwrap();
+    }
+    assert!(
+        std::fs::read(&path).unwrap() == report,
+        "{path} differs: rerun with IGVM_SNP_WRITE_FIXTURES=1"
+    );
+    let o = verify(
+        &path,
+        igvm.to_str().unwrap(),
+        &[
+            "--host-data",
+            "0102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f20",
+        ],
+    );
+    assert_exit(&o, 0, "README example");
+    assert!(stdout(&o).contains("explained by: kvm-legacy with 4 vCPU(s)"));
+}

@@ -477,12 +477,12 @@ fn measurement(
     };
     let name = |p: &ProfileMatch| match p.vcpus {
         Some(n) => format!(
-            "{} for {n} vCPU(s) (CPU signature {cpu_signature:#x}, {source})",
+            "{} digest for {n} vCPU(s) (CPU signature {cpu_signature:#x}, {source})",
             p.profile
         ),
-        None => p.profile.to_string(),
+        None => format!("{} digest", p.profile),
     };
-    let mut detail = format!("MEASUREMENT is the {} digest", name(&first));
+    let mut detail = format!("MEASUREMENT is the {}", name(&first));
     if matches.len() > 1 {
         let also: Vec<String> = matches[1..].iter().map(name).collect();
         detail.push_str(&format!(" (as are {})", also.join(", ")));
@@ -511,9 +511,9 @@ fn id_checks(report: &AttestationReport, plan: &LaunchPlan<'_>) -> Vec<Check> {
     };
     let has = finish.id_block.is_some();
     let source = if has {
-        "the file's ID block"
+        "those of the file's ID block"
     } else {
-        "zeros (the file has no ID block)"
+        "zeros, as the file has no ID block"
     };
     let mut out = Vec::new();
     let mut differ = Vec::new();
@@ -538,13 +538,13 @@ fn id_checks(report: &AttestationReport, plan: &LaunchPlan<'_>) -> Vec<Check> {
         Check::new(
             "id_block",
             Some(true),
-            format!("FAMILY_ID, IMAGE_ID and GUEST_SVN are {source}'s"),
+            format!("FAMILY_ID, IMAGE_ID and GUEST_SVN are {source}"),
         )
     } else {
         Check::new(
             "id_block",
             Some(false),
-            format!("not {source}'s: {}", differ.join("; ")),
+            format!("report vs file: {} (expected {source})", differ.join("; ")),
         )
     });
     let what = if has {
