@@ -61,6 +61,9 @@ fn real_milan_report_verifies() {
     let (ask, ark) = (cert("milan-ask.pem"), cert("milan-ark.pem"));
     verify_report_signature(&report, &vcek).unwrap();
     verify_chain(&ark, &ask, &vcek).unwrap();
+    assert_eq!(ark.amd_root(), Some("Milan"));
+    assert_eq!(cert("test-ark.pem").amd_root(), None);
+    assert_eq!(ask.amd_root(), None);
     let ext = vcek.vek_extensions().unwrap();
     assert_eq!(ext.product_name.as_deref(), Some("Milan-B0"));
     assert_eq!(

@@ -340,6 +340,46 @@ fn pss_salt_len(alg: &x509_cert::spki::AlgorithmIdentifierOwned) -> Result<usize
     Ok(usize::from(p.salt_len))
 }
 
+/// SHA-256 of the DER SubjectPublicKeyInfo of AMD's ARKs, as
+/// `openssl x509 -in ark.pem -pubkey -noout | openssl pkey -pubin -outform der | sha256sum`
+/// gives it for the ARK certificates the virtee `sev` crate ships
+/// (`src/certs/snp/builtin/{milan,genoa,turin}/ark.pem`, the ones AMD's key
+/// distribution service serves).
+const AMD_ARKS: [(&str, &str); 3] = [
+    (
+        "Milan",
+        "9f056bee44377e29308cb5ffa895bdfb62d18881fa6bed8d6f075b0204089cb9",
+    ),
+    (
+        "Genoa",
+        "429a69c9422aa258ee4d8db5fcda9c6470ef15f8cd5a9cebd6cbc7d90b863831",
+    ),
+    (
+        "Turin",
+        "4f125410563a2ab9a50356f9243f6fe0b6f73de98603f53f90339c70e9d7ad08",
+    ),
+];
+
+impl Certificate {
+    /// The processor generation whose AMD root key this certificate
+    /// carries (`"Milan"`, `"Genoa"`, `"Turin"`), if it is one of AMD's
+    /// ARKs; `None` for any other key, however it is named.
+    pub fn amd_root(&self) -> Option<&'static str> {
+        use sha2::{Digest, Sha256};
+        let spki = self
+            .cert
+            .tbs_certificate
+            .subject_public_key_info
+            .to_der()
+            .ok()?;
+        let hash = super::report::to_hex(&Sha256::digest(spki));
+        AMD_ARKS
+            .iter()
+            .find(|(_, h)| *h == hash)
+            .map(|(name, _)| *name)
+    }
+}
+
 /// Checks AMD's chain: the ARK signs itself and the ASK (or ASVK), the ASK
 /// signs the VCEK (or the ASVK the VLEK).
 ///

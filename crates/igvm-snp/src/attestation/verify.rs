@@ -230,7 +230,15 @@ pub fn certificate_checks(report: &AttestationReport, certs: &Certificates) -> V
             Ok(()) => Check::new(
                 "certificate_chain",
                 Some(true),
-                format!("\"{ark}\" signs itself and \"{ask}\", which signs the VCEK/VLEK"),
+                format!(
+                    "\"{ark}\" signs itself and \"{ask}\", which signs the VCEK/VLEK; {}",
+                    match ark.amd_root() {
+                        Some(g) => format!("the ARK is AMD's {g} root key"),
+                        None => "the ARK is not one of AMD's root keys (Milan, Genoa, Turin): \
+                                 trusted as given"
+                            .to_string(),
+                    }
+                ),
             ),
             Err(e) => Check::new("certificate_chain", Some(false), e.to_string()),
         },
