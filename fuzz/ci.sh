@@ -20,7 +20,7 @@ if ! cargo fuzz --version >/dev/null 2>&1; then
     cargo install cargo-fuzz --locked
 fi
 
-targets=(raw checksummed structured differential)
+targets=(raw checksummed structured differential report)
 flags=(-rss_limit_mb=2048 -timeout=10 -max_len=32768)
 
 echo "== fuzz: build"

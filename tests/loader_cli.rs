@@ -229,6 +229,7 @@ fn every_command_has_help() {
         &["check", "--help"],
         &["demo", "--help"],
         &["host", "--help"],
+        &["verify", "--help"],
     ] {
         let o = igvm_load(args);
         assert_exit(&o, 0, &format!("{args:?}"));
@@ -1094,4 +1095,405 @@ fn real_igvmbuilder_files_launch_on_the_model_without_options() {
             "{file}"
         );
     }
+}
+
+// ----- verify ------------------------------------------------------------
+
+/// A file of the test chain, or of the real Milan sample
+/// (tests/fixtures/attestation/README.md).
+fn attestation_fixture(name: &str) -> String {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/attestation");
+    path.join(name).to_str().unwrap().to_string()
+}
+
+/// The demo file with a shared page: spec, native-zero, igvmmeasure and
+/// kvm-legacy all give different digests for it.
+fn demo_with_shared_page() -> Vec<u8> {
+    demo_with(|dirs| {
+        dirs.insert(
+            0,
+            IgvmDirectiveHeader::PageData {
+                gpa: 0x20_0000,
+                compatibility_mask: 1,
+                flags: IgvmPageDataFlags::new().with_shared(true),
+                data_type: IgvmPageDataType::NORMAL,
+                data: vec![7; 32],
+            },
+        );
+    })
+}
+
+/// A signed v3 Milan report (CPUID 0x19/1/1, TCB and CHIP_ID of the test
+/// VCEK, policy 0x30000) with this MEASUREMENT.
+fn test_report(
+    measurement: &str,
+    edit: impl FnOnce(&mut igvm_snp::attestation::RawReport),
+) -> Vec<u8> {
+    use p384::pkcs8::DecodePrivateKey;
+    use zerocopy::{FromZeros, IntoBytes};
+    let d: igvm_snp::LaunchDigest = measurement.parse().unwrap();
+    let mut r = igvm_snp::attestation::RawReport::new_zeroed();
+    r.version.set(3);
+    r.policy.set(0x30000);
+    r.measurement = d.0;
+    r.cpuid = [0x19, 0x01, 0x01];
+    r.reported_tcb
+        .set(u64::from_le_bytes([3, 0, 0, 0, 0, 0, 8, 0x73]));
+    r.chip_id = [0xA1; 64];
+    edit(&mut r);
+    let pem = std::fs::read_to_string(attestation_fixture("test-vcek-key.pem")).unwrap();
+    r.sign_with(&p384::ecdsa::SigningKey::from_pkcs8_pem(&pem).unwrap());
+    r.as_bytes().to_vec()
+}
+
+fn verify(report: &str, file: &str, extra: &[&str]) -> Output {
+    igvm_load(&[&["verify", "--report", report, file][..], extra].concat())
+}
+
+/// Every check as (name, ok) from `verify --json`.
+fn checks(v: &serde_json::Value) -> Vec<(String, serde_json::Value)> {
+    v["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| (c["name"].as_str().unwrap().to_string(), c["ok"].clone()))
+        .collect()
+}
+
+#[test]
+fn verify_names_the_profile_that_explains_the_measurement() {
+    let dir = scratch("verify-profiles");
+    let bytes = demo_with_shared_page();
+    let file = write(&dir, "shared.igvm", &bytes);
+    let mut seen = Vec::new();
+    for profile in [
+        igvm_snp::Profile::IgvmSpec,
+        igvm_snp::Profile::NativeZero,
+        igvm_snp::Profile::Igvmmeasure,
+    ] {
+        let digest = library_digest(&bytes, profile.options());
+        assert!(!seen.contains(&digest), "{}: same digest", profile.name());
+        seen.push(digest.clone());
+        let report = write(&dir, "report.bin", &test_report(&digest, |_| {}));
+        let o = verify(&report, &file, &[]);
+        assert_exit(&o, 0, profile.name());
+        let out = stdout(&o);
+        assert!(
+            out.contains(&format!("explained by: {}\n", profile.name())),
+            "{out}"
+        );
+        // No certificate: not checked, never passed.
+        assert!(out.contains("-    signature "), "{out}");
+        assert!(o.stderr.is_empty(), "{}", stderr(&o));
+        let o = verify(&report, &file, &["--json"]);
+        assert_exit(&o, 0, "--json");
+        let v = json(&o);
+        assert_eq!(v["measurement"], digest.as_str());
+        assert_eq!(
+            v["match"],
+            serde_json::json!({"profile": profile.name(), "vcpus": null})
+        );
+        let c = checks(&v);
+        assert!(
+            c.contains(&("signature".into(), serde_json::Value::Null)),
+            "{c:?}"
+        );
+        assert!(c.contains(&("measurement".into(), true.into())), "{c:?}");
+    }
+}
+
+#[test]
+fn verify_names_kvm_legacy_and_the_vcpu_count() {
+    let dir = scratch("verify-legacy");
+    let bytes = demo_with_shared_page();
+    let file = write(&dir, "shared.igvm", &bytes);
+    // KVM's digest for 4 vCPUs with EPYC-Milan's signature in the APs' RDX,
+    // as `measure` prints it.
+    let digest = measure(
+        &file,
+        &[
+            "--profile",
+            "kvm-legacy",
+            "--vcpus",
+            "4",
+            "--cpu-signature",
+            "a00f11",
+        ],
+    );
+    let report = write(&dir, "report.bin", &test_report(&digest, |_| {}));
+    let o = verify(&report, &file, &["--json"]);
+    assert_exit(&o, 0, "kvm-legacy");
+    assert_eq!(
+        json(&o)["match"],
+        serde_json::json!({"profile": "kvm-legacy", "vcpus": 4})
+    );
+    let o = verify(&report, &file, &[]);
+    assert!(stdout(&o).contains("explained by: kvm-legacy with 4 vCPU(s)"));
+    // Fewer vCPUs tried than the VM had: nothing explains it.
+    let o = verify(&report, &file, &["--max-vcpus", "3"]);
+    assert_exit(&o, 1, "--max-vcpus 3");
+    assert!(
+        stderr(&o).contains("error: measurement: no profile explains"),
+        "{}",
+        stderr(&o)
+    );
+}
+
+#[test]
+fn verify_fails_on_other_measurements_host_data_and_policy() {
+    let dir = scratch("verify-mismatch");
+    let bytes = demo_with_shared_page();
+    let file = write(&dir, "shared.igvm", &bytes);
+    let other = write(&dir, "other.bin", &test_report(&"11".repeat(48), |_| {}));
+    let o = verify(&other, &file, &[]);
+    assert_exit(&o, 1, "another measurement");
+    let err = stderr(&o);
+    assert!(
+        err.starts_with("error: measurement: no profile explains MEASUREMENT 1111"),
+        "{err}"
+    );
+    assert!(stdout(&o).contains("explained by: no profile"));
+    assert_eq!(
+        json(&verify(&other, &file, &["--json"]))["match"],
+        serde_json::Value::Null
+    );
+
+    let digest = library_digest(&bytes, PlanOptions::default());
+    let report = write(
+        &dir,
+        "report.bin",
+        &test_report(&digest, |r| r.host_data = [0xAB; 32]),
+    );
+    let o = verify(&report, &file, &["--host-data", &"ab".repeat(32)]);
+    assert_exit(&o, 0, "right host data");
+    let o = verify(&report, &file, &["--host-data", &"cd".repeat(32)]);
+    assert_exit(&o, 1, "wrong host data");
+    assert!(
+        stderr(&o).starts_with("error: host_data: HOST_DATA abab"),
+        "{}",
+        stderr(&o)
+    );
+    assert_eq!(stderr(&o).lines().count(), 1, "{}", stderr(&o));
+
+    // The file's policy is 0x30000; the report's is not.
+    let report = write(
+        &dir,
+        "policy.bin",
+        &test_report(&digest, |r| r.policy.set(0xB0000)),
+    );
+    let o = verify(&report, &file, &[]);
+    assert_exit(&o, 1, "wrong policy");
+    assert!(
+        stderr(&o)
+            .starts_with("error: policy: POLICY 0xb0000 is not the file's guest policy 0x30000"),
+        "{}",
+        stderr(&o)
+    );
+    assert_exit(
+        &verify(&report, &file, &["--policy", "0xb0000"]),
+        0,
+        "--policy",
+    );
+}
+
+#[test]
+fn verify_checks_the_signature_and_chain() {
+    let dir = scratch("verify-certs");
+    let bytes = demo_with_shared_page();
+    let file = write(&dir, "shared.igvm", &bytes);
+    let digest = library_digest(&bytes, PlanOptions::default());
+    let signed = test_report(&digest, |_| {});
+    let report = write(&dir, "report.bin", &signed);
+    let (vcek, ask, ark) = (
+        attestation_fixture("test-vcek.der"),
+        attestation_fixture("test-ask.pem"),
+        attestation_fixture("test-ark.pem"),
+    );
+    let certs = ["--vcek", &vcek, "--ask", &ask, "--ark", &ark];
+    let zeros = "00".repeat(32);
+    let o = verify(
+        &report,
+        &file,
+        &[&certs[..], &["--json", "--host-data", &zeros]].concat(),
+    );
+    assert_exit(&o, 0, "signed by the test chain");
+    for (name, ok) in checks(&json(&o)) {
+        assert_eq!(ok, true, "{name}");
+    }
+
+    let mut flipped = signed.clone();
+    flipped[0x21] ^= 1; // IMAGE_ID
+    let flipped = write(&dir, "flipped.bin", &flipped);
+    let o = verify(&flipped, &file, &certs);
+    assert_exit(&o, 1, "flipped byte");
+    let err = stderr(&o);
+    assert!(
+        err.contains("error: signature: the signature over bytes 0x000..0x2A0 does not verify"),
+        "{err}"
+    );
+
+    let other = attestation_fixture("test-vcek-other-chip.der");
+    let o = verify(
+        &report,
+        &file,
+        &["--vcek", &other, "--ask", &ask, "--ark", &ark],
+    );
+    assert_exit(&o, 1, "another chip's VCEK");
+    let err = stderr(&o);
+    assert!(err.contains("error: signature:"), "{err}");
+    assert!(
+        err.contains("error: chip_id:") && err.contains("another chip"),
+        "{err}"
+    );
+
+    // AMD's Milan chain did not issue the test VCEK.
+    let (mask, mark) = (
+        attestation_fixture("milan-ask.pem"),
+        attestation_fixture("milan-ark.pem"),
+    );
+    let o = verify(
+        &report,
+        &file,
+        &["--vcek", &vcek, "--ask", &mask, "--ark", &mark],
+    );
+    assert_exit(&o, 1, "wrong chain");
+    assert!(
+        stderr(&o).contains("error: certificate_chain:"),
+        "{}",
+        stderr(&o)
+    );
+}
+
+/// A real report, from an AMD Milan machine, with its VCEK and AMD's chain:
+/// signature, chain, TCB and chip ID pass; it was not launched from the
+/// demo, so the measurement fails.
+#[test]
+fn verify_a_real_milan_report() {
+    let dir = scratch("verify-milan");
+    let file = write(&dir, "demo.igvm", &igvm_snp::demo::demo_igvm());
+    let (report, vcek, ask, ark) = (
+        attestation_fixture("milan-report.bin"),
+        attestation_fixture("milan-vcek.der"),
+        attestation_fixture("milan-ask.pem"),
+        attestation_fixture("milan-ark.pem"),
+    );
+    let o = verify(
+        &report,
+        &file,
+        &["--vcek", &vcek, "--ask", &ask, "--ark", &ark, "--json"],
+    );
+    assert_exit(&o, 1, "real report, other file");
+    let c = checks(&json(&o));
+    for name in ["signature", "certificate_chain", "tcb", "chip_id"] {
+        assert!(c.contains(&(name.into(), true.into())), "{name}: {c:?}");
+    }
+    assert!(c.contains(&("measurement".into(), false.into())), "{c:?}");
+}
+
+#[test]
+fn verify_usage_and_input_errors() {
+    let dir = scratch("verify-usage");
+    let file = write(&dir, "demo.igvm", &igvm_snp::demo::demo_igvm());
+    let report = write(&dir, "report.bin", &test_report(&"00".repeat(48), |_| {}));
+    let ask = attestation_fixture("test-ask.pem");
+    let vcek = attestation_fixture("test-vcek.der");
+    for args in [
+        &["verify", file.as_str()][..],
+        &[
+            "verify", "--report", &report, &file, "--ask", &ask, "--vcek", &vcek,
+        ],
+        &["verify", "--report", &report, &file, "--max-vcpus", "0"],
+        &["verify", "--report", &report, &file, "--host-data", "12"],
+        &["measure", &file, "--vcpus", "1,x"],
+        &["measure", &file, "--vcpus", "1,2", "--trace"],
+        &["launch", &file, "--backend", "model", "--vcpus", "1,2"],
+        &["run", "--native", &file, "--vcpus", "2,4"],
+    ] {
+        let o = igvm_load(args);
+        assert_exit(&o, 2, &format!("{args:?}"));
+        assert!(stderr(&o).starts_with("error:"), "{args:?}: {}", stderr(&o));
+    }
+    // A short report and a certificate that is not one: exit 1, named.
+    let short = write(&dir, "short.bin", &[2, 0, 0, 0]);
+    let o = verify(&short, &file, &[]);
+    assert_exit(&o, 1, "short report");
+    assert!(stderr(&o).contains("got only 4"), "{}", stderr(&o));
+    let o = verify(&report, &file, &["--vcek", &file]);
+    assert_exit(&o, 1, "not a certificate");
+    assert!(
+        stderr(&o).contains("not an X.509 certificate"),
+        "{}",
+        stderr(&o)
+    );
+}
+
+#[test]
+fn measure_prints_one_digest_per_vcpu_count() {
+    let dir = scratch("measure-counts");
+    let bytes = demo_with_shared_page();
+    let file = write(&dir, "shared.igvm", &bytes);
+    let legacy = ["--profile", "kvm-legacy", "--cpu-signature", "a00f11"];
+    let o = igvm_load(&[&["measure", &file, "--vcpus", "1,2,4,8,16"][..], &legacy].concat());
+    assert_exit(&o, 0, "measure --vcpus list");
+    let out = stdout(&o);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 5, "{out}");
+    for (line, n) in lines.iter().zip(["1", "2", "4", "8", "16"]) {
+        let one = measure(&file, &[&legacy[..], &["--vcpus", n]].concat());
+        assert_eq!(*line, format!("{n} {one}"));
+    }
+    let o = igvm_load(&[&["measure", &file, "--vcpus", "2,4", "--json"][..], &legacy].concat());
+    assert_exit(&o, 0, "--json");
+    let v = json(&o);
+    assert_eq!(v.as_object().unwrap().len(), 2, "{v}");
+    assert_eq!(v["4"], lines[2].split(' ').nth(1).unwrap());
+    // Other profiles: the count does not enter the digest.
+    let o = igvm_load(&["measure", &file, "--vcpus", "1,3"]);
+    let spec = library_digest(&bytes, PlanOptions::default());
+    assert_eq!(stdout(&o), format!("1 {spec}\n3 {spec}\n"));
+}
+
+/// The report of README.md's "Verifying a report":
+/// tests/fixtures/attestation/qemu-nofw-4vcpus.bin, a Milan v3 report
+/// signed by the test VCEK (RFC 6979 signatures are deterministic) for
+/// igvmbuilder's qemu-nofw.igvm launched by today's KVM with 4 vCPUs, host
+/// data 01 02 … 20. This test rebuilds it and compares;
+/// IGVM_SNP_WRITE_FIXTURES=1 rewrites it.
+#[test]
+fn readme_example_report_is_reproducible() {
+    let igvm =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/igvmbuilder/qemu-nofw.igvm");
+    let bytes = std::fs::read(&igvm).unwrap();
+    let config = LaunchConfig::new(4, Vec::new());
+    let features = LaunchPlan::new(&bytes, &config, PlanOptions::default())
+        .unwrap()
+        .init2_vmsa_features();
+    let legacy = igvm_snp::kvm_legacy::KvmLegacyInputs::new(4, features, 0xA00F11);
+    let digest = LaunchPlan::new(
+        &bytes,
+        &config,
+        igvm_snp::Profile::KvmLegacy(legacy).options(),
+    )
+    .unwrap()
+    .launch_digest();
+    let host_data: [u8; 32] = std::array::from_fn(|i| i as u8 + 1);
+    let report = test_report(&digest.to_string(), |r| r.host_data = host_data);
+    let path = attestation_fixture("qemu-nofw-4vcpus.bin");
+    if std::env::var_os("IGVM_SNP_WRITE_FIXTURES").is_some() {
+        std::fs::write(&path, &report).unwrap();
+    }
+    assert!(
+        std::fs::read(&path).unwrap() == report,
+        "{path} differs: rerun with IGVM_SNP_WRITE_FIXTURES=1"
+    );
+    let o = verify(
+        &path,
+        igvm.to_str().unwrap(),
+        &[
+            "--host-data",
+            "0102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f20",
+        ],
+    );
+    assert_exit(&o, 0, "README example");
+    assert!(stdout(&o).contains("explained by: kvm-legacy with 4 vCPU(s)"));
 }

@@ -50,6 +50,11 @@ pub enum Command {
     /// For every measurement profile: whether the file can be launched that way, its digest,
     /// and why the profiles differ.
     Check(crate::check::CheckArgs),
+    /// Check an SEV-SNP attestation report against the file: which measurement profile (and
+    /// vCPU count) explains MEASUREMENT; HOST_DATA, POLICY, the ID block's fields and key
+    /// digests, VMPL; with certificates, the signature, AMD's chain, the TCB and the chip ID.
+    /// Exit 0 when every check made passes, 1 when one fails.
+    Verify(crate::verify::VerifyArgs),
     /// Show what this host's KVM offers: VM types, guest_memfd and memory attributes per VM
     /// type, SEV-SNP and what an SEV-SNP launch still lacks (IGVM_SNP_HOST_WITHOUT=guest_memfd
     /// or memory_attributes treats a feature as absent).
@@ -148,9 +153,10 @@ pub struct LaunchArgs {
     /// Guest RAM, e.g. 512M or 2G (RAM above 3 GiB is placed from 4 GiB).
     #[arg(long, default_value = "512M", value_parser = crate::config::parse_size)]
     pub memory: u64,
-    /// Number of vCPUs (written to the VP count parameter).
-    #[arg(long, default_value_t = 1)]
-    pub vcpus: u32,
+    /// Number of vCPUs (written to the VP count parameter); `measure` also takes a list, e.g.
+    /// 1,2,4,8, and prints one digest per count.
+    #[arg(long, default_value = "1", value_parser = parse_vcpus)]
+    pub vcpus: VcpuCounts,
     /// Kernel command line (written to the command line parameter) [default: empty, as
     /// QEMU without -append].
     #[arg(long)]
@@ -180,4 +186,68 @@ pub struct LaunchArgs {
     /// value].
     #[arg(long, value_parser = crate::check::parse_hex_u32)]
     pub cpu_signature: Option<u32>,
+}
+
+/// `--vcpus`: one count, or a comma-separated list of counts (only
+/// `measure` takes more than one).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VcpuCounts(Vec<u32>);
+
+impl VcpuCounts {
+    /// One count.
+    pub fn one(count: u32) -> Self {
+        VcpuCounts(vec![count])
+    }
+
+    /// The counts, in the order given, each once.
+    pub fn all(&self) -> &[u32] {
+        &self.0
+    }
+
+    /// The largest count: the VM's when there is only one.
+    pub fn max(&self) -> u32 {
+        self.0.iter().copied().max().unwrap_or(1)
+    }
+
+    /// Whether more than one count was given.
+    pub fn is_list(&self) -> bool {
+        self.0.len() > 1
+    }
+}
+
+/// Parses `4` or `1,2,4,8`: counts from 1 to KVM's limit, repeats dropped.
+pub fn parse_vcpus(s: &str) -> Result<VcpuCounts, String> {
+    let max = igvm_snp::kvm_legacy::KVM_MAX_VCPUS;
+    let mut counts: Vec<u32> = Vec::new();
+    for part in s.split(',') {
+        let n: u32 = part
+            .trim()
+            .parse()
+            .map_err(|_| format!("`{part}` is not a vCPU count (e.g. 4, or 1,2,4,8)"))?;
+        if n == 0 || n > max {
+            return Err(format!("{n} vCPUs: a count is 1 to {max}"));
+        }
+        if !counts.contains(&n) {
+            counts.push(n);
+        }
+    }
+    Ok(VcpuCounts(counts))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn vcpu_lists() {
+        assert_eq!(parse_vcpus("4").unwrap().all(), [4]);
+        let l = parse_vcpus("1, 2,4,2,16").unwrap();
+        assert_eq!(l.all(), [1, 2, 4, 16]);
+        assert_eq!(l.max(), 16);
+        assert!(l.is_list());
+        assert!(!parse_vcpus("8").unwrap().is_list());
+        for bad in ["", "0", "1,,2", "x", "4097", "-1"] {
+            assert!(parse_vcpus(bad).is_err(), "{bad}");
+        }
+    }
 }

@@ -195,7 +195,7 @@ fn read_table(what: &str, path: &Path) -> Result<Vec<u8>, String> {
 /// # Errors
 /// A table file that cannot be read; a vCPU count no MADT describes.
 pub fn launch_config(args: &LaunchArgs) -> Result<LaunchConfig, String> {
-    let mut config = LaunchConfig::new(args.vcpus, ram_ranges(args.memory))
+    let mut config = LaunchConfig::new(args.vcpus.max(), ram_ranges(args.memory))
         .with_command_line(args.cmdline.clone().unwrap_or_default());
     if let Some(h) = args.host_data {
         config = config.with_host_data(h);
@@ -205,7 +205,7 @@ pub fn launch_config(args: &LaunchArgs) -> Result<LaunchConfig, String> {
     }
     // A vCPU count no MADT describes leaves the MADT unfilled: measuring
     // does not need it, and a launch names the problem.
-    config.madt = igvm_snp::acpi::madt_for_vcpus(args.vcpus).ok();
+    config.madt = igvm_snp::acpi::madt_for_vcpus(args.vcpus.max()).ok();
     for (kind, path) in &args.acpi_tables {
         let bytes = read_table("ACPI table", path)?;
         match kind {
@@ -229,7 +229,7 @@ pub fn cpu_signature(args: &LaunchArgs) -> u32 {
 /// What KVM's own VMSAs depend on, for a file whose boot VMSA asks for
 /// `init2_vmsa_features`.
 pub fn legacy_inputs(args: &LaunchArgs, init2_vmsa_features: u64) -> KvmLegacyInputs {
-    KvmLegacyInputs::new(args.vcpus, init2_vmsa_features, cpu_signature(args))
+    KvmLegacyInputs::new(args.vcpus.max(), init2_vmsa_features, cpu_signature(args))
 }
 
 /// The planner options for the options. `init2_vmsa_features` (the file's,

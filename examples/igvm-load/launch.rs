@@ -90,17 +90,20 @@ impl Outcome {
 
 /// The launch options for the command.
 fn options(cmd: &LaunchCmd) -> LaunchOptions {
-    let mut options = LaunchOptions::new(config::ram_ranges(cmd.launch.memory), cmd.launch.vcpus)
-        .with_vmsa_fallback(if cmd.allow_vmsa_fallback {
-            VmsaFallback::TranslateToRegisters
-        } else {
-            VmsaFallback::Refuse
-        })
-        .with_cpuid_retry(if cmd.cpuid_retry {
-            CpuidRetry::OnceWithCorrection
-        } else {
-            CpuidRetry::Never
-        });
+    let mut options = LaunchOptions::new(
+        config::ram_ranges(cmd.launch.memory),
+        cmd.launch.vcpus.max(),
+    )
+    .with_vmsa_fallback(if cmd.allow_vmsa_fallback {
+        VmsaFallback::TranslateToRegisters
+    } else {
+        VmsaFallback::Refuse
+    })
+    .with_cpuid_retry(if cmd.cpuid_retry {
+        CpuidRetry::OnceWithCorrection
+    } else {
+        CpuidRetry::Never
+    });
     options.ap_cpu_signature = cmd.launch.cpu_signature;
     options
 }

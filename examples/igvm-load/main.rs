@@ -4,14 +4,17 @@
 //! cargo run --release --example igvm-load -- demo [--write FILE]
 //! cargo run --release --example igvm-load -- plan FILE [--json]
 //! cargo run --release --example igvm-load -- measure FILE [--native-zero] [--json] [--trace]
+//! cargo run --release --example igvm-load -- measure FILE --profile kvm-legacy --vcpus 1,2,4,8 [--json]
 //! cargo run --release --example igvm-load -- launch FILE --backend kvm|model [--json]
 //! cargo run --release --example igvm-load -- run --native FILE
 //! cargo run --release --example igvm-load -- check FILE [--json] [--vcpus N] [--cpu-signature HEX]
 //! cargo run --release --example igvm-load -- host [--json]
+//! cargo run --release --example igvm-load -- verify --report REPORT FILE [--vcek CERT] [--ask CERT --ark CERT]
+//!     [--host-data HEX] [--policy HEX] [--max-vcpus N] [--json]
 //! ```
 //!
-//! Exit codes: 0 success; 1 a bad file or a failed launch (`error: …` on
-//! stderr with its causes); 2 a usage error.
+//! Exit codes: 0 success; 1 a bad file, a failed launch or a failed check
+//! of `verify` (`error: …` on stderr with its causes); 2 a usage error.
 
 mod check;
 mod cli;
@@ -21,6 +24,7 @@ mod launch;
 mod native;
 mod progress;
 mod report;
+mod verify;
 
 use std::error::Error as StdError;
 use std::io::Write;
@@ -32,7 +36,7 @@ use clap::{CommandFactory, Parser};
 use igvm_snp::{LaunchPlan, PlanOptions};
 use igvm_snp_kvm::native::NativeConfig;
 
-use cli::{Cli, Command, LaunchArgs, ProfileArg};
+use cli::{Cli, Command, LaunchArgs, ProfileArg, VcpuCounts};
 use progress::Progress;
 
 /// A failure: a message and its causes.
@@ -123,11 +127,25 @@ fn plan_table(plan: &LaunchPlan<'_>, progress: Progress) -> String {
     })
 }
 
+/// Exits with a usage error (2) when `--vcpus` lists several counts for a
+/// command that runs or plans one VM.
+fn one_vcpu_count(args: &LaunchArgs, command: &str) {
+    if args.vcpus.is_list() {
+        Cli::command()
+            .error(
+                clap::error::ErrorKind::ArgumentConflict,
+                format!("{command} takes one --vcpus count; only measure takes a list"),
+            )
+            .exit();
+    }
+}
+
 fn run(cli: &Cli) -> Result<ExitCode, Failure> {
     let mut out = std::io::stdout().lock();
     let progress = Progress::new(cli.quiet);
     match &cli.command {
         Command::Plan { file, json, launch } => {
+            one_vcpu_count(launch, "plan");
             let bytes = map(file)?;
             let plan = plan(file, &bytes, launch)?;
             if *json {
@@ -148,6 +166,17 @@ fn run(cli: &Cli) -> Result<ExitCode, Failure> {
             trace,
             launch,
         } => {
+            if launch.vcpus.is_list() {
+                if *trace {
+                    Cli::command()
+                        .error(
+                            clap::error::ErrorKind::ArgumentConflict,
+                            "--trace takes one --vcpus count",
+                        )
+                        .exit();
+                }
+                return measure_counts(&mut out, file, launch, *json, progress);
+            }
             let bytes = map(file)?;
             let plan = plan(file, &bytes, launch)?;
             let pages = plan.launched_pages();
@@ -196,9 +225,14 @@ fn run(cli: &Cli) -> Result<ExitCode, Failure> {
                     )
                     .exit();
             }
+            one_vcpu_count(&cmd.launch, "launch");
             launch::run(&mut out, cmd, progress)
         }
-        Command::Run(cmd) => native::run(&mut out, cmd, progress),
+        Command::Run(cmd) => {
+            one_vcpu_count(&cmd.launch, "run");
+            native::run(&mut out, cmd, progress)
+        }
+        Command::Verify(args) => verify::run(&mut out, args),
         Command::Check(args) => check::run(&mut out, args),
         Command::Host { json } => {
             let host = igvm_snp_kvm::host::HostCapabilities::probe();
@@ -226,6 +260,49 @@ fn run(cli: &Cli) -> Result<ExitCode, Failure> {
     }
 }
 
+/// `measure --vcpus 1,2,4`: one digest per count. With kvm-legacy, KVM
+/// measures one VMSA per vCPU after the pages, so one pass over the pages
+/// gives every count; with other profiles the count does not enter the
+/// digest (the VP count parameter is UNMEASURED) and every count has the
+/// same one. The ID block is not checked against several digests.
+fn measure_counts(
+    out: &mut impl Write,
+    file: &Path,
+    launch: &LaunchArgs,
+    json: bool,
+    progress: Progress,
+) -> Result<ExitCode, Failure> {
+    let bytes = map(file)?;
+    let plan = plan(file, &bytes, launch)?;
+    let digests = progress.phase("hashing", plan.launched_pages(), || {
+        plan.kvm_legacy_digests().unwrap_or_else(|| {
+            let d = plan.launch_digest_releasing(|part| bytes.release_around(part));
+            vec![d; launch.vcpus.max() as usize]
+        })
+    });
+    let by_count: Vec<(u32, String)> = launch
+        .vcpus
+        .all()
+        .iter()
+        .map(|&n| {
+            let d = digests.get(n as usize - 1).map(ToString::to_string);
+            (n, d.unwrap_or_default())
+        })
+        .collect();
+    if json {
+        let map: serde_json::Map<String, serde_json::Value> = by_count
+            .into_iter()
+            .map(|(n, d)| (n.to_string(), d.into()))
+            .collect();
+        writeln!(out, "{}", serde_json::to_string_pretty(&map)?)?;
+    } else {
+        for (n, d) in by_count {
+            writeln!(out, "{n} {d}")?;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
 /// `demo`: the built-in demo file's plan and digest, then a native run on
 /// /dev/kvm when it opens.
 fn demo(
@@ -241,7 +318,7 @@ fn demo(
     }
     let args = LaunchArgs {
         memory: DEMO_MEMORY,
-        vcpus: 1,
+        vcpus: VcpuCounts::one(1),
         cmdline: None,
         policy: None,
         acpi_tables: Vec::new(),

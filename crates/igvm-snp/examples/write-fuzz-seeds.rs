@@ -1,6 +1,7 @@
 //! Writes the fuzz seed corpus (`fuzz/src/support/seeds.rs`) to
-//! `DIR/<target>/<name>` for the fuzz targets whose input is an IGVM file;
-//! the structure-aware target starts from an empty `DIR/structured`.
+//! `DIR/<target>/<name>` for the fuzz targets whose input is an IGVM file,
+//! and the report target's seeds to `DIR/report`; the structure-aware
+//! target starts from an empty `DIR/structured`.
 //!
 //! ```text
 //! cargo run -p igvm-snp --example write-fuzz-seeds -- DIR
@@ -35,14 +36,20 @@ fn main() -> ExitCode {
                 std::fs::write(dir.join(seed.name), &seed.bytes)?;
             }
         }
+        let reports = dir.join("report");
+        std::fs::create_dir_all(&reports)?;
+        for (name, bytes) in support::seeds::report_seeds() {
+            std::fs::write(reports.join(name), bytes)?;
+        }
         std::fs::create_dir_all(dir.join("structured"))
     };
     match write() {
         Ok(()) => {
             println!(
-                "wrote {} seeds for each of {} under {}",
+                "wrote {} seeds for each of {} and {} for report under {}",
                 seeds.len(),
                 FILE_TARGETS.join(", "),
+                support::seeds::report_seeds().len(),
                 dir.display()
             );
             ExitCode::SUCCESS

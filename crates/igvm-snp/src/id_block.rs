@@ -154,8 +154,7 @@ pub struct LaunchFinish {
 }
 
 fn hex32<S: serde::Serializer>(v: &[u8; 32], s: S) -> Result<S::Ok, S::Error> {
-    let text: String = v.iter().map(|b| format!("{b:02x}")).collect();
-    s.serialize_str(&text)
+    s.serialize_str(&crate::attestation::to_hex(v))
 }
 
 impl LaunchFinish {

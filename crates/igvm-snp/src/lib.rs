@@ -17,6 +17,8 @@
 //!   [`LaunchPlan::launch_digest_releasing`] also hands each hashed batch of
 //!   file bytes back, so a caller that maps the file can drop it as it goes.
 //! * [`DigestChain`]: the PAGE_INFO / SHA-384 chain, also usable on its own.
+//! * [`attestation`]: SEV-SNP attestation reports, their signature and
+//!   AMD's certificate chain, checked offline.
 //!
 //! The default rules are the IGVM specification's with the proposed KVM
 //! `KVM_SEV_SNP_PAGE_TYPE_VMSA`: the VMSA is measured at its IGVM GPA, in
@@ -42,6 +44,7 @@
 #![forbid(unsafe_code)]
 
 pub mod acpi;
+pub mod attestation;
 pub mod compat;
 mod config;
 pub mod demo;

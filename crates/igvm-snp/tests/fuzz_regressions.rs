@@ -51,11 +51,12 @@ fn inputs(target: &str) -> Vec<(String, Vec<u8>)> {
 fn every_committed_regression_replays() {
     let mut replayed = 0;
     let mut ignore = |_: String| {};
-    for target in ["raw", "checksummed", "differential", "structured"] {
+    for target in ["raw", "checksummed", "differential", "structured", "report"] {
         for (name, bytes) in inputs(target) {
             eprintln!("replaying {target}/{name}");
             match target {
                 "raw" => targets::raw(&bytes, &mut ignore),
+                "report" => targets::report(&bytes, &mut ignore),
                 "checksummed" => targets::checksummed(&bytes, &mut ignore),
                 "differential" => targets::differential(&bytes, &mut ignore),
                 _ => {

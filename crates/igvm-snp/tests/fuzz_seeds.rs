@@ -99,3 +99,22 @@ fn independent_chain_matches_published_vectors() {
          7267b97808b27f8f471d943bc6f53a20"
     );
 }
+
+/// The report target's seeds, through its body: the real report parses and
+/// verifies with its own VCEK only, not the test one; zeroed reports parse.
+#[test]
+fn report_seeds_run_through_the_report_target() {
+    let mut kinds = Vec::new();
+    for (name, bytes) in support::seeds::report_seeds() {
+        support::targets::report(&bytes, &mut |k| kinds.push(format!("{name}: {k}")));
+    }
+    for expected in [
+        "milan-report: report v2 signature false",
+        "milan-vcek: certificate extensions true p384 true",
+        "milan-ark: certificate extensions true p384 false",
+        "test-vcek: certificate extensions true p384 true",
+        "zero-v5: report v5 signature false",
+    ] {
+        assert!(kinds.iter().any(|k| k == expected), "{expected}: {kinds:?}");
+    }
+}

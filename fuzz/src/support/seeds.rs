@@ -419,3 +419,36 @@ pub fn variant(e: &igvm_snp::Error) -> String {
         .unwrap_or_default()
         .to_owned()
 }
+
+/// The throwaway test VCEK (tests/fixtures/attestation/README.md).
+pub const TEST_VCEK: &[u8] = include_bytes!("../../../tests/fixtures/attestation/test-vcek.der");
+
+/// Seeds of the `report` target: the real Milan report and its VCEK, the
+/// test VCEK and AMD's Milan ARK (tests/fixtures/attestation/README.md),
+/// and zeroed reports of each version.
+pub fn report_seeds() -> Vec<(&'static str, Vec<u8>)> {
+    use zerocopy::{FromZeros, IntoBytes};
+    let fixture: [(&'static str, &[u8]); 4] = [
+        (
+            "milan-report",
+            include_bytes!("../../../tests/fixtures/attestation/milan-report.bin"),
+        ),
+        (
+            "milan-vcek",
+            include_bytes!("../../../tests/fixtures/attestation/milan-vcek.der"),
+        ),
+        (
+            "milan-ark",
+            include_bytes!("../../../tests/fixtures/attestation/milan-ark.pem"),
+        ),
+        ("test-vcek", TEST_VCEK),
+    ];
+    let mut out: Vec<(&'static str, Vec<u8>)> =
+        fixture.iter().map(|(n, b)| (*n, b.to_vec())).collect();
+    for (name, version) in [("zero-v2", 2), ("zero-v3", 3), ("zero-v5", 5)] {
+        let mut r = igvm_snp::attestation::RawReport::new_zeroed();
+        r.version.set(version);
+        out.push((name, r.as_bytes().to_vec()));
+    }
+    out
+}

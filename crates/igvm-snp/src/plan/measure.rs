@@ -133,6 +133,16 @@ impl LaunchPlan<'_> {
         F: FnMut(usize, PageType, u64, &[u8; 48], &DigestChain) + Send,
         R: Fn(&[u8]) + Sync,
     {
+        self.walk_steps(f, release, true)
+    }
+
+    /// [`LaunchPlan::walk`] over the steps, and over the VMSAs KVM measures
+    /// at SNP_LAUNCH_FINISH when `finish` is set.
+    fn walk_steps<F, R>(&self, f: F, release: &R, finish: bool) -> LaunchDigest
+    where
+        F: FnMut(usize, PageType, u64, &[u8; 48], &DigestChain) + Send,
+        R: Fn(&[u8]) + Sync,
+    {
         let measured: u64 = self.measuring_steps().map(|s| s.pages).sum();
         let cores = if measured < PARALLEL_THRESHOLD {
             1
@@ -181,7 +191,7 @@ impl LaunchPlan<'_> {
             chainer.start_window();
         }
         chainer.advance(&[], true);
-        if let VmsaPlacement::KvmFinish(inputs) = self.options.vmsa {
+        if let (true, VmsaPlacement::KvmFinish(inputs)) = (finish, self.options.vmsa) {
             let vmsas = FinishVmsas::new(&self.vmsa.vmsa, inputs);
             for contents in vmsas.hashes() {
                 chainer
@@ -197,6 +207,53 @@ impl LaunchPlan<'_> {
             }
         }
         chainer.chain.digest()
+    }
+
+    /// With [`VmsaPlacement::KvmFinish`]: the launch digest for every vCPU
+    /// count from 1 to the inputs' `vcpus` (element `i` is for `i + 1`
+    /// vCPUs), hashing the pages once. KVM measures its VMSAs after every
+    /// page, boot vCPU first, then one reset VMSA per AP, so the digest for
+    /// `n + 1` vCPUs extends the one for `n` by a single VMSA. The pages do
+    /// not depend on the count (parameter areas, where the VP count goes,
+    /// are launched UNMEASURED). `None` for other placements.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), igvm_snp::Error> {
+    /// use igvm_snp::kvm_legacy::KvmLegacyInputs;
+    /// use igvm_snp::{GpaRange, LaunchConfig, LaunchPlan, Profile};
+    /// let bytes = igvm_snp::demo::demo_igvm();
+    /// let plan = |vcpus| {
+    ///     let config = LaunchConfig::new(vcpus, vec![GpaRange::new(0, 16 << 20)]);
+    ///     let profile = Profile::KvmLegacy(KvmLegacyInputs::new(vcpus, 0, 0xA00F11));
+    ///     LaunchPlan::new(&bytes, &config, profile.options())
+    /// };
+    /// let digests = plan(8)?.kvm_legacy_digests().unwrap();
+    /// assert_eq!(digests.len(), 8);
+    /// assert_eq!(digests[3], plan(4)?.launch_digest());
+    /// # Ok(()) }
+    /// ```
+    pub fn kvm_legacy_digests(&self) -> Option<Vec<LaunchDigest>> {
+        let VmsaPlacement::KvmFinish(inputs) = self.options.vmsa else {
+            return None;
+        };
+        let mut chain = DigestChain::resume(self.pages_digest());
+        let vmsas = FinishVmsas::new(&self.vmsa.vmsa, inputs);
+        Some(
+            vmsas
+                .hashes()
+                .map(|contents| {
+                    chain.update(PageType::Vmsa, KVM_VMSA_GPA, &contents);
+                    chain.digest()
+                })
+                .collect(),
+        )
+    }
+
+    /// The digest after the plan's steps: [`LaunchPlan::launch_digest`]
+    /// without the VMSAs KVM measures at SNP_LAUNCH_FINISH (the same value
+    /// for other placements).
+    pub fn pages_digest(&self) -> LaunchDigest {
+        self.walk_steps(|_, _, _, _, _| {}, &|_| {}, false)
     }
 
     /// The steps whose pages' contents are hashed (NORMAL and VMSA).
@@ -500,6 +557,33 @@ mod tests {
                 released.len()
             );
         }
+    }
+
+    /// The digests by vCPU count are each count's own launch digest, and
+    /// the pages' digest is the last step's.
+    #[test]
+    fn kvm_legacy_digests_by_count() {
+        let bytes = file(70);
+        let plan = |vcpus| {
+            let config = LaunchConfig::new(vcpus, vec![GpaRange::new(0, 16 << 20)]);
+            let inputs = crate::kvm_legacy::KvmLegacyInputs::new(vcpus, 0, 0xA00F11);
+            let options = PlanOptions {
+                vmsa: VmsaPlacement::KvmFinish(inputs),
+                ..PlanOptions::default()
+            };
+            LaunchPlan::new(&bytes, &config, options).unwrap()
+        };
+        let all = plan(5).kvm_legacy_digests().unwrap();
+        assert_eq!(all.len(), 5);
+        for n in 1..=5u32 {
+            assert_eq!(all[n as usize - 1], plan(n).launch_digest(), "{n} vCPUs");
+        }
+        let p = plan(2);
+        assert_eq!(p.pages_digest(), p.step_digests()[p.steps().len() - 1]);
+        let config = LaunchConfig::new(1, vec![GpaRange::new(0, 16 << 20)]);
+        let spec = LaunchPlan::new(&bytes, &config, PlanOptions::default()).unwrap();
+        assert_eq!(spec.kvm_legacy_digests(), None);
+        assert_eq!(spec.pages_digest(), spec.launch_digest());
     }
 
     /// A plan that measures no page contents (its VMSAs are KVM's, at

@@ -1,0 +1,30 @@
+//! SEV-SNP attestation reports checked against an IGVM file.
+//!
+//! * [`AttestationReport::parse`]: the ATTESTATION_REPORT, checked and
+//!   decoded (the layout is in `report.rs`).
+//! * [`verify_report_signature`], [`verify_chain`]: the VCEK's signature of
+//!   the report and AMD's certificate chain (ARK, ASK, VCEK), offline;
+//!   [`Certificate::vek_extensions`], [`tcb_differences`],
+//!   [`hw_id_matches`]: the VCEK's TCB and hardware ID against the report.
+//! * [`verify()`]: everything at once, and the report against an IGVM file:
+//!   which measurement profile (and vCPU count) explains MEASUREMENT, and
+//!   HOST_DATA, POLICY, the ID block's fields and key digests, VMPL, as a
+//!   [`Verdict`] of named [`Check`]s.
+
+mod certs;
+mod report;
+mod verify;
+
+pub use certs::{
+    CertError, Certificate, SignatureError, VekExtensions, hw_id_matches, tcb_differences,
+    verify_chain, verify_report_signature,
+};
+
+pub use report::{
+    AttestationReport, CpuId, FirmwareVersion, KNOWN_VERSIONS, KeyInfo, REPORT_SIZE, RawReport,
+    ReportError, SIGNATURE_ALGO_ECDSA_P384_SHA384, SIGNED_SIZE, SigningKey, TcbLayout, TcbVersion,
+    to_hex,
+};
+pub use verify::{
+    Certificates, Check, Expected, ProfileMatch, Verdict, certificate_checks, file_checks, verify,
+};

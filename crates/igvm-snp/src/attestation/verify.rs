@@ -1,0 +1,589 @@
+//! Does this attestation report come from this IGVM file? Every check the
+//! inputs allow, each named, with what it compared:
+//!
+//! | check | compares | not checked when |
+//! |---|---|---|
+//! | `signature` | the report's signature with the VCEK/VLEK | no certificate |
+//! | `certificate_chain` | ARK → ARK, ARK → ASK, ASK → VCEK | no ASK and ARK |
+//! | `tcb` | the VCEK's TCB extensions with REPORTED_TCB | no certificate |
+//! | `chip_id` | the VCEK's hwID with CHIP_ID | no certificate; a VLEK; a masked CHIP_ID |
+//! | `measurement` | MEASUREMENT with every profile's digest (kvm-legacy for 1 to `max_vcpus` vCPUs) | never |
+//! | `host_data` | HOST_DATA with the expected host data | none expected |
+//! | `policy` | POLICY with the expected policy, else the file's | neither |
+//! | `id_block` | FAMILY_ID, IMAGE_ID, GUEST_SVN with the file's ID block (zeros without one) | never |
+//! | `id_key_digest` | ID_KEY_DIGEST with SHA-384 of the file's ID public key (zeros without one) | never |
+//! | `author_key_digest` | AUTHOR_KEY_DIGEST and AUTHOR_KEY_EN with the file's author key | never |
+//! | `vmpl` | VMPL with the file's boot VMSA's VMPL (a report is requested at that VMPL or a less privileged one) | never |
+//!
+//! The digest the kvm-legacy profile predicts depends on the CPU signature
+//! the VMM writes into the APs' RDX: it is taken from the report's CPUID
+//! fields (version 3 and later), else KVM's reset value 0x600.
+
+use serde::Serialize;
+use sha2::{Digest, Sha384};
+use zerocopy::IntoBytes;
+
+use super::certs::{
+    Certificate, hw_id_matches, tcb_differences, verify_chain, verify_report_signature,
+};
+use super::report::{AttestationReport, SigningKey, to_hex};
+use crate::config::LaunchConfig;
+use crate::digest::LaunchDigest;
+use crate::error::{Error, Result};
+use crate::kvm_legacy::{KVM_MAX_VCPUS, KVM_RESET_RDX, KvmLegacyInputs};
+use crate::plan::{LaunchPlan, PlanOptions};
+use crate::profile::Profile;
+
+/// Launch inputs the caller expects, besides the file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Expected {
+    /// HOST_DATA given to SNP_LAUNCH_FINISH; `None`: not checked.
+    pub host_data: Option<[u8; 32]>,
+    /// The guest policy; `None`: the file's, or not checked when the file
+    /// has none.
+    pub policy: Option<u64>,
+    /// The kvm-legacy profile is tried for 1 to this many vCPUs.
+    pub max_vcpus: u32,
+}
+
+impl Default for Expected {
+    /// Nothing expected beyond the file; kvm-legacy up to 64 vCPUs.
+    fn default() -> Self {
+        Expected {
+            host_data: None,
+            policy: None,
+            max_vcpus: 64,
+        }
+    }
+}
+
+impl Expected {
+    /// Expects this HOST_DATA.
+    pub fn with_host_data(mut self, host_data: [u8; 32]) -> Self {
+        self.host_data = Some(host_data);
+        self
+    }
+
+    /// Expects this guest policy, whatever the file's.
+    pub fn with_policy(mut self, policy: u64) -> Self {
+        self.policy = Some(policy);
+        self
+    }
+
+    /// Tries kvm-legacy for 1 to `max_vcpus` vCPUs.
+    pub fn with_max_vcpus(mut self, max_vcpus: u32) -> Self {
+        self.max_vcpus = max_vcpus;
+        self
+    }
+}
+
+/// The certificates given: the VCEK or VLEK, and its ASK (or ASVK) and ARK.
+#[derive(Debug, Clone, Default)]
+pub struct Certificates {
+    /// The VCEK or VLEK.
+    pub vek: Option<Certificate>,
+    /// The ASK or ASVK.
+    pub ask: Option<Certificate>,
+    /// The ARK.
+    pub ark: Option<Certificate>,
+}
+
+/// One check: passed (`Some(true)`), failed (`Some(false)`) or not made
+/// (`None`), and what it compared.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Check {
+    /// The check (module docs list them).
+    pub name: &'static str,
+    /// Its outcome; `None` when it could not be made.
+    pub ok: Option<bool>,
+    /// What was compared, or why it was not.
+    pub detail: String,
+}
+
+impl Check {
+    fn new(name: &'static str, ok: Option<bool>, detail: impl Into<String>) -> Self {
+        Check {
+            name,
+            ok,
+            detail: detail.into(),
+        }
+    }
+}
+
+/// The profile that explains a measurement.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct ProfileMatch {
+    /// Its name ([`Profile::name`]).
+    pub profile: &'static str,
+    /// The vCPU count, for kvm-legacy.
+    pub vcpus: Option<u32>,
+}
+
+/// Everything checked about a report.
+#[derive(Debug, Clone, Serialize)]
+pub struct Verdict {
+    /// The report's MEASUREMENT.
+    pub measurement: LaunchDigest,
+    /// The profile whose digest it is, if any.
+    #[serde(rename = "match")]
+    pub matched: Option<ProfileMatch>,
+    /// Every check, in the order of the module docs.
+    pub checks: Vec<Check>,
+}
+
+impl Verdict {
+    /// Whether every check made passed.
+    pub fn passed(&self) -> bool {
+        self.checks.iter().all(|c| c.ok != Some(false))
+    }
+
+    /// The checks that failed.
+    pub fn failures(&self) -> impl Iterator<Item = &Check> {
+        self.checks.iter().filter(|c| c.ok == Some(false))
+    }
+}
+
+/// Checks a report against an IGVM file, the certificates given and what
+/// the caller expects. `config` is what the file is planned with (its vCPU
+/// count and parameters do not enter the digest).
+///
+/// ```
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// use igvm_snp::attestation::{verify, AttestationReport, Certificates, Expected, RawReport};
+/// use igvm_snp::{GpaRange, LaunchConfig, LaunchPlan, PlanOptions};
+/// use zerocopy::{FromZeros, IntoBytes};
+/// let bytes = igvm_snp::demo::demo_igvm();
+/// let config = LaunchConfig::new(1, vec![GpaRange::new(0, 16 << 20)]);
+/// let plan = LaunchPlan::new(&bytes, &config, PlanOptions::default())?;
+/// // A report of a launch with the spec's rules (unsigned, no certificates).
+/// let mut raw = RawReport::new_zeroed();
+/// raw.version.set(3);
+/// raw.policy.set(plan.policy()?.bits());
+/// raw.measurement = plan.launch_digest().0;
+/// let report = AttestationReport::parse(raw.as_bytes())?;
+/// let verdict = verify(&report, &bytes, &config, &Expected::default(), &Certificates::default())?;
+/// assert_eq!(verdict.matched.unwrap().profile, "igvm-spec");
+/// assert!(verdict.passed());
+/// let signature = verdict.checks.iter().find(|c| c.name == "signature").unwrap();
+/// assert_eq!(signature.ok, None); // not checked: no certificate
+/// # Ok(()) }
+/// ```
+///
+/// # Errors
+/// The file's planning error when it cannot be planned at all, or
+/// [`Error::InvalidVcpuCount`] for `max_vcpus` 0 or above KVM's limit.
+pub fn verify(
+    report: &AttestationReport,
+    file: &[u8],
+    config: &LaunchConfig,
+    expected: &Expected,
+    certs: &Certificates,
+) -> Result<Verdict> {
+    let mut checks = certificate_checks(report, certs);
+    let (matched, file_checks) = file_checks(report, file, config, expected)?;
+    checks.extend(file_checks);
+    if matched.is_none() {
+        let others: Vec<&str> = checks
+            .iter()
+            .filter(|c| c.ok == Some(false) && c.name != "measurement")
+            .map(|c| c.name)
+            .collect();
+        if let Some(m) = checks.iter_mut().find(|c| c.name == "measurement") {
+            if others.is_empty() {
+                m.detail.push_str("; every other check made passes");
+            } else {
+                m.detail
+                    .push_str(&format!("; other checks that fail: {}", others.join(", ")));
+            }
+        }
+    }
+    Ok(Verdict {
+        measurement: report.measurement,
+        matched,
+        checks,
+    })
+}
+
+/// The checks that need certificates: signature, chain, TCB, chip ID.
+pub fn certificate_checks(report: &AttestationReport, certs: &Certificates) -> Vec<Check> {
+    let Some(vek) = &certs.vek else {
+        let none = "not checked: no VCEK or VLEK given";
+        return vec![
+            Check::new("signature", None, none),
+            Check::new("certificate_chain", None, none),
+            Check::new("tcb", None, none),
+            Check::new("chip_id", None, none),
+        ];
+    };
+    let mut out = Vec::new();
+    out.push(match verify_report_signature(report, vek) {
+        Ok(()) => Check::new(
+            "signature",
+            Some(true),
+            format!("ECDSA P-384 signature verifies with \"{vek}\""),
+        ),
+        Err(e) => Check::new("signature", Some(false), e.to_string()),
+    });
+    out.push(match (&certs.ask, &certs.ark) {
+        (Some(ask), Some(ark)) => match verify_chain(ark, ask, vek) {
+            Ok(()) => Check::new(
+                "certificate_chain",
+                Some(true),
+                format!(
+                    "\"{ark}\" signs itself and \"{ask}\", which signs the VCEK/VLEK; {}",
+                    match ark.amd_root() {
+                        Some(g) => format!("the ARK is AMD's {g} root key"),
+                        None => "the ARK is not one of AMD's root keys (Milan, Genoa, Turin): \
+                                 trusted as given"
+                            .to_string(),
+                    }
+                ),
+            ),
+            Err(e) => Check::new("certificate_chain", Some(false), e.to_string()),
+        },
+        _ => Check::new(
+            "certificate_chain",
+            None,
+            "not checked: the ASK (or ASVK) and the ARK are both needed",
+        ),
+    });
+    match vek.vek_extensions() {
+        Err(e) => {
+            out.push(Check::new("tcb", Some(false), e.to_string()));
+            out.push(Check::new("chip_id", Some(false), e.to_string()));
+        }
+        Ok(ext) => {
+            let diff = tcb_differences(&report.reported_tcb, &ext);
+            out.push(if diff.is_empty() {
+                Check::new(
+                    "tcb",
+                    Some(true),
+                    format!("REPORTED_TCB ({}) is the VCEK's", report.reported_tcb),
+                )
+            } else {
+                Check::new(
+                    "tcb",
+                    Some(false),
+                    format!(
+                        "REPORTED_TCB is not the certificate's TCB: {}",
+                        diff.join("; ")
+                    ),
+                )
+            });
+            out.push(match (&ext.hw_id, report.chip_id_masked()) {
+                (_, true) => Check::new(
+                    "chip_id",
+                    None,
+                    "not checked: CHIP_ID is masked (zeros) in the report",
+                ),
+                (None, _) if report.key_info.signing_key == SigningKey::Vlek => Check::new(
+                    "chip_id",
+                    None,
+                    "not checked: a VLEK carries no hardware ID",
+                ),
+                (None, _) => Check::new(
+                    "chip_id",
+                    Some(false),
+                    "the certificate has no hwID extension (1.3.6.1.4.1.3704.1.4)",
+                ),
+                (Some(id), _) if hw_id_matches(id, &report.chip_id) => Check::new(
+                    "chip_id",
+                    Some(true),
+                    format!("CHIP_ID is the VCEK's hwID ({} bytes)", id.len()),
+                ),
+                (Some(id), _) => Check::new(
+                    "chip_id",
+                    Some(false),
+                    format!(
+                        "CHIP_ID {} is not the VCEK's hwID {}: another chip's certificate",
+                        to_hex(&report.chip_id),
+                        to_hex(id)
+                    ),
+                ),
+            });
+        }
+    }
+    out
+}
+
+/// The checks against the file: measurement, host data, policy, ID block,
+/// key digests, VMPL.
+///
+/// # Errors
+/// As [`verify`].
+pub fn file_checks(
+    report: &AttestationReport,
+    file: &[u8],
+    config: &LaunchConfig,
+    expected: &Expected,
+) -> Result<(Option<ProfileMatch>, Vec<Check>)> {
+    if expected.max_vcpus == 0 || expected.max_vcpus > KVM_MAX_VCPUS {
+        return Err(Error::InvalidVcpuCount {
+            vcpus: expected.max_vcpus,
+            max: KVM_MAX_VCPUS,
+        });
+    }
+    // The policy does not enter the digest: a file without one plans all
+    // the same, and only a policy the file has is compared.
+    let spec = LaunchPlan::new(file, config, PlanOptions::default())?;
+    let file_policy = spec.policy_source().in_file().then(|| spec.policy_bits());
+    let mut checks = Vec::new();
+    let (matched, detail) = measurement(report, file, config, &spec, expected.max_vcpus);
+    checks.push(Check::new("measurement", Some(matched.is_some()), detail));
+
+    checks.push(match expected.host_data {
+        None => Check::new(
+            "host_data",
+            None,
+            format!(
+                "not checked: no host data expected; HOST_DATA is {}",
+                to_hex(&report.host_data)
+            ),
+        ),
+        Some(h) => compare(
+            "host_data",
+            "HOST_DATA",
+            &to_hex(&report.host_data),
+            "the expected host data",
+            &to_hex(&h),
+        ),
+    });
+
+    let policy = |v: u64| format!("{v:#x}");
+    checks.push(match (expected.policy, file_policy) {
+        (Some(p), _) => compare(
+            "policy",
+            "POLICY",
+            &policy(report.policy),
+            "the expected policy",
+            &policy(p),
+        ),
+        (None, Some(p)) => compare(
+            "policy",
+            "POLICY",
+            &policy(report.policy),
+            "the file's guest policy",
+            &policy(p),
+        ),
+        (None, None) => Check::new(
+            "policy",
+            None,
+            format!(
+                "not checked: the file has no guest policy and none is expected; POLICY is {}",
+                policy(report.policy)
+            ),
+        ),
+    });
+    checks.extend(id_checks(report, &spec));
+
+    let boot_vmpl = u32::from(spec.vmsa().vmsa.vmpl);
+    let ok = report.vmpl <= 3 && report.vmpl >= boot_vmpl;
+    checks.push(Check::new(
+        "vmpl",
+        Some(ok),
+        format!(
+            "report requested at VMPL {}; the file's boot VMSA runs at VMPL {boot_vmpl}{}",
+            report.vmpl,
+            if ok {
+                ""
+            } else {
+                " (a report can only be requested at that VMPL or a less privileged one, 3 at most)"
+            }
+        ),
+    ));
+    Ok((matched, checks))
+}
+
+fn compare(name: &'static str, field: &str, got: &str, what: &str, want: &str) -> Check {
+    if got == want {
+        Check::new(name, Some(true), format!("{field} is {what}: {want}"))
+    } else {
+        Check::new(
+            name,
+            Some(false),
+            format!("{field} {got} is not {what} {want}"),
+        )
+    }
+}
+
+/// Which profile's digest the measurement is.
+fn measurement(
+    report: &AttestationReport,
+    file: &[u8],
+    config: &LaunchConfig,
+    spec: &LaunchPlan<'_>,
+    max_vcpus: u32,
+) -> (Option<ProfileMatch>, String) {
+    let m = report.measurement;
+    let (cpu_signature, source) = match report.cpuid {
+        Some(c) => (c.signature(), "from the report's CPUID fields"),
+        None => (
+            KVM_RESET_RDX,
+            "KVM's reset value; the report has no CPUID fields",
+        ),
+    };
+    let legacy = KvmLegacyInputs::new(max_vcpus, spec.init2_vmsa_features(), cpu_signature);
+    // Planned for the largest count (the VP count parameter is not
+    // measured); the digests of the smaller counts are prefixes of its
+    // VMSAs.
+    let mut config = config.clone();
+    config.vcpu_count = max_vcpus;
+    let config = &config;
+    let mut matches: Vec<ProfileMatch> = Vec::new();
+    let mut tried: Vec<String> = Vec::new();
+    for profile in Profile::all(legacy) {
+        let own;
+        let plan = match profile {
+            Profile::IgvmSpec => spec,
+            _ => match LaunchPlan::new(file, config, profile.options()) {
+                Ok(p) => {
+                    own = p;
+                    &own
+                }
+                Err(e) => {
+                    tried.push(format!("{} cannot plan the file: {e}", profile.name()));
+                    continue;
+                }
+            },
+        };
+        if let Some(digests) = plan.kvm_legacy_digests() {
+            match digests.iter().position(|d| *d == m) {
+                Some(i) => matches.push(ProfileMatch {
+                    profile: profile.name(),
+                    vcpus: u32::try_from(i + 1).ok(),
+                }),
+                None => tried.push(format!(
+                    "kvm-legacy for 1 to {max_vcpus} vCPUs (CPU signature {cpu_signature:#x}, {source})"
+                )),
+            }
+        } else {
+            let d = plan.launch_digest();
+            if d == m {
+                matches.push(ProfileMatch {
+                    profile: profile.name(),
+                    vcpus: None,
+                });
+            } else {
+                tried.push(format!("{} {d}", profile.name()));
+            }
+        }
+    }
+    let Some(first) = matches.first().copied() else {
+        let mut detail = format!("no profile explains MEASUREMENT {m}: {}", tried.join("; "));
+        if spec.finish().expected_digest == Some(m) {
+            detail.push_str("; it is the digest the file's ID block expects");
+        }
+        return (None, detail);
+    };
+    let name = |p: &ProfileMatch| match p.vcpus {
+        Some(n) => format!(
+            "{} digest for {n} vCPU(s) (CPU signature {cpu_signature:#x}, {source})",
+            p.profile
+        ),
+        None => format!("{} digest", p.profile),
+    };
+    let mut detail = format!("MEASUREMENT is the {}", name(&first));
+    if matches.len() > 1 {
+        let also: Vec<String> = matches[1..].iter().map(name).collect();
+        detail.push_str(&format!(" (as are {})", also.join(", ")));
+    }
+    (Some(first), detail)
+}
+
+/// The ID block's fields and the key digests, against the file's ID block
+/// (or zeros when it has none).
+fn id_checks(report: &AttestationReport, plan: &LaunchPlan<'_>) -> Vec<Check> {
+    let finish = plan.finish();
+    let sha384 = |b: &[u8]| -> [u8; 48] { Sha384::digest(b).into() };
+    let (family, image, svn, id_key, author_key) = match (&finish.id_block, &finish.id_auth) {
+        (Some(block), Some(auth)) => (
+            block.family_id,
+            block.image_id,
+            block.guest_svn,
+            sha384(auth.id_key.as_bytes()),
+            if finish.author_key_enabled {
+                sha384(auth.author_key.as_bytes())
+            } else {
+                [0; 48]
+            },
+        ),
+        _ => ([0; 16], [0; 16], 0, [0; 48], [0; 48]),
+    };
+    let has = finish.id_block.is_some();
+    let source = if has {
+        "those of the file's ID block"
+    } else {
+        "zeros, as the file has no ID block"
+    };
+    let mut out = Vec::new();
+    let mut differ = Vec::new();
+    if report.family_id != family {
+        differ.push(format!(
+            "FAMILY_ID {} vs {}",
+            to_hex(&report.family_id),
+            to_hex(&family)
+        ));
+    }
+    if report.image_id != image {
+        differ.push(format!(
+            "IMAGE_ID {} vs {}",
+            to_hex(&report.image_id),
+            to_hex(&image)
+        ));
+    }
+    if report.guest_svn != svn {
+        differ.push(format!("GUEST_SVN {} vs {svn}", report.guest_svn));
+    }
+    out.push(if differ.is_empty() {
+        Check::new(
+            "id_block",
+            Some(true),
+            format!("FAMILY_ID, IMAGE_ID and GUEST_SVN are {source}"),
+        )
+    } else {
+        Check::new(
+            "id_block",
+            Some(false),
+            format!("report vs file: {} (expected {source})", differ.join("; ")),
+        )
+    });
+    let what = if has {
+        "SHA-384 of the file's ID public key"
+    } else {
+        "zeros (the file has no ID block)"
+    };
+    out.push(compare(
+        "id_key_digest",
+        "ID_KEY_DIGEST",
+        &to_hex(&report.id_key_digest),
+        what,
+        &to_hex(&id_key),
+    ));
+    let what = if finish.author_key_enabled {
+        "SHA-384 of the file's author public key"
+    } else {
+        "zeros (the file has no author key)"
+    };
+    let mut author = compare(
+        "author_key_digest",
+        "AUTHOR_KEY_DIGEST",
+        &to_hex(&report.author_key_digest),
+        what,
+        &to_hex(&author_key),
+    );
+    if report.key_info.author_key_en != finish.author_key_enabled {
+        author.ok = Some(false);
+        author.detail.push_str(&format!(
+            "; KEY_INFO.AUTHOR_KEY_EN is {} but the file's author key is {}",
+            u8::from(report.key_info.author_key_en),
+            if finish.author_key_enabled {
+                "enabled"
+            } else {
+                "absent"
+            }
+        ));
+    }
+    out.push(author);
+    out
+}

@@ -1,0 +1,196 @@
+//! `igvm-load verify --report REPORT FILE`: does this SEV-SNP attestation
+//! report come from this IGVM file? Every check of
+//! `igvm_snp::attestation::verify`, offline.
+
+use std::fmt::Write as _;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::Args;
+use igvm_snp::LaunchConfig;
+use igvm_snp::attestation::{
+    AttestationReport, Certificate, Certificates, Expected, REPORT_SIZE, Verdict, verify,
+};
+use igvm_snp::kvm_legacy::KVM_MAX_VCPUS;
+
+use crate::Failure;
+
+/// Options of `verify`.
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    /// The attestation report: 1184 bytes, raw or as hexadecimal text.
+    #[arg(long)]
+    pub report: PathBuf,
+    /// The IGVM file.
+    pub file: PathBuf,
+    /// The VCEK or VLEK certificate (DER or PEM) to check the report's signature, TCB and
+    /// chip ID with; without it those checks are not made.
+    #[arg(long)]
+    pub vcek: Option<PathBuf>,
+    /// The ASK (or ASVK) certificate: with --ark, the chain ARK -> ASK -> VCEK is checked.
+    #[arg(long, requires_all = ["ark", "vcek"])]
+    pub ask: Option<PathBuf>,
+    /// The ARK certificate (AMD's root; trusted as given).
+    #[arg(long, requires_all = ["ask", "vcek"])]
+    pub ark: Option<PathBuf>,
+    /// Expected HOST_DATA: 64 hexadecimal digits [default: not checked].
+    #[arg(long, value_parser = crate::config::parse_host_data)]
+    pub host_data: Option<[u8; 32]>,
+    /// Expected guest policy, hexadecimal [default: the file's; not checked without one].
+    #[arg(long, value_parser = crate::check::parse_hex_u64)]
+    pub policy: Option<u64>,
+    /// The kvm-legacy profile is tried for 1 to this many vCPUs.
+    #[arg(long, default_value_t = 64,
+          value_parser = clap::value_parser!(u32).range(1..=i64::from(KVM_MAX_VCPUS)))]
+    pub max_vcpus: u32,
+    /// Print one JSON object: {"measurement", "match", "checks"}.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Reads a file, naming it in the error.
+fn read(path: &Path, what: &str) -> Result<Vec<u8>, Failure> {
+    std::fs::read(path).map_err(|e| format!("cannot read {what} {}: {e}", path.display()).into())
+}
+
+/// A report given raw, or as hexadecimal text (as some tools save it).
+fn report_bytes(bytes: Vec<u8>) -> Vec<u8> {
+    if bytes.len() == REPORT_SIZE {
+        return bytes;
+    }
+    let digits: Vec<u8> = bytes
+        .iter()
+        .copied()
+        .filter(|b| !b.is_ascii_whitespace())
+        .collect();
+    if digits.len() != 2 * REPORT_SIZE || !digits.iter().all(u8::is_ascii_hexdigit) {
+        return bytes;
+    }
+    digits
+        .chunks(2)
+        .map(|pair| {
+            let text = std::str::from_utf8(pair).unwrap_or("00");
+            u8::from_str_radix(text, 16).unwrap_or(0)
+        })
+        .collect()
+}
+
+fn certificate(path: &Option<PathBuf>, what: &str) -> Result<Option<Certificate>, Failure> {
+    let Some(path) = path else {
+        return Ok(None);
+    };
+    let bytes = read(path, what)?;
+    Certificate::parse(&bytes)
+        .map(Some)
+        .map_err(|e| format!("{what} {}: {e}", path.display()).into())
+}
+
+/// Runs `verify`: the verdict on stdout, each failed check on stderr; exit
+/// 1 when a check fails.
+pub fn run(out: &mut impl Write, args: &VerifyArgs) -> Result<ExitCode, Failure> {
+    let bytes = report_bytes(read(&args.report, "report")?);
+    let report = AttestationReport::parse(&bytes)
+        .map_err(|e| format!("report {}: {e}", args.report.display()))?;
+    let certs = Certificates {
+        vek: certificate(&args.vcek, "VCEK")?,
+        ask: certificate(&args.ask, "ASK")?,
+        ark: certificate(&args.ark, "ARK")?,
+    };
+    let file = crate::map(&args.file)?;
+    let mut expected = Expected::default().with_max_vcpus(args.max_vcpus);
+    if let Some(h) = args.host_data {
+        expected = expected.with_host_data(h);
+    }
+    if let Some(p) = args.policy {
+        expected = expected.with_policy(p);
+    }
+    // RAM and the vCPU count do not enter the digest (parameter areas are
+    // UNMEASURED); leaving RAM unknown plans files with required memory
+    // anywhere.
+    let config = LaunchConfig::new(1, Vec::new());
+    let verdict = verify(&report, &file, &config, &expected, &certs)
+        .map_err(|e| format!("{}: {e}", args.file.display()))?;
+    if args.json {
+        writeln!(out, "{}", serde_json::to_string_pretty(&verdict)?)?;
+    } else {
+        write!(out, "{}", text(&args.report, &report, &verdict))?;
+    }
+    out.flush()?;
+    if verdict.passed() {
+        return Ok(ExitCode::SUCCESS);
+    }
+    let mut err = std::io::stderr().lock();
+    for c in verdict.failures() {
+        writeln!(err, "error: {}: {}", c.name, c.detail)?;
+    }
+    Ok(ExitCode::from(1))
+}
+
+/// The verdict as text: what the report is, the profile that explains it,
+/// then one line per check (`ok`, `FAIL`, or `-` for not checked).
+fn text(path: &Path, report: &AttestationReport, v: &Verdict) -> String {
+    let mut s = String::new();
+    let _ = write!(
+        s,
+        "{}: report version {}, VMPL {}, policy {:#x}",
+        path.display(),
+        report.version,
+        report.vmpl,
+        report.policy
+    );
+    if let Some(c) = report.cpuid {
+        let _ = write!(
+            s,
+            ", CPUID family {:#x} model {:#x} stepping {}",
+            c.family, c.model, c.stepping
+        );
+    }
+    let _ = writeln!(s, "\nMEASUREMENT {}", v.measurement);
+    let _ = match v.matched {
+        Some(m) => match m.vcpus {
+            Some(n) => writeln!(s, "explained by: {} with {n} vCPU(s)", m.profile),
+            None => writeln!(s, "explained by: {}", m.profile),
+        },
+        None => writeln!(s, "explained by: no profile"),
+    };
+    for c in &v.checks {
+        let mark = match c.ok {
+            Some(true) => "ok",
+            Some(false) => "FAIL",
+            None => "-",
+        };
+        let _ = writeln!(s, "{mark:<4} {:<17} {}", c.name, c.detail);
+    }
+    let _ = writeln!(
+        s,
+        "{}",
+        if v.passed() {
+            "every check made passed"
+        } else {
+            "verification FAILED"
+        }
+    );
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hex_reports() {
+        let raw: Vec<u8> = (0..REPORT_SIZE).map(|i| i as u8).collect();
+        let hex: String = raw.iter().map(|b| format!("{b:02X}")).collect();
+        let wrapped = hex
+            .as_bytes()
+            .chunks(64)
+            .map(|c| std::str::from_utf8(c).unwrap())
+            .collect::<Vec<_>>()
+            .join("\n");
+        assert_eq!(report_bytes(wrapped.into_bytes()), raw);
+        assert_eq!(report_bytes(raw.clone()), raw);
+        // Neither: left for the parser to reject.
+        assert_eq!(report_bytes(b"xyz".to_vec()), b"xyz");
+    }
+}
