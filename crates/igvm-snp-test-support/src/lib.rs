@@ -4,7 +4,7 @@
 //! test suite keeps its own copy: small SEV-SNP IGVM files built with the
 //! `igvm` crate's builder ([`files`]), hand-assembled x86 guests that print
 //! what they computed ([`asm`], [`guests`]), the ID block fixture
-//! ([`id_block`]), and launches on the firmware model that
+//! ([`id_block`](mod@id_block)), and launches on the firmware model that
 //! tests compare ([`files::fallback_on_model`]).
 //!
 //! Not published, and no library crate depends on it: it is for testing
