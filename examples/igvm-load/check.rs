@@ -7,9 +7,9 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Args;
-use igvm_snp::compat::{self, CompatReport};
 use igvm_snp::id_sign::verify_id_auth;
 use igvm_snp::kvm_legacy::{KVM_RESET_RDX, KvmLegacyInputs};
+use igvm_snp::profile::{self, CompatReport};
 use igvm_snp::{LaunchConfig, LaunchPlan, PlanOptions};
 
 use crate::Failure;
@@ -79,7 +79,7 @@ pub fn run(out: &mut impl Write, args: &CheckArgs) -> Result<ExitCode, Failure> 
         vmsa_features,
         args.cpu_signature.unwrap_or(KVM_RESET_RDX),
     );
-    let report = compat::check(&bytes, &config, legacy, args.supported_features)
+    let report = profile::check(&bytes, &config, legacy, args.supported_features)
         .map_err(|e| format!("{}: {e}", args.file.display()))?;
     if args.json {
         let mut v = serde_json::to_value(&report)?;

@@ -46,7 +46,7 @@
 //! but the fallback does not set (XSS, PKRU and the YMM upper halves, which
 //! `sev_es_sync_vmsa()` copies from `ia32_xss`, `pkru` and the guest FPU;
 //! CET, DBGCTL/LBR, SPEC_CTRL) are 0 in the prediction; a file VMSA that
-//! sets them differs, and `compat` lists such fields.
+//! sets them differs, and `profile::check` lists such fields.
 
 use igvm::snp_defs::{SevFeatures, SevSelector, SevVmsa};
 use serde::Serialize;

@@ -45,7 +45,6 @@
 
 pub mod acpi;
 pub mod attestation;
-pub mod compat;
 mod config;
 pub mod demo;
 mod digest;
@@ -58,7 +57,7 @@ mod params;
 pub mod parse;
 mod plan;
 mod policy;
-mod profile;
+pub mod profile;
 mod vmsa;
 
 pub use config::{GpaRange, LaunchConfig};

@@ -1,4 +1,4 @@
-//! Every profile's digest, as `compat::check` and `LaunchPlan` give it,
+//! Every profile's digest, as `profile::check` and `LaunchPlan` give it,
 //! equals an independent computation written here: the page list is derived
 //! from the `igvm` builder's directives (not this crate's parser or
 //! planner), PAGE_INFO is laid out by hand at the offsets of notes
@@ -12,8 +12,8 @@ use igvm::snp_defs::{SevFeatures, SevSelector, SevVmsa};
 use igvm_defs::{
     IGVM_VHS_PARAMETER, IGVM_VHS_PARAMETER_INSERT, IgvmPageDataFlags, IgvmPageDataType,
 };
-use igvm_snp::compat::{self, CompatReport, Finding, ProfileReport};
 use igvm_snp::kvm_legacy::KvmLegacyInputs;
+use igvm_snp::profile::{self, CompatReport, Finding, ProfileReport};
 use igvm_snp::{Error, GpaRange, LaunchConfig, LaunchPlan, PageType, Profile, VmsaPlacement};
 use sha2::{Digest, Sha384};
 use zerocopy::{FromZeros, IntoBytes};
@@ -389,12 +389,12 @@ fn by_name<'r>(r: &'r CompatReport, name: &str) -> &'r ProfileReport {
     r.profiles.iter().find(|p| p.name == name).unwrap()
 }
 
-/// `compat::check` and `LaunchPlan` give the independent digest for every
+/// `profile::check` and `LaunchPlan` give the independent digest for every
 /// profile.
 fn assert_all_profiles(dirs: &[IgvmDirectiveHeader], legacy: KvmLegacyInputs) -> CompatReport {
     let bytes = build(dirs.to_vec());
     let config = config(legacy.vcpus);
-    let report = compat::check(&bytes, &config, legacy, None).unwrap();
+    let report = profile::check(&bytes, &config, legacy, None).unwrap();
     let rules = [
         Rules::Spec,
         Rules::NativeZero,
@@ -503,7 +503,7 @@ fn awkward_file_all_profiles_and_reasons() {
 
     // With only SNPActive supported, DebugSwap (0x20) blocks every KVM launch.
     let bytes = build(awkward());
-    let r = compat::check(&bytes, &config(3), legacy, Some(0x1)).unwrap();
+    let r = profile::check(&bytes, &config(3), legacy, Some(0x1)).unwrap();
     for p in &r.profiles {
         assert!(!p.launchable, "{}", p.name);
         assert!(p.blockers.contains(&Finding::UnsupportedSevFeatures {

@@ -1,5 +1,5 @@
 //! Which measurement profiles can launch a file, the digest each gives, and
-//! why they differ.
+//! why they differ (the `check` command's report).
 //!
 //! The rules come from the shared notes: `igvm-snp-mapping.md` §5 (loader
 //! disagreements) and §8.9 (KVM constraints, coconut-svsm igvmmeasure
@@ -11,6 +11,7 @@ use std::fmt;
 use igvm_defs::IgvmPageDataType;
 use serde::Serialize;
 
+use super::Profile;
 use crate::config::LaunchConfig;
 use crate::digest::LaunchDigest;
 use crate::error::Result;
@@ -22,7 +23,6 @@ use crate::page_type::PageType;
 use crate::parse::{Directive, DirectiveKind, IgvmFile};
 use crate::plan::{LaunchPlan, StepSource};
 use crate::policy::PolicySource;
-use crate::profile::Profile;
 use crate::vmsa::SEV_FEATURE_SNP_ACTIVE;
 
 /// One reason a profile cannot launch a file, or measures it differently

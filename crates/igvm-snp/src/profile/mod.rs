@@ -1,12 +1,18 @@
-//! Named measurement profiles: the rule sets loaders in use apply to the
-//! same IGVM file, each a [`PlanOptions`]. Planning with a profile's options
-//! gives both the launch that loader performs and the digest it yields, so
-//! the two cannot disagree.
+//! Measurement profiles, one concept: the rule sets loaders in use apply to
+//! the same IGVM file ([`Profile`], each a [`PlanOptions`]), and the
+//! comparison of a file under all of them ([`check`]: which profiles can
+//! launch it, each one's digest, and why they differ). Planning with a
+//! profile's options gives both the launch that loader performs and the
+//! digest it yields, so the two cannot disagree.
 //!
 //! Sources: shared notes `igvm-snp-mapping.md` §3 and §5 (loaders) and
 //! `kvm-snp-uapi.md` §1.7, §2 and §4.7 (KVM).
 
+mod compare;
+
 use serde::Serialize;
+
+pub use compare::{CompatReport, Finding, ProfileReport, check};
 
 use crate::kvm_legacy::KvmLegacyInputs;
 use crate::plan::{ParameterInserts, PlanOptions, SharedPages, VmsaPlacement, ZeroPages};
