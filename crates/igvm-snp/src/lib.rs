@@ -39,6 +39,10 @@
 //!
 //! This crate contains no `unsafe` code and does no I/O.
 //!
+//! Feature `demo` (off by default) adds the `demo` module: a built-in demo file and
+//! small SEV-SNP test-file builders, for documentation, tests and demos;
+//! a VMM does not need it.
+//!
 //! [IGVM]: https://github.com/microsoft/igvm
 
 #![forbid(unsafe_code)]
@@ -46,6 +50,7 @@
 pub mod acpi;
 pub mod attestation;
 mod config;
+#[cfg(any(test, feature = "demo"))]
 pub mod demo;
 mod digest;
 mod error;
