@@ -15,16 +15,41 @@
 //! [`LaunchPlan::launch_digest_releasing`] also hands each batch's file
 //! bytes back to the caller once they are hashed, so a caller that maps the
 //! file can drop them from memory while the rest is being hashed.
+//!
+//! Each distinct page of file data is hashed once. Many page headers may
+//! point at the same file data (a builder that deduplicates identical pages
+//! writes them so, and a hostile file of 1,024 2 MiB page headers sharing
+//! one 2 MiB blob claims 2 GiB of pages from 2 MiB of data). Before
+//! hashing, [`Repeats`] finds, from the measured directives' file offsets
+//! alone (work and memory bounded by the number of headers, nothing when
+//! the data of the plan's directives lies in increasing file order), the
+//! page slices (file offset, 4096 bytes) that more than one measured page
+//! reads; their hashes are kept (48 bytes each, computed by the first page
+//! that needs them) and reused. A page whose slice is read once is hashed
+//! as before, with no memory kept. Slices are the same only at the same
+//! file offset: pages whose data overlaps at different byte offsets (a
+//! header pointing one byte further into the same blob) are distinct
+//! slices, each hashed in full, so hashing work is bounded by the file's
+//! distinct page slices plus the PAGE_INFO chain, which can still reach 4
+//! KiB a launched page (16 GiB at [`MAX_LAUNCH_PAGES`]) for a file built
+//! that way. The kept hashes are at most the file's size in memory
+//! ([`Repeats::new`]); repeated slices beyond that are hashed every time.
+//!
+//! [`MAX_LAUNCH_PAGES`]: crate::parse::MAX_LAUNCH_PAGES
 
 use std::num::NonZeroUsize;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard, OnceLock, PoisonError};
 use std::thread;
+
+use serde::Serialize;
 
 use super::options::VmsaPlacement;
 use super::{LaunchPlan, LaunchStep, PageBytes};
 use crate::digest::{DigestChain, LaunchDigest, PAGE_SIZE, TraceEntry, page_hash, zero_page_hash};
 use crate::kvm_legacy::{FinishVmsas, KVM_VMSA_GPA};
 use crate::page_type::PageType;
+use crate::parse::DirectiveKind;
 
 /// Pages per work item: large enough that taking a batch and publishing its
 /// hashes cost little next to hashing it (256 KiB), small enough to keep
@@ -42,6 +67,33 @@ const PARALLEL_THRESHOLD: u64 = 256;
 /// The contents hashes of one batch, in page order.
 type BatchHashes = [[u8; 48]; BATCH];
 
+/// What one measurement computed and the work it took
+/// ([`LaunchPlan::measure_trace_with`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
+pub struct MeasureStats {
+    /// The launch digest.
+    pub digest: LaunchDigest,
+    /// PAGE_INFO structures chained: the launched pages, and with
+    /// [`VmsaPlacement::KvmFinish`] the VMSAs KVM measures at
+    /// SNP_LAUNCH_FINISH.
+    pub pages: u64,
+    /// Page contents hashed (SHA-384 over 4 KiB): file data read for the
+    /// first time, parameter-area pages, VMSAs.
+    pub contents_hashed: u64,
+    /// Measured pages whose contents hash was already known: a page of
+    /// file data that an earlier page of the plan also reads (same file
+    /// offset; see the module documentation), or a page of zeros.
+    pub contents_reused: u64,
+}
+
+/// Work counted by the hashing threads.
+#[derive(Default)]
+struct Counts {
+    hashed: AtomicU64,
+    reused: AtomicU64,
+}
+
 impl LaunchPlan<'_> {
     /// The launch digest the AMD-SP computes for this plan.
     ///
@@ -49,7 +101,7 @@ impl LaunchPlan<'_> {
     /// at SNP_LAUNCH_FINISH, after every step (a model, see
     /// [`crate::kvm_legacy`]).
     pub fn launch_digest(&self) -> LaunchDigest {
-        self.walk(|_, _, _, _, _| {}, &|_| {})
+        self.walk(|_, _, _, _, _| {}, &|_| {}).digest
     }
 
     /// [`LaunchPlan::launch_digest`], handing back the file's bytes as they
@@ -82,7 +134,7 @@ impl LaunchPlan<'_> {
     ///
     /// [`IgvmFile::bytes`]: crate::IgvmFile::bytes
     pub fn launch_digest_releasing(&self, release: impl Fn(&[u8]) + Sync) -> LaunchDigest {
-        self.walk(|_, _, _, _, _| {}, &release)
+        self.walk(|_, _, _, _, _| {}, &release).digest
     }
 
     /// The launch digest after each step, in step order (the last one is
@@ -107,11 +159,41 @@ impl LaunchPlan<'_> {
     /// running digest after each page. With [`VmsaPlacement::KvmFinish`]
     /// the VMSAs KVM measures at SNP_LAUNCH_FINISH come last, with step
     /// index `steps().len()`.
+    ///
+    /// One entry per launched page, held at once (a 2 MiB page header of
+    /// 32 bytes is 512 entries): [`LaunchPlan::measure_trace_with`] streams
+    /// them instead.
     pub fn measure_trace(&self) -> Vec<TraceEntry> {
         let mut out = Vec::new();
+        self.measure_trace_with(|entry| out.push(entry));
+        out
+    }
+
+    /// The trace of [`LaunchPlan::measure_trace`], one entry at a time:
+    /// calls `f` with each entry in plan order as the PAGE_INFO chain
+    /// reaches it (from whichever hashing thread advances the chain, so `f`
+    /// must be `Send`), and holds no entry itself. Returns the digest and
+    /// the work done.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let bytes = igvm_snp::demo::demo_igvm();
+    /// use igvm_snp::{GpaRange, LaunchConfig, LaunchPlan, PlanOptions};
+    /// let config = LaunchConfig::new(1, vec![GpaRange::new(0, 16 << 20)]);
+    /// let plan = LaunchPlan::new(&bytes, &config, PlanOptions::default())?;
+    /// let mut pages = 0;
+    /// let stats = plan.measure_trace_with(|entry| {
+    ///     pages += 1;
+    ///     println!("{:#x} {} {}", entry.gpa, entry.page_type, entry.digest);
+    /// });
+    /// assert_eq!(stats.digest, plan.launch_digest());
+    /// assert_eq!(stats.pages, pages);
+    /// # Ok(()) }
+    /// ```
+    pub fn measure_trace_with(&self, mut f: impl FnMut(TraceEntry) + Send) -> MeasureStats {
         self.walk(
             |step, page_type, gpa, contents, c| {
-                out.push(TraceEntry {
+                f(TraceEntry {
                     step,
                     gpa,
                     page_type,
@@ -120,15 +202,14 @@ impl LaunchPlan<'_> {
                 });
             },
             &|_| {},
-        );
-        out
+        )
     }
 
     /// Runs the PAGE_INFO chain over every page and calls `f(step index,
     /// page type, gpa, contents, chain after the page)` in plan order (from
     /// whichever thread holds the chain), and `release` with the file
-    /// bytes of each hashed batch; returns the final digest.
-    fn walk<F, R>(&self, f: F, release: &R) -> LaunchDigest
+    /// bytes of each hashed batch; returns the final digest and the work.
+    fn walk<F, R>(&self, f: F, release: &R) -> MeasureStats
     where
         F: FnMut(usize, PageType, u64, &[u8; 48], &DigestChain) + Send,
         R: Fn(&[u8]) + Sync,
@@ -138,7 +219,7 @@ impl LaunchPlan<'_> {
 
     /// [`LaunchPlan::walk`] over the steps, and over the VMSAs KVM measures
     /// at SNP_LAUNCH_FINISH when `finish` is set.
-    fn walk_steps<F, R>(&self, f: F, release: &R, finish: bool) -> LaunchDigest
+    fn walk_steps<F, R>(&self, f: F, release: &R, finish: bool) -> MeasureStats
     where
         F: FnMut(usize, PageType, u64, &[u8; 48], &DigestChain) + Send,
         R: Fn(&[u8]) + Sync,
@@ -163,12 +244,24 @@ impl LaunchPlan<'_> {
             .collect();
         let mut chainer = Chainer::new(&self.steps, f);
         let file = self.file.bytes();
+        let repeats = Repeats::new(self);
+        let counts = Counts::default();
+        let hashing = Hashing {
+            slots: &[],
+            file,
+            repeats: &repeats,
+            counts: &counts,
+        };
         loop {
             let left = measured.saturating_sub(lock(&feed).fed);
             let threads =
                 cores.min(usize::try_from(left.div_ceil(PARALLEL_THRESHOLD)).unwrap_or(cores));
             let shared = Mutex::new(chainer);
-            let work = || hash_batches(&feed, &slots, &shared, file, release);
+            let hashing = Hashing {
+                slots: &slots,
+                ..hashing
+            };
+            let work = || hash_batches(&feed, &hashing, &shared, release);
             if threads <= 1 {
                 work();
             } else {
@@ -191,9 +284,13 @@ impl LaunchPlan<'_> {
             chainer.start_window();
         }
         chainer.advance(&[], true);
+        let mut pages = chainer.chained;
+        let mut hashed = counts.hashed.into_inner();
         if let (true, VmsaPlacement::KvmFinish(inputs)) = (finish, self.options.vmsa) {
             let vmsas = FinishVmsas::new(&self.vmsa.vmsa, inputs);
             for contents in vmsas.hashes() {
+                pages += 1;
+                hashed += 1;
                 chainer
                     .chain
                     .update(PageType::Vmsa, KVM_VMSA_GPA, &contents);
@@ -206,7 +303,12 @@ impl LaunchPlan<'_> {
                 );
             }
         }
-        chainer.chain.digest()
+        MeasureStats {
+            digest: chainer.chain.digest(),
+            pages,
+            contents_hashed: hashed,
+            contents_reused: counts.reused.into_inner(),
+        }
     }
 
     /// With [`VmsaPlacement::KvmFinish`]: the launch digest for every vCPU
@@ -253,7 +355,7 @@ impl LaunchPlan<'_> {
     /// without the VMSAs KVM measures at SNP_LAUNCH_FINISH (the same value
     /// for other placements).
     pub fn pages_digest(&self) -> LaunchDigest {
-        self.walk_steps(|_, _, _, _, _| {}, &|_| {}, false)
+        self.walk_steps(|_, _, _, _, _| {}, &|_| {}, false).digest
     }
 
     /// The steps whose pages' contents are hashed (NORMAL and VMSA).
@@ -286,6 +388,132 @@ struct Feed<I> {
     done: bool,
 }
 
+/// The file-data page slices that more than one measured page of a plan
+/// reads (module documentation), with their hashes once computed.
+#[derive(Default)]
+struct Repeats {
+    /// Runs of repeated slices, disjoint and sorted by (file offset modulo
+    /// the page size, file offset): the page slices from `start` (a file
+    /// offset) up to `end`, whose hashes are kept from `slots[slot]` on.
+    runs: Vec<RepeatRun>,
+    slots: Vec<OnceLock<[u8; 48]>>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct RepeatRun {
+    start: usize,
+    end: usize,
+    slot: usize,
+}
+
+impl Repeats {
+    /// Finds the repeated slices from the file offsets of the plan's
+    /// measured `PAGE_DATA` directives (a page of them is 4096 bytes from
+    /// the directive's offset plus a multiple of 4096), without looking at
+    /// a page. Allocates nothing when the measured data lies in increasing
+    /// file order; otherwise 16 bytes a directive while it sorts them. The
+    /// kept hashes take at most the file's size: runs beyond that budget
+    /// are left out (hashed for every page, as unique slices are).
+    fn new(plan: &LaunchPlan<'_>) -> Self {
+        let file = plan.file.bytes();
+        let ranges = || {
+            plan.measuring_steps()
+                .flat_map(|step| plan.step_directives(step))
+                .filter_map(|d| match &d.kind {
+                    DirectiveKind::PageData { data, .. } if !data.is_empty() => {
+                        file_range(file, data)
+                    }
+                    _ => None,
+                })
+        };
+        // Data in increasing file order, without overlap: no slice twice.
+        let mut reached = 0;
+        if ranges().all(|(start, end)| std::mem::replace(&mut reached, end) <= start) {
+            return Repeats::default();
+        }
+        let mut ranges: Vec<(usize, usize)> = ranges().collect();
+        // Only ranges whose offsets agree modulo the page size can share a
+        // page slice: sweep each such class in offset order. The part of a
+        // range that an earlier-starting range of its class still covers is
+        // read at least twice; those parts, merged, are written back over
+        // the ranges already read.
+        ranges.sort_unstable_by_key(|&(start, _)| (start % PAGE_SIZE, start));
+        let mut runs: usize = 0;
+        let mut cover: Option<(usize, usize)> = None;
+        for i in 0..ranges.len() {
+            let (start, end) = ranges[i];
+            let class = start % PAGE_SIZE;
+            let covered = match cover {
+                Some((c, reach)) if c == class => reach,
+                _ => start,
+            };
+            let twice = end.min(covered);
+            if start < twice {
+                match runs.checked_sub(1).map(|last| &mut ranges[last]) {
+                    Some(last) if last.0 % PAGE_SIZE == class && start <= last.1 => {
+                        last.1 = last.1.max(twice);
+                    }
+                    _ => {
+                        ranges[runs] = (start, twice);
+                        runs += 1;
+                    }
+                }
+            }
+            cover = Some((class, covered.max(end)));
+        }
+        ranges.truncate(runs);
+        let budget = file.len() / size_of::<OnceLock<[u8; 48]>>();
+        let mut slots = 0;
+        let runs: Vec<RepeatRun> = ranges
+            .into_iter()
+            .map_while(|(start, end)| {
+                let pages = ((end - start) / PAGE_SIZE).min(budget - slots);
+                let run = RepeatRun {
+                    start,
+                    end: start + pages * PAGE_SIZE,
+                    slot: slots,
+                };
+                slots += pages;
+                (pages > 0).then_some(run)
+            })
+            .collect();
+        Repeats {
+            runs,
+            slots: (0..slots).map(|_| OnceLock::new()).collect(),
+        }
+    }
+
+    /// The kept hash of the page slice `page` (of `file`), if it is
+    /// repeated.
+    fn slot(&self, file: &[u8], page: &[u8]) -> Option<&OnceLock<[u8; 48]>> {
+        if self.runs.is_empty() {
+            return None;
+        }
+        let (start, _) = file_range(file, page)?;
+        let key = |offset: usize| (offset % PAGE_SIZE, offset);
+        let i = self
+            .runs
+            .partition_point(|r| key(r.start) <= key(start))
+            .checked_sub(1)?;
+        let run = self.runs[i];
+        if run.start % PAGE_SIZE != start % PAGE_SIZE || start >= run.end {
+            return None;
+        }
+        self.slots.get(run.slot + (start - run.start) / PAGE_SIZE)
+    }
+}
+
+/// What the hashing threads share besides the feed and the chain.
+#[derive(Clone, Copy)]
+struct Hashing<'h> {
+    /// The window's hashes, a slot per batch.
+    slots: &'h [OnceLock<BatchHashes>],
+    /// The file the plan's data borrows from.
+    file: &'h [u8],
+    repeats: &'h Repeats,
+    counts: &'h Counts,
+}
+
 /// Locks a mutex, taking over the data of a thread that panicked with it.
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
@@ -296,15 +524,20 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 /// advances the chain if it is free.
 fn hash_batches<'p, I, F, R>(
     feed: &Mutex<Feed<I>>,
-    slots: &[OnceLock<BatchHashes>],
+    hashing: &Hashing<'_>,
     chainer: &Mutex<Chainer<'_, F>>,
-    file: &[u8],
     release: &R,
 ) where
     I: Iterator<Item = Option<PageBytes<'p>>>,
     F: FnMut(usize, PageType, u64, &[u8; 48], &DigestChain),
     R: Fn(&[u8]),
 {
+    let Hashing {
+        slots,
+        file,
+        repeats,
+        counts,
+    } = *hashing;
     let mut buf = [0u8; PAGE_SIZE];
     let mut batch: [Option<PageBytes<'p>>; BATCH] = [None; BATCH];
     loop {
@@ -330,22 +563,56 @@ fn hash_batches<'p, I, F, R>(
         };
         let pages = &batch[..taken];
         let mut hashes = [[0u8; 48]; BATCH];
-        for (hash, page) in hashes.iter_mut().zip(pages) {
+        // Which pages' file data this thread read (to release it).
+        let mut read = [false; BATCH];
+        let (mut hashed, mut reused) = (0, 0);
+        for ((hash, page), read) in hashes.iter_mut().zip(pages).zip(&mut read) {
             *hash = match page {
                 None => [0; 48],
-                Some(PageBytes::Zero) => *zero_page_hash(),
-                Some(PageBytes::Data(d)) => page_hash(d),
+                Some(PageBytes::Zero) => {
+                    reused += 1;
+                    *zero_page_hash()
+                }
+                Some(PageBytes::Data(d)) => match repeats.slot(file, d) {
+                    // The first page to need a repeated slice hashes it;
+                    // another thread that needs it meanwhile waits for it.
+                    Some(kept) => *kept.get_or_init(|| {
+                        *read = true;
+                        page_hash(d)
+                    }),
+                    None => {
+                        *read = true;
+                        page_hash(d)
+                    }
+                },
                 // Rendered into a reused stack buffer: no allocation per page.
                 Some(p @ PageBytes::Parameter { .. }) => {
+                    hashed += 1;
                     p.write_to(&mut buf);
                     page_hash(&buf)
                 }
             };
+            if let Some(PageBytes::Data(_)) = page {
+                if *read {
+                    hashed += 1;
+                } else {
+                    reused += 1;
+                }
+            }
         }
+        counts.hashed.fetch_add(hashed, Ordering::Relaxed);
+        counts.reused.fetch_add(reused, Ordering::Relaxed);
         if let Some(slot) = slots.get(index) {
             let _ = slot.set(hashes);
         }
-        release_runs(pages, file, release);
+        let read_data = pages
+            .iter()
+            .zip(read)
+            .filter_map(|(page, read)| match page {
+                Some(PageBytes::Data(d)) if read => Some(*d),
+                _ => None,
+            });
+        release_runs(read_data, file, release);
         // A batch that lands while another thread holds the chain is taken
         // by that thread's next turn, or by the sweep at the window's end.
         if let Ok(mut c) = chainer.try_lock() {
@@ -354,14 +621,11 @@ fn hash_batches<'p, I, F, R>(
     }
 }
 
-/// Calls `release` once for each run of consecutive file bytes among the
-/// data of `pages` (one call for a batch read from one stretch of the file).
-fn release_runs<R: Fn(&[u8])>(pages: &[Option<PageBytes<'_>>], file: &[u8], release: &R) {
+/// Calls `release` once for each run of consecutive file bytes among
+/// `pages` (one call for a batch read from one stretch of the file).
+fn release_runs<'d, R: Fn(&[u8])>(pages: impl Iterator<Item = &'d [u8]>, file: &[u8], release: &R) {
     let mut run: Option<(usize, usize)> = None;
-    for page in pages {
-        let Some(PageBytes::Data(d)) = page else {
-            continue;
-        };
+    for d in pages {
         let Some((start, end)) = file_range(file, d) else {
             continue;
         };
@@ -397,6 +661,8 @@ struct Chainer<'s, F> {
     /// Measured pages of the current window chained so far (an index into
     /// its batches).
     measured: usize,
+    /// Pages chained so far.
+    chained: u64,
 }
 
 impl<'s, F> Chainer<'s, F>
@@ -411,6 +677,7 @@ where
             step: 0,
             page: 0,
             measured: 0,
+            chained: 0,
         }
     }
 
@@ -447,6 +714,7 @@ where
             self.chain.update(step.page_type, gpa, &contents);
             (self.f)(step.index, step.page_type, gpa, &contents, &self.chain);
             self.page += 1;
+            self.chained += 1;
         }
     }
 }
