@@ -392,17 +392,20 @@ impl<'a> LaunchPlan<'a> {
         &'p self,
         step: &'p LaunchStep,
     ) -> impl Iterator<Item = &'p crate::parse::Directive<'p>> + Send + 'p {
-        let mask = self.platform.compatibility_mask;
-        let options = self.options;
-        let ty = step.page_type;
         let range = match step.source {
             StepSource::PageData => step.directives.clone(),
             _ => 0..0,
         };
-        self.file.directives()[range].iter().filter(move |d| {
-            matches!(classify::classify(d, mask, options),
-                Some((PageClass::Launch(t), _)) if t == ty)
-        })
+        self.file.directives()[range]
+            .iter()
+            .filter(move |d| self.launches_into(d, step))
+    }
+
+    /// Whether directive `d` launches pages of `step` (when `step` comes
+    /// from `PAGE_DATA` directives and `d` is in its range).
+    fn launches_into(&self, d: &crate::parse::Directive<'_>, step: &LaunchStep) -> bool {
+        matches!(classify::classify(d, self.platform.compatibility_mask, self.options),
+            Some((PageClass::Launch(t), _)) if t == step.page_type)
     }
 
     /// The pages of a shared run, in ascending GPA order.
