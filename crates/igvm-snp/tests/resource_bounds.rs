@@ -321,6 +321,59 @@ fn shared_file_data_is_hashed_once() {
     assert_eq!(released.into_inner().unwrap(), distinct as usize * 4096);
 }
 
+/// Overlapping data at different byte offsets is not deduplicated: 80
+/// pairs of 2 MiB headers, each pair on the same 2 MiB of one blob, the
+/// pairs one byte apart (40,960 repeated page slices, more than the
+/// kept-hash budget of a 2 MiB file allows). The digest is still the
+/// independent model's, memory stays within the file's bound, every
+/// distinct slice is hashed, and the slices beyond the budget are hashed
+/// for each page (at most twice each here).
+#[test]
+fn repeated_slices_beyond_the_budget_are_hashed_again() {
+    let pairs = 80usize;
+    let mut f = RawFile::new();
+    raw_platform_and_policy(&mut f);
+    let blob: Vec<u8> = (0..(2u32 << 20) + 4096)
+        .map(|i| (i % 253) as u8 ^ (i >> 12) as u8)
+        .collect();
+    let blob_at = f.data(&blob);
+    let mut pages = Vec::new();
+    for k in 0..2 * pairs {
+        let r = k / 2;
+        let gpa = (1u64 << 32) + ((k as u64) << 21);
+        page_header(&mut f, gpa, true, Some(blob_at + r as u32));
+        pages.extend((0..512).map(|p| common::OraclePage {
+            gpa: gpa + p as u64 * 4096,
+            page_type: 1,
+            contents: common::sha384_page(&blob[r + p * 4096..r + (p + 1) * 4096]),
+        }));
+    }
+    vmsa(&mut f);
+    let vmsa_bytes = igvm_snp::demo::vmsa();
+    pages.push(common::OraclePage {
+        gpa: 0xFFFF_F000,
+        page_type: 2,
+        contents: common::sha384_page(zerocopy::IntoBytes::as_bytes(&vmsa_bytes)),
+    });
+    let (oracle, _) = common::oracle_chain(&pages);
+    let bytes = f.build();
+
+    let (plan, _) = bounded(&bytes, true);
+    plan.unwrap();
+    let plan = LaunchPlan::new(&bytes, &config(), PlanOptions::default()).unwrap();
+    let stats = plan.measure_trace_with(|_| {});
+    assert_eq!(stats.digest.0, oracle);
+    let distinct = pairs as u64 * 512 + 1;
+    assert!(
+        stats.contents_hashed > distinct && stats.contents_hashed < 2 * distinct,
+        "{stats:?}"
+    );
+    assert_eq!(
+        stats.contents_hashed + stats.contents_reused,
+        pages.len() as u64
+    );
+}
+
 fn area(f: &mut RawFile, index: u32, number_of_bytes: u64) {
     f.header(
         typ::PARAMETER_AREA,

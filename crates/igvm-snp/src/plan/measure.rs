@@ -515,7 +515,8 @@ impl Repeats {
             cover = Some((class, covered.max(end)));
         }
         ranges.truncate(runs);
-        let budget = file.len() / size_of::<OnceLock<[u8; 48]>>();
+        // A kept hash, and a flag each in the feed and the chain.
+        let budget = file.len() / (size_of::<OnceLock<[u8; 48]>>() + 2);
         let mut slots = 0;
         let runs: Vec<RepeatRun> = ranges
             .into_iter()
