@@ -8,7 +8,8 @@ fork/exec/wait), its CPU time and its peak resident set (getrusage of the
 child, via os.wait4). It prints a Markdown report: per size the best wall
 time of each command, the ratio of the bests, the median and best of the
 per-pair ratios, CPU time, peak memory over file size, and the goals of
-issue 6 with PASS/FAIL. Called by bench/compare.sh, which builds the tools
+issue 6 with PASS/FAIL; with --hostile, `igvm-load measure` on each hostile
+file against the 64 MiB image, pair by pair (issue 13). Called by bench/compare.sh, which builds the tools
 and the images first; see BENCHMARKS.md.
 """
 
@@ -22,6 +23,8 @@ import time
 
 GOAL_RATIO_64 = 0.6
 GOAL_MEMORY = 1.15
+# Issue 13: `measure` on a hostile file in under 3x the honest 64 MiB image.
+GOAL_HOSTILE = 3.0
 
 
 TIME = "/usr/bin/time"
@@ -127,12 +130,77 @@ def scaling(args, images):
           f"on both {min(free) * 1e3:.1f} ms: **{min(pinned) / min(free):.2f}x**\n")
 
 
+def warm(*paths):
+    """Reads files into the page cache so that every command reads memory."""
+    for p in paths:
+        with open(p, "rb") as f:
+            while f.read(1 << 24):
+                pass
+
+
+def compare_pairs(rounds, base, other, what):
+    """Runs argv lists `base` and `other` `rounds` times, alternating which
+    goes first. Returns a dict: best wall time, best CPU time and peak RSS
+    of each (`*_b`, `*_o`), the ratio of bests and the median and best of
+    the per-pair ratios (other / base), and the digest `other` printed."""
+    b_runs, o_runs, ratios, digests = [], [], [], set()
+    for i in range(rounds):
+        pair = [("b", base), ("o", other)]
+        if i % 2:
+            pair.reverse()
+        got = {name: run(argv) for name, argv in pair}
+        b_runs.append(got["b"])
+        o_runs.append(got["o"])
+        digests.add(got["o"][3].strip())
+        ratios.append(got["o"][0] / got["b"][0])
+    if len(digests) != 1:
+        sys.exit(f"error: igvm-load printed different digests for {what}: {digests}")
+    r = {"digest": digests.pop(), "ratio_median": statistics.median(ratios),
+         "ratio_min": min(ratios)}
+    for k, runs in (("b", b_runs), ("o", o_runs)):
+        r[f"best_{k}"] = min(x[0] for x in runs)
+        r[f"cpu_{k}"] = min(x[1] for x in runs)
+        r[f"rss_{k}"] = max(x[2] for x in runs)
+    r["ratio_best"] = r["best_o"] / r["best_b"]
+    return r
+
+
+def hostile(args, honest, specs):
+    """Issue 13: `igvm-load measure` on each hostile file against the honest
+    64 MiB image, pair by pair in this run (alternating which goes first):
+    wall time and peak RSS as ratios. Returns the rows."""
+    rows = []
+    for spec in specs:
+        name, path = spec.split("=", 1)
+        warm(honest, path)
+        r = compare_pairs(args.rounds, [args.loader, "measure", honest],
+                          [args.loader, "measure", path], path)
+        r.update(name=name, bytes=os.path.getsize(path))
+        rows.append(r)
+        print(f"measured {name}: digest {r['digest'][:16]}...", file=sys.stderr)
+    print("## Hostile files against the honest 64 MiB image (issue 13)\n")
+    print("| file | file size | honest 64 MiB best | hostile best | time ratio of bests "
+          "| median pair ratio | CPU hostile / honest | peak RSS hostile | peak RSS honest "
+          "| peak RSS ratio |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    for r in rows:
+        print(f"| {r['name']} | {r['bytes'] / 1e3:.1f} KB | {r['best_b'] * 1e3:.1f} ms "
+              f"| {r['best_o'] * 1e3:.1f} ms | **{r['ratio_best']:.2f}** "
+              f"| {r['ratio_median']:.2f} | {r['cpu_o'] / r['cpu_b']:.2f} "
+              f"| {r['rss_o'] / 2**20:.1f} MiB | {r['rss_b'] / 2**20:.1f} MiB "
+              f"| **{r['rss_o'] / r['rss_b']:.2f}** |")
+    print(f"\nLoad average after: {loadavg()}; busiest other processes: {busy_processes()}\n")
+    return rows
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--loader", required=True, help="path of the igvm-load binary")
     ap.add_argument("--rounds", type=int, default=11)
     ap.add_argument("--scaling", action="store_true",
                     help="also measure what two cores give (openssl x2, igvm-load pinned)")
+    ap.add_argument("--hostile", action="append", default=[], metavar="NAME=PATH",
+                    help="a hostile file to time against the 64 MiB image (issue 13)")
     ap.add_argument("images", nargs="+", help="SIZE_MIB=PATH pairs")
     args = ap.parse_args()
     if not os.access(TIME, os.X_OK):
@@ -150,42 +218,24 @@ def main():
     for spec in args.images:
         size, path = spec.split("=", 1)
         nbytes = os.path.getsize(path)
-        # Warm the page cache so that both commands read from memory.
-        with open(path, "rb") as f:
-            while f.read(1 << 24):
-                pass
-        loader = [args.loader, "measure", path]
-        openssl = ["openssl", "dgst", "-sha384", path]
-        l_runs, o_runs, ratios, digests = [], [], [], set()
-        for i in range(args.rounds):
-            pair = [("o", openssl), ("l", loader)]
-            if i % 2:
-                pair.reverse()
-            got = {}
-            for name, argv in pair:
-                got[name] = run(argv)
-            l_runs.append(got["l"])
-            o_runs.append(got["o"])
-            digests.add(got["l"][3].strip())
-            ratios.append(got["l"][0] / got["o"][0])
-        if len(digests) != 1:
-            sys.exit(f"error: igvm-load printed different digests for {path}: {digests}")
-        best_l = min(r[0] for r in l_runs)
-        best_o = min(r[0] for r in o_runs)
+        warm(path)
+        r = compare_pairs(args.rounds, ["openssl", "dgst", "-sha384", path],
+                          [args.loader, "measure", path], path)
+        # b: openssl, o: igvm-load.
         rows.append({
             "size": int(size),
             "bytes": nbytes,
-            "best_l": best_l,
-            "best_o": best_o,
-            "ratio_best": best_l / best_o,
-            "ratio_median": statistics.median(ratios),
-            "ratio_min": min(ratios),
-            "cpu_l": min(r[1] for r in l_runs),
-            "cpu_o": min(r[1] for r in o_runs),
-            "rss_l": max(r[2] for r in l_runs),
-            "rss_o": max(r[2] for r in o_runs),
+            "best_l": r["best_o"],
+            "best_o": r["best_b"],
+            "ratio_best": r["ratio_best"],
+            "ratio_median": r["ratio_median"],
+            "ratio_min": r["ratio_min"],
+            "cpu_l": r["cpu_o"],
+            "cpu_o": r["cpu_b"],
+            "rss_l": r["rss_o"],
+            "rss_o": r["rss_b"],
         })
-        print(f"measured {size} MiB: digest {digests.pop()[:16]}...", file=sys.stderr)
+        print(f"measured {size} MiB: digest {r['digest'][:16]}...", file=sys.stderr)
 
     print("## Results\n")
     print("| image | file size | openssl dgst best | igvm-load best | ratio of bests "
@@ -204,6 +254,13 @@ def main():
     if args.scaling:
         scaling(args, dict(spec.split("=", 1) for spec in args.images))
 
+    hostile_rows = []
+    if args.hostile:
+        honest = dict(spec.split("=", 1) for spec in args.images).get("64")
+        if honest is None:
+            sys.exit("error: the hostile files are timed against the 64 MiB image: include size 64")
+        hostile_rows = hostile(args, honest, args.hostile)
+
     print("## Goals (issue 6)\n")
     ok = True
     for r in rows:
@@ -218,6 +275,14 @@ def main():
         ok &= passed
         print(f"- {r['size']} MiB peak memory at most {GOAL_MEMORY} x file: {m:.3f} "
               f"{'PASS' if passed else 'FAIL'}")
+    if hostile_rows:
+        print("\n## Goals (issue 13)\n")
+    for r in hostile_rows:
+        t = r["ratio_best"]
+        passed = t < GOAL_HOSTILE
+        ok &= passed
+        print(f"- {r['name']}: measure in under {GOAL_HOSTILE} x the honest 64 MiB image "
+              f"(ratio of bests): {t:.2f} {'PASS' if passed else 'FAIL'}")
     return 0 if ok else 1
 
 

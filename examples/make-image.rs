@@ -1,23 +1,43 @@
-//! Writes a synthetic SEV-SNP IGVM image of a given size, for benchmarks
-//! (bench/compare.sh; the shape is described in bench/image.rs).
+//! Writes a synthetic SEV-SNP IGVM image for benchmarks (bench/compare.sh):
+//! an honest image of a given size (the shape is described in
+//! bench/image.rs), or one of the two hostile files of bench/hostile.rs.
 //!
 //! ```text
 //! cargo run --release --example make-image -- SIZE_MIB FILE
+//! cargo run --release --example make-image -- hostile-dataless FILE
+//! cargo run --release --example make-image -- hostile-shared FILE
 //! ```
 
 use std::process::ExitCode;
 
+#[path = "../bench/hostile.rs"]
+mod hostile;
 #[path = "../bench/image.rs"]
 mod image;
+#[allow(dead_code)]
+#[path = "../fuzz/src/support/mod.rs"]
+mod support;
+
+use hostile::Hostile;
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().collect();
-    let (Some(size), Some(path)) = (args.get(1).and_then(|s| s.parse::<u64>().ok()), args.get(2))
-    else {
-        eprintln!("usage: make-image SIZE_MIB FILE");
+    let (Some(what), Some(path)) = (args.get(1), args.get(2)) else {
+        eprintln!("usage: make-image SIZE_MIB|hostile-dataless|hostile-shared FILE");
         return ExitCode::from(2);
     };
-    let bytes = match image::image(size) {
+    let bytes = match what.as_str() {
+        "hostile-dataless" => Ok(hostile::hostile(Hostile::DataLess)),
+        "hostile-shared" => Ok(hostile::hostile(Hostile::SharedData)),
+        size => match size.parse::<u64>() {
+            Ok(size) => image::image(size),
+            Err(_) => {
+                eprintln!("usage: make-image SIZE_MIB|hostile-dataless|hostile-shared FILE");
+                return ExitCode::from(2);
+            }
+        },
+    };
+    let bytes = match bytes {
         Ok(bytes) => bytes,
         Err(e) => {
             eprintln!("error: {e}");

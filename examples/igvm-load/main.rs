@@ -140,8 +140,41 @@ fn one_vcpu_count(args: &LaunchArgs, command: &str) {
     }
 }
 
+/// `measure --trace`: prints the trace on stdout as the PAGE_INFO chain
+/// reaches each page (text lines, or the JSON object with the trace array
+/// first and the launch digest last), holding no entry, and returns the
+/// launch digest. The entries come from the hashing threads, so stdout is
+/// not locked by the caller meanwhile.
+fn print_trace(plan: &LaunchPlan<'_>, json: bool) -> Result<igvm_snp::LaunchDigest, Failure> {
+    let out = std::io::BufWriter::with_capacity(1 << 16, std::io::stdout());
+    let mut failed: Option<std::io::Error> = None;
+    let mut keep = |r: std::io::Result<()>| {
+        if let Err(e) = r {
+            failed.get_or_insert(e);
+        }
+    };
+    let digest = if json {
+        let mut json = report::JsonTrace::start(out, plan.finish().expected_digest)?;
+        let stats = plan.measure_trace_with(|e| keep(json.entry(&e)));
+        json.finish(stats.digest)?.flush()?;
+        stats.digest
+    } else {
+        let mut out = out;
+        let stats = plan.measure_trace_with(|e| keep(report::write_trace_line(&mut out, &e)));
+        writeln!(out, "{}", stats.digest)?;
+        out.flush()?;
+        stats.digest
+    };
+    match failed {
+        Some(e) => Err(e.into()),
+        None => Ok(digest),
+    }
+}
+
 fn run(cli: &Cli) -> Result<ExitCode, Failure> {
-    let mut out = std::io::stdout().lock();
+    // Not locked for the whole run: `measure --trace` writes from the
+    // hashing threads.
+    let mut out = std::io::stdout();
     let progress = Progress::new(cli.quiet);
     match &cli.command {
         Command::Plan { file, json, launch } => {
@@ -180,36 +213,25 @@ fn run(cli: &Cli) -> Result<ExitCode, Failure> {
             let bytes = map(file)?;
             let plan = plan(file, &bytes, launch)?;
             let pages = plan.launched_pages();
-            // With --trace the trace's last running digest is the launch digest.
-            let (digest, trace) = progress.phase("hashing", pages, || {
-                if *trace {
-                    let t = plan.measure_trace();
-                    let d = t.last().map(|e| e.digest);
-                    (d.unwrap_or_else(|| plan.launch_digest()), Some(t))
-                } else {
-                    // Drop each batch of the mapped file once it is hashed:
-                    // measuring holds a few MiB of the image, not all of it.
-                    (
-                        plan.launch_digest_releasing(|part| bytes.release_around(part)),
-                        None,
-                    )
-                }
-            });
-            if *json {
-                let mut v = serde_json::json!({ "launch_digest": digest.to_string() });
-                if let Some(t) = &trace {
-                    v["trace"] = serde_json::to_value(t)?;
-                }
-                if let Some(ld) = plan.finish().expected_digest {
-                    v["id_block_digest"] = serde_json::Value::String(ld.to_string());
-                }
-                writeln!(out, "{}", serde_json::to_string_pretty(&v)?)?;
+            let digest = if *trace {
+                progress.phase("hashing", pages, || print_trace(&plan, *json))?
             } else {
-                if let Some(t) = &trace {
-                    write!(out, "{}", report::trace_table(t))?;
+                // Drop each batch of the mapped file once it is hashed:
+                // measuring holds a few MiB of the image, not all of it.
+                let digest = progress.phase("hashing", pages, || {
+                    plan.launch_digest_releasing(|part| bytes.release_around(part))
+                });
+                if *json {
+                    let mut v = serde_json::json!({ "launch_digest": digest.to_string() });
+                    if let Some(ld) = plan.finish().expected_digest {
+                        v["id_block_digest"] = serde_json::Value::String(ld.to_string());
+                    }
+                    writeln!(out, "{}", serde_json::to_string_pretty(&v)?)?;
+                } else {
+                    writeln!(out, "{digest}")?;
                 }
-                writeln!(out, "{digest}")?;
-            }
+                digest
+            };
             out.flush()?;
             plan.check_id_block(&digest)
                 .map_err(|e| format!("{}: {e}", file.display()))?;

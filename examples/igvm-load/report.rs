@@ -1,9 +1,10 @@
 //! Human-readable views of a plan.
 
 use std::fmt::Write as _;
+use std::io;
 
 use igvm_snp::kvm_legacy::KVM_VMSA_GPA;
-use igvm_snp::{LaunchPlan, PAGE_SIZE, StepSource, TraceEntry, VmsaPlacement};
+use igvm_snp::{LaunchDigest, LaunchPlan, PAGE_SIZE, StepSource, TraceEntry, VmsaPlacement};
 
 /// One line on the guest policy: its value, where it comes from (the file
 /// may have none; a launch then uses the configuration's or the default),
@@ -125,19 +126,95 @@ pub fn plan_table(plan: &LaunchPlan<'_>) -> String {
     s
 }
 
-/// The per-page trace as text.
-pub fn trace_table(trace: &[TraceEntry]) -> String {
-    let mut s = String::new();
-    for e in trace {
-        let _ = writeln!(
-            s,
-            "{:>4} {:#015x} {:<10} {} {}",
-            e.step,
-            e.gpa,
-            e.page_type.name(),
-            e.contents,
-            e.digest
-        );
+/// One page of the trace as a line of text.
+pub fn write_trace_line(out: &mut impl io::Write, e: &TraceEntry) -> io::Result<()> {
+    writeln!(
+        out,
+        "{:>4} {:#015x} {:<10} {} {}",
+        e.step,
+        e.gpa,
+        e.page_type.name(),
+        e.contents,
+        e.digest
+    )
+}
+
+/// `measure --json --trace`, written as the trace comes instead of held:
+/// the object `{"id_block_digest"?, "trace": [...], "launch_digest"}`
+/// (in that order: the digest is known last), pretty-printed.
+pub struct JsonTrace<W: io::Write> {
+    out: W,
+    entries: u64,
+}
+
+impl<W: io::Write> JsonTrace<W> {
+    /// Opens the object and its trace array.
+    pub fn start(mut out: W, id_block_digest: Option<LaunchDigest>) -> io::Result<Self> {
+        out.write_all(b"{\n")?;
+        if let Some(d) = id_block_digest {
+            writeln!(out, "  \"id_block_digest\": \"{d}\",")?;
+        }
+        out.write_all(b"  \"trace\": [")?;
+        Ok(JsonTrace { out, entries: 0 })
     }
-    s
+
+    /// One element of the trace array.
+    pub fn entry(&mut self, e: &TraceEntry) -> io::Result<()> {
+        let text = serde_json::to_string_pretty(e)?;
+        let sep = if self.entries == 0 { "\n" } else { ",\n" };
+        self.out.write_all(sep.as_bytes())?;
+        for (i, line) in text.lines().enumerate() {
+            if i > 0 {
+                self.out.write_all(b"\n")?;
+            }
+            write!(self.out, "    {line}")?;
+        }
+        self.entries += 1;
+        Ok(())
+    }
+
+    /// Closes the array and the object with the launch digest.
+    pub fn finish(mut self, digest: LaunchDigest) -> io::Result<W> {
+        if self.entries > 0 {
+            self.out.write_all(b"\n  ")?;
+        }
+        writeln!(self.out, "],\n  \"launch_digest\": \"{digest}\"\n}}")?;
+        Ok(self.out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The streamed JSON parses to what `serde_json` makes of the whole
+    /// trace at once.
+    #[test]
+    fn json_trace_is_the_whole_object() {
+        let bytes = igvm_snp::demo::demo_igvm();
+        let config = igvm_snp::LaunchConfig::new(1, vec![igvm_snp::GpaRange::new(0, 16 << 20)]);
+        let plan = LaunchPlan::new(&bytes, &config, igvm_snp::PlanOptions::default()).unwrap();
+        let trace = plan.measure_trace();
+        let digest = plan.launch_digest();
+        for (entries, id_block) in [
+            (&trace[..], None),
+            (&trace[..], Some(digest)),
+            (&[][..], None),
+        ] {
+            let mut j = JsonTrace::start(Vec::new(), id_block).unwrap();
+            for e in entries {
+                j.entry(e).unwrap();
+            }
+            let out = j.finish(digest).unwrap();
+            let got: serde_json::Value = serde_json::from_slice(&out).unwrap();
+            let mut want = serde_json::json!({
+                "launch_digest": digest.to_string(),
+                "trace": serde_json::to_value(entries).unwrap(),
+            });
+            if let Some(d) = id_block {
+                want["id_block_digest"] = d.to_string().into();
+            }
+            assert_eq!(got, want, "{}", String::from_utf8_lossy(&out));
+        }
+    }
 }

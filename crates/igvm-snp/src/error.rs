@@ -513,6 +513,21 @@ pub enum Error {
         /// The limit.
         limit: u64,
     },
+    /// Memory a `REQUIRED_MEMORY` or `ERROR_RANGE` directive claims, with
+    /// the pages launched and claimed before it, is more than
+    /// [`crate::parse::MAX_LAUNCH_PAGES`] pages. (A page directive that
+    /// crosses the limit so counted is [`Error::TooManyPages`].)
+    #[error(
+        "{at}: {what} brings the memory the launch must provide above {limit} pages (16 GiB); refused"
+    )]
+    TooMuchMemory {
+        /// The directive that crossed the limit.
+        at: HeaderRef,
+        /// Its type: `REQUIRED_MEMORY` or `ERROR_RANGE`.
+        what: &'static str,
+        /// The limit.
+        limit: u64,
+    },
     /// The configured vCPU count is zero.
     #[error("the configuration has 0 vCPUs; a launch needs at least the boot CPU")]
     NoVcpus,

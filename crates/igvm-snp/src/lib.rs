@@ -76,8 +76,9 @@ pub use page_type::PageType;
 pub use params::{ParameterArea, ParameterWrite, UnfilledParameter};
 pub use parse::{IgvmFile, ParameterKind};
 pub use plan::{
-    HostVisibleRange, LaunchPlan, LaunchStep, PageBytes, ParameterInserts, PlanOptions,
-    RequiredMemory, SharedPages, SharedRun, SnpPlatform, StepSource, VmsaPlacement, ZeroPages,
+    HostVisibleRange, LaunchPlan, LaunchStep, MeasureStats, PageBytes, ParameterInserts,
+    PlanOptions, RequiredMemory, SharedPages, SharedRun, SnpPlatform, StepSource, VmsaPlacement,
+    ZeroPages,
 };
 pub use policy::{PolicySource, SnpPolicy};
 pub use profile::Profile;

@@ -10,6 +10,7 @@
 //! written). An allocation proportional to a size the file claims (a
 //! parameter area, a page count) breaks it by orders of magnitude.
 
+mod common;
 #[allow(dead_code)]
 #[path = "../../../fuzz/src/support/mod.rs"]
 mod support;
@@ -239,6 +240,138 @@ fn many_2mib_pages_sharing_one_file_offset() {
     let (steps, usage) = bounded(&bytes, false);
     assert_eq!(steps.unwrap()[0], (1 << 32, n * 512, PageType::Normal));
     assert!(usage.peak < (n as usize) << 21 >> 6, "{usage:?}");
+}
+
+/// Page headers that share file data: 32 2 MiB headers on one 2 MiB blob,
+/// 64 4 KiB headers on one page, one 4 KiB header on a page inside the
+/// blob (the same file offset as the blob's sixth page) and one a byte
+/// further in (overlapping, a different slice), one page of its own. The
+/// digest is the independent model's (`common::oracle_chain`, sha2 and a
+/// hand-laid PAGE_INFO), and each distinct page slice is hashed once: the
+/// work reported equals the distinct slices counted here, and the file
+/// bytes handed back for release are those slices once each.
+#[test]
+fn shared_file_data_is_hashed_once() {
+    let mut f = RawFile::new();
+    raw_platform_and_policy(&mut f);
+    let blob: Vec<u8> = (0..2u32 << 20)
+        .map(|i| (i / 4096 + i % 251) as u8)
+        .collect();
+    let blob_at = f.data(&blob);
+    let page_at = f.data(&[0x5A; 4096]);
+    let own_at = f.data(&[0xC3; 4096]);
+    // (GPA, 4 KiB pages, the file data of each page) in plan order.
+    let mut expect: Vec<(u64, [u8; 48])> = Vec::new();
+    let blob_pages: Vec<[u8; 48]> = blob.chunks(4096).map(common::sha384_page).collect();
+    for i in 0..32u64 {
+        let gpa = (1 << 32) + (i << 21);
+        page_header(&mut f, gpa, true, Some(blob_at));
+        expect.extend((0..512).map(|p| (gpa + p * 4096, blob_pages[p as usize])));
+    }
+    let page_hash = common::sha384_page(&[0x5A; 4096]);
+    for i in 0..64u64 {
+        page_header(&mut f, 0x10_0000 + i * 4096, false, Some(page_at));
+        expect.push((0x10_0000 + i * 4096, page_hash));
+    }
+    page_header(&mut f, 0x20_0000, false, Some(blob_at + 5 * 4096));
+    expect.push((0x20_0000, blob_pages[5]));
+    page_header(&mut f, 0x20_1000, false, Some(blob_at + 1));
+    expect.push((0x20_1000, common::sha384_page(&blob[1..4097])));
+    page_header(&mut f, 0x20_2000, false, Some(own_at));
+    expect.push((0x20_2000, common::sha384_page(&[0xC3; 4096])));
+    vmsa(&mut f);
+    let vmsa_bytes = igvm_snp::demo::vmsa();
+    let vmsa_bytes = zerocopy::IntoBytes::as_bytes(&vmsa_bytes);
+    let bytes = f.build();
+
+    // The independent model: NORMAL pages (type 1), then the VMSA (type 2).
+    let mut pages: Vec<common::OraclePage> = expect
+        .iter()
+        .map(|&(gpa, contents)| common::OraclePage {
+            gpa,
+            page_type: 1,
+            contents,
+        })
+        .collect();
+    pages.push(common::OraclePage {
+        gpa: 0xFFFF_F000,
+        page_type: 2,
+        contents: common::sha384_page(vmsa_bytes),
+    });
+    let (oracle, _) = common::oracle_chain(&pages);
+    // Distinct page slices: the blob's 512 pages, the shared page, the
+    // overlapping page, the page of its own, the VMSA.
+    let distinct = 512 + 1 + 1 + 1 + 1;
+
+    let (plan, _) = bounded(&bytes, true);
+    plan.unwrap();
+    let plan = LaunchPlan::new(&bytes, &config(), PlanOptions::default()).unwrap();
+    let stats = plan.measure_trace_with(|_| {});
+    assert_eq!(stats.digest.0, oracle);
+    assert_eq!(stats.pages, pages.len() as u64);
+    assert_eq!(stats.contents_hashed, distinct, "{stats:?}");
+    assert_eq!(
+        stats.contents_reused,
+        pages.len() as u64 - distinct,
+        "{stats:?}"
+    );
+    let released = std::sync::Mutex::new(0usize);
+    let digest = plan.launch_digest_releasing(|part| *released.lock().unwrap() += part.len());
+    assert_eq!(digest.0, oracle);
+    assert_eq!(released.into_inner().unwrap(), distinct as usize * 4096);
+}
+
+/// Overlapping data at different byte offsets is not deduplicated: 80
+/// pairs of 2 MiB headers, each pair on the same 2 MiB of one blob, the
+/// pairs one byte apart (40,960 repeated page slices, more than the
+/// kept-hash budget of a 2 MiB file allows). The digest is still the
+/// independent model's, memory stays within the file's bound, every
+/// distinct slice is hashed, and the slices beyond the budget are hashed
+/// for each page (at most twice each here).
+#[test]
+fn repeated_slices_beyond_the_budget_are_hashed_again() {
+    let pairs = 80usize;
+    let mut f = RawFile::new();
+    raw_platform_and_policy(&mut f);
+    let blob: Vec<u8> = (0..(2u32 << 20) + 4096)
+        .map(|i| (i % 253) as u8 ^ (i >> 12) as u8)
+        .collect();
+    let blob_at = f.data(&blob);
+    let mut pages = Vec::new();
+    for k in 0..2 * pairs {
+        let r = k / 2;
+        let gpa = (1u64 << 32) + ((k as u64) << 21);
+        page_header(&mut f, gpa, true, Some(blob_at + r as u32));
+        pages.extend((0..512).map(|p| common::OraclePage {
+            gpa: gpa + p as u64 * 4096,
+            page_type: 1,
+            contents: common::sha384_page(&blob[r + p * 4096..r + (p + 1) * 4096]),
+        }));
+    }
+    vmsa(&mut f);
+    let vmsa_bytes = igvm_snp::demo::vmsa();
+    pages.push(common::OraclePage {
+        gpa: 0xFFFF_F000,
+        page_type: 2,
+        contents: common::sha384_page(zerocopy::IntoBytes::as_bytes(&vmsa_bytes)),
+    });
+    let (oracle, _) = common::oracle_chain(&pages);
+    let bytes = f.build();
+
+    let (plan, _) = bounded(&bytes, true);
+    plan.unwrap();
+    let plan = LaunchPlan::new(&bytes, &config(), PlanOptions::default()).unwrap();
+    let stats = plan.measure_trace_with(|_| {});
+    assert_eq!(stats.digest.0, oracle);
+    let distinct = pairs as u64 * 512 + 1;
+    assert!(
+        stats.contents_hashed > distinct && stats.contents_hashed < 2 * distinct,
+        "{stats:?}"
+    );
+    assert_eq!(
+        stats.contents_hashed + stats.contents_reused,
+        pages.len() as u64
+    );
 }
 
 fn area(f: &mut RawFile, index: u32, number_of_bytes: u64) {

@@ -1844,3 +1844,72 @@ fn too_many_launched_pages() {
     cfg.memory = Vec::new();
     LaunchPlan::new(&b, &cfg, PlanOptions::default()).expect("under 2^22 pages fit");
 }
+
+/// Memory claimed by REQUIRED_MEMORY and ERROR_RANGE directives counts
+/// against the 2^22-page cap together with the launched pages: the
+/// directive that crosses it is named, by type. Each file: optional 2 MiB
+/// page, four required ranges of the largest size a header can claim
+/// (4 GiB - 4 KiB, so 2^22 - 4 pages), an error range of `n` pages, the
+/// VMSA (one page).
+#[test]
+fn required_memory_and_error_ranges_count_against_the_page_cap() {
+    const LIMIT: u64 = 1 << 22;
+    let mut cfg = config();
+    cfg.memory = Vec::new();
+    let file = |huge_page: bool, n: u32| {
+        let mut d: Vec<_> = huge_page.then(|| page_2m(1 << 36)).into_iter().collect();
+        d.extend((0..4u64).map(|i| required(i << 32, u32::MAX - 4095)));
+        d.push(error_range(1 << 40, n * 4096));
+        d.push(boot_vmsa());
+        snp_file(d)
+    };
+    type Expect = fn(&[u8]) -> Error;
+    let cases: [(bool, u32, Option<Expect>); 4] = [
+        // 2^22 - 4 + 3 + 1: exactly the cap.
+        (false, 3, None),
+        // The error range's fifth page crosses.
+        (
+            false,
+            5,
+            Some(|b| Error::TooMuchMemory {
+                at: dir(b, T_ERROR_RANGE, 0),
+                what: "ERROR_RANGE",
+                limit: LIMIT,
+            }),
+        ),
+        // Claims count for the pages after them: the VMSA crosses.
+        (
+            false,
+            4,
+            Some(|b| Error::TooManyPages {
+                at: dir(b, T_VP_CONTEXT, 0),
+                limit: LIMIT,
+            }),
+        ),
+        // Launched pages count for the claims after them: 512 pages, then
+        // the fourth required range crosses.
+        (
+            true,
+            1,
+            Some(|b| Error::TooMuchMemory {
+                at: dir(b, T_REQUIRED_MEMORY, 3),
+                what: "REQUIRED_MEMORY",
+                limit: LIMIT,
+            }),
+        ),
+    ];
+    for (huge_page, n, expect) in cases {
+        let b = file(huge_page, n);
+        let got = LaunchPlan::new(&b, &cfg, PlanOptions::default()).map(|_| ());
+        assert_eq!(
+            got,
+            expect.map_or(Ok(()), |e| Err(e(&b))),
+            "{huge_page} {n}"
+        );
+    }
+    let e = plan_with(&file(true, 1), &cfg).to_string();
+    assert!(
+        e.contains("REQUIRED_MEMORY") && e.contains("4194304"),
+        "{e}"
+    );
+}

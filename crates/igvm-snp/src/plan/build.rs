@@ -103,12 +103,34 @@ fn end_of(at: HeaderRef, gpa: u64, pages: u64) -> Result<u64> {
 struct Builder {
     /// Pages launched so far.
     launched: u64,
+    /// Pages of required memory and error ranges so far.
+    claimed: u64,
     steps: Vec<LaunchStep>,
     run: Option<LaunchStep>,
     shared: Vec<SharedRun>,
 }
 
 impl Builder {
+    /// Pages the launch must provide so far: launched, required, reported.
+    fn total(&self) -> u64 {
+        self.launched.saturating_add(self.claimed)
+    }
+
+    /// Counts the `bytes` a REQUIRED_MEMORY or ERROR_RANGE directive
+    /// (`what`) claims: the memory a launch must provide follows the cap on
+    /// launched pages, together with them (as claimed: overlaps count twice).
+    fn claim(&mut self, at: HeaderRef, what: &'static str, bytes: u64) -> Result<()> {
+        self.claimed = self.claimed.saturating_add(bytes.div_ceil(PAGE));
+        if self.total() > MAX_LAUNCH_PAGES {
+            return Err(Error::TooMuchMemory {
+                at,
+                what,
+                limit: MAX_LAUNCH_PAGES,
+            });
+        }
+        Ok(())
+    }
+
     fn flush(&mut self) {
         if let Some(mut run) = self.run.take() {
             run.index = self.steps.len();
@@ -177,6 +199,7 @@ pub(super) fn build<'a>(
 
     let mut b = Builder {
         launched: 0,
+        claimed: 0,
         steps: Vec::new(),
         run: None,
         shared: Vec::new(),
@@ -192,7 +215,7 @@ pub(super) fn build<'a>(
     for (i, d) in file.directives().iter().enumerate() {
         // Bound the work of measuring a hostile file (many headers can
         // share one page of data).
-        if b.launched > MAX_LAUNCH_PAGES {
+        if b.total() > MAX_LAUNCH_PAGES {
             return Err(Error::TooManyPages {
                 at: file.directives()[i - 1].at,
                 limit: MAX_LAUNCH_PAGES,
@@ -321,6 +344,7 @@ pub(super) fn build<'a>(
                 // does not block planning. A VMM gives memory outside its
                 // RAM a region of its own (QEMU's `igvm.N` regions).
                 let range = GpaRange::new(h.gpa, u64::from(h.number_of_bytes));
+                b.claim(d.at, "REQUIRED_MEMORY", range.size)?;
                 required.push(RequiredMemory {
                     at: d.at,
                     range,
@@ -347,6 +371,7 @@ pub(super) fn build<'a>(
             DirectiveKind::ErrorRange(h) => {
                 let range = GpaRange::new(h.gpa, u64::from(h.size_bytes));
                 end_of(d.at, h.gpa, range.size / PAGE)?;
+                b.claim(d.at, "ERROR_RANGE", range.size)?;
                 host_visible.push(HostVisibleRange { at: d.at, range });
             }
             DirectiveKind::VbsMeasurement { .. } => {
@@ -359,7 +384,7 @@ pub(super) fn build<'a>(
         }
     }
     b.flush();
-    if b.launched > MAX_LAUNCH_PAGES {
+    if b.total() > MAX_LAUNCH_PAGES {
         let last = file.directives().len().saturating_sub(1);
         return Err(Error::TooManyPages {
             at: file.directives()[last].at,

@@ -13,6 +13,7 @@ use std::ops::Range;
 
 use serde::Serialize;
 
+pub use measure::MeasureStats;
 pub use options::{ParameterInserts, PlanOptions, SharedPages, VmsaPlacement, ZeroPages};
 
 use crate::config::{GpaRange, LaunchConfig};
@@ -385,6 +386,28 @@ impl<'a> LaunchPlan<'a> {
         StepPages::new(self, step)
     }
 
+    /// The `PAGE_DATA` directives a step launches, in order (none for a
+    /// step of another source).
+    fn step_directives<'p>(
+        &'p self,
+        step: &'p LaunchStep,
+    ) -> impl Iterator<Item = &'p crate::parse::Directive<'p>> + Send + 'p {
+        let range = match step.source {
+            StepSource::PageData => step.directives.clone(),
+            _ => 0..0,
+        };
+        self.file.directives()[range]
+            .iter()
+            .filter(move |d| self.launches_into(d, step))
+    }
+
+    /// Whether directive `d` launches pages of `step` (when `step` comes
+    /// from `PAGE_DATA` directives and `d` is in its range).
+    fn launches_into(&self, d: &crate::parse::Directive<'_>, step: &LaunchStep) -> bool {
+        matches!(classify::classify(d, self.platform.compatibility_mask, self.options),
+            Some((PageClass::Launch(t), _)) if t == step.page_type)
+    }
+
     /// The pages of a shared run, in ascending GPA order.
     pub fn shared_pages<'p>(
         &'p self,
@@ -449,20 +472,7 @@ struct StepPages<'p> {
 impl<'p> StepPages<'p> {
     fn new(plan: &'p LaunchPlan<'p>, step: &'p LaunchStep) -> Self {
         let inner: Box<dyn Iterator<Item = (u64, PageBytes<'p>)> + Send + 'p> = match step.source {
-            StepSource::PageData => {
-                let mask = plan.platform.compatibility_mask;
-                let options = plan.options;
-                let ty = step.page_type;
-                Box::new(
-                    plan.file.directives()[step.directives.clone()]
-                        .iter()
-                        .filter(move |d| {
-                            matches!(classify::classify(d, mask, options),
-                                Some((PageClass::Launch(t), _)) if t == ty)
-                        })
-                        .flat_map(page_data_pages),
-                )
-            }
+            StepSource::PageData => Box::new(plan.step_directives(step).flat_map(page_data_pages)),
             StepSource::ParameterArea { area } => {
                 let area = &plan.parameter_areas[area];
                 let gpa = step.gpa;
