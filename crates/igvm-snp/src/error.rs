@@ -505,8 +505,11 @@ pub enum Error {
     },
 
     // ----- configuration -----
-    /// The plan would launch more pages than [`crate::parse::MAX_LAUNCH_PAGES`].
-    #[error("{at}: the file launches more than {limit} pages for SEV-SNP (16 GiB); refused")]
+    /// The plan would launch more pages than [`crate::parse::MAX_LAUNCH_PAGES`]
+    /// (counting the memory required memory and error ranges claim before).
+    #[error(
+        "{at}: the file launches or claims more than {limit} pages for SEV-SNP (16 GiB); refused"
+    )]
     TooManyPages {
         /// The directive that crossed the limit.
         at: HeaderRef,

@@ -30,10 +30,12 @@ pub const MAX_PARAMETER_AREA_BYTES: u64 = 64 << 20;
 /// Largest sum of all parameter areas of a file (256 MiB).
 pub const MAX_TOTAL_PARAMETER_BYTES: u64 = 256 << 20;
 
-/// Most pages one plan may launch (2^22 pages, 16 GiB). Many headers may
-/// share one file-data page, and a 2 MiB page header is 24 bytes, so a
-/// small file can claim far more launched memory than any launch could
-/// take; this bounds the work of measuring a hostile file.
+/// Most pages one plan may launch, together with the memory its
+/// `REQUIRED_MEMORY` and `ERROR_RANGE` directives claim (2^22 pages,
+/// 16 GiB). Many headers may share one file-data page, and a 2 MiB page
+/// header is 24 bytes, so a small file can claim far more memory than any
+/// launch could take; this bounds the work of measuring a hostile file and
+/// the memory a launch of it must provide.
 pub const MAX_LAUNCH_PAGES: u64 = 1 << 22;
 
 /// A parsed IGVM file that borrows the bytes it was parsed from.
