@@ -13,7 +13,9 @@
 //! * [`sev`]: the SEV-SNP commands behind one trait, [`sev::SnpFirmware`]:
 //!   [`sev::KvmSnp`] issues the real ioctls through one logging choke point;
 //!   [`sev::FirmwareModel`] is a software model of the AMD-SP's launch rules
-//!   and digest (a model, never verified on hardware).
+//!   and digest (a model, never verified on hardware), for tests, dry runs
+//!   and demos: it and [`launch::launch_model`] are behind the
+//!   `firmware-model` feature, off by default.
 //! * [`preflight`]: what the host offers for SEV-SNP, checked before any
 //!   state changes.
 //! * [`host`]: what this host's KVM offers (VM types, guest_memfd and memory

@@ -32,7 +32,9 @@ use igvm_snp::{GpaRange, HeaderRef, LaunchDigest, PageType};
 use serde::Serialize;
 
 pub use launcher::{BootVcpu, Finished, Initialized, Launcher, Loaded, New, Started, Updated};
-pub use run::{LaunchedVm, ModelLaunch, launch_model, launch_snp};
+pub use run::{LaunchedVm, launch_snp};
+#[cfg(any(test, feature = "firmware-model"))]
+pub use run::{ModelLaunch, launch_model};
 
 use crate::memory::MemoryError;
 use crate::preflight::PreflightError;

@@ -13,7 +13,10 @@ use crate::memory::{
     GuestMemoryMmap, LayoutOptions, MemoryFlavour, Memslots, anonymous, host_phys_bits, layout_for,
 };
 use crate::preflight::PreflightReport;
-use crate::sev::{FirmwareModel, KvmSnp, PrivateMemory, SEV_DEVICE, SnpFirmware};
+#[cfg(any(test, feature = "firmware-model"))]
+use crate::sev::FirmwareModel;
+use crate::sev::{KvmSnp, PrivateMemory, SEV_DEVICE, SnpFirmware};
+#[cfg(any(test, feature = "firmware-model"))]
 use crate::vmsa_sync::VcpuSnapshot;
 
 /// A launched VM: ready to run.
@@ -32,6 +35,7 @@ pub struct LaunchedVm {
     pub report: LaunchReport,
 }
 
+#[cfg(any(test, feature = "firmware-model"))]
 /// A launch on the firmware model.
 #[derive(Debug)]
 pub struct ModelLaunch {
@@ -185,6 +189,7 @@ pub fn launch_snp(
     })
 }
 
+#[cfg(any(test, feature = "firmware-model"))]
 /// Launches `plan` on the firmware model: memory and vCPUs are a plain KVM
 /// VM's (so the VMSA fallback really sets vCPU 0's registers); the SEV
 /// commands go to `model`. Without the VMSA page type in the model's

@@ -50,6 +50,8 @@ pub use cpuid::{CpuidDiff, CpuidFunction, CpuidMismatch, SnpCpuidInfo};
 pub use error::{CommandContext, InputError, SevError};
 pub use firmware_error::FirmwareError;
 pub use kvm::{KvmSnp, SEV_DEVICE};
-pub use model::{FirmwareModel, ModelConfig, ModelPhase, ModelRejection};
+pub use model::ModelRejection;
+#[cfg(any(test, feature = "firmware-model"))]
+pub use model::{FirmwareModel, ModelConfig, ModelPhase};
 pub use progress::MAX_TRANSIENT_RETRIES;
 pub use vmsa_check::{VmsaProblem, check_launch_vmsa};
