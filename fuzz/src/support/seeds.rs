@@ -10,8 +10,8 @@ use igvm::{
 };
 use igvm_defs::{
     IGVM_VHS_PAGE_DATA, IGVM_VHS_PARAMETER, IGVM_VHS_PARAMETER_AREA, IGVM_VHS_PARAMETER_INSERT,
-    IGVM_VHS_SNP_ID_BLOCK_PUBLIC_KEY, IGVM_VHS_SNP_ID_BLOCK_SIGNATURE, IGVM_VHS_SUPPORTED_PLATFORM,
-    IGVM_VHS_VP_CONTEXT, IgvmPageDataFlags, IgvmPageDataType, IgvmPlatformType,
+    IGVM_VHS_SUPPORTED_PLATFORM, IGVM_VHS_VP_CONTEXT, IgvmPageDataFlags, IgvmPageDataType,
+    IgvmPlatformType,
 };
 use zerocopy::{FromZeros, IntoBytes};
 
@@ -73,25 +73,14 @@ fn page(
     }
 }
 
-/// An SNP ID block (ECDSA P-384 ID key, no author key, zero signature and
-/// key) expecting the launch digest `ld`.
+/// The workspace's SNP ID block fixture (`igvm_snp_test_support::id_block`)
+/// expecting the launch digest `ld`, with guest SVN `guest_svn`.
 pub fn id_block(ld: [u8; 48], guest_svn: u32) -> IgvmDirectiveHeader {
-    IgvmDirectiveHeader::SnpIdBlock {
-        compatibility_mask: SNP,
-        author_key_enabled: 0,
-        reserved: [0; 3],
-        ld,
-        family_id: [1; 16],
-        image_id: [2; 16],
-        version: 1,
-        guest_svn,
-        id_key_algorithm: 1,
-        author_key_algorithm: 0,
-        id_key_signature: Box::new(IGVM_VHS_SNP_ID_BLOCK_SIGNATURE::new_zeroed()),
-        id_public_key: Box::new(IGVM_VHS_SNP_ID_BLOCK_PUBLIC_KEY::new_zeroed()),
-        author_key_signature: Box::new(IGVM_VHS_SNP_ID_BLOCK_SIGNATURE::new_zeroed()),
-        author_public_key: Box::new(IGVM_VHS_SNP_ID_BLOCK_PUBLIC_KEY::new_zeroed()),
+    let mut block = igvm_snp_test_support::id_block(ld);
+    if let IgvmDirectiveHeader::SnpIdBlock { guest_svn: svn, .. } = &mut block {
+        *svn = guest_svn;
     }
+    block
 }
 
 fn normal(gpa: u64, data: Vec<u8>) -> IgvmDirectiveHeader {
@@ -427,7 +416,7 @@ pub const TEST_VCEK: &[u8] = include_bytes!("../../../tests/fixtures/attestation
 /// test VCEK and AMD's Milan ARK (tests/fixtures/attestation/README.md),
 /// and zeroed reports of each version.
 pub fn report_seeds() -> Vec<(&'static str, Vec<u8>)> {
-    use zerocopy::{FromZeros, IntoBytes};
+    use zerocopy::IntoBytes;
     let fixture: [(&'static str, &[u8]); 4] = [
         (
             "milan-report",
