@@ -6,7 +6,7 @@
 //! call. The model's digest equals the plan's.
 
 use igvm::IgvmDirectiveHeader;
-use igvm_defs::{IgvmPageDataFlags, IgvmPageDataType};
+use igvm_defs::IgvmPageDataFlags;
 use igvm_snp::{GpaRange, LaunchConfig, LaunchPlan, PageType, PlanOptions};
 use igvm_snp_kvm::sev::{
     FirmwareModel, LaunchFinishInput, LaunchStartInput, LaunchUpdate, PrivateMemory, SnpFirmware,
@@ -48,13 +48,7 @@ fn page(gpa: u64, kind: Kind, seed: u64) -> IgvmDirectiveHeader {
         Kind::Data | Kind::Unmeasured => vec![(seed % 251) as u8 + 1; (seed % 4096) as usize + 1],
         Kind::Empty => Vec::new(),
     };
-    IgvmDirectiveHeader::PageData {
-        gpa,
-        compatibility_mask: 1,
-        flags,
-        data_type: IgvmPageDataType::NORMAL,
-        data,
-    }
+    igvm_snp::demo::page_data(gpa, 1, flags, data)
 }
 
 /// Pseudo-random runs of pages from 1 MiB up: kinds change and GPAs skip

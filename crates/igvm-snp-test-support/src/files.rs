@@ -5,9 +5,7 @@ use igvm::snp_defs::{SevSelector, SevVmsa};
 use igvm::{
     IgvmDirectiveHeader, IgvmFile, IgvmInitializationHeader, IgvmPlatformHeader, IgvmRevision,
 };
-use igvm_defs::{
-    IGVM_VHS_SUPPORTED_PLATFORM, IgvmPageDataFlags, IgvmPageDataType, IgvmPlatformType,
-};
+use igvm_defs::{IGVM_VHS_SUPPORTED_PLATFORM, IgvmPageDataFlags, IgvmPlatformType};
 use zerocopy::FromZeros;
 
 /// The SEV-SNP compatibility mask the test files use.
@@ -29,13 +27,7 @@ pub fn snp_igvm(pages: &[(u64, Vec<u8>)], vmsa: SevVmsa) -> Vec<u8> {
 pub fn snp_igvm_with_flags(pages: &[(u64, Vec<u8>, IgvmPageDataFlags)], vmsa: SevVmsa) -> Vec<u8> {
     let mut directives: Vec<IgvmDirectiveHeader> = pages
         .iter()
-        .map(|(gpa, data, flags)| IgvmDirectiveHeader::PageData {
-            gpa: *gpa,
-            compatibility_mask: MASK,
-            flags: *flags,
-            data_type: IgvmPageDataType::NORMAL,
-            data: data.clone(),
-        })
+        .map(|(gpa, data, flags)| igvm_snp::demo::page_data(*gpa, MASK, *flags, data.clone()))
         .collect();
     directives.push(IgvmDirectiveHeader::SnpVpContext {
         gpa: VMSA_GPA,

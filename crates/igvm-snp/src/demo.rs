@@ -228,16 +228,27 @@ pub fn snp_igvm(directives: Vec<IgvmDirectiveHeader>) -> Result<Vec<u8>, igvm::E
     Ok(out)
 }
 
+/// A NORMAL `PAGE_DATA` directive: `data` (at most 4 KiB; empty for a
+/// data-less page) at `gpa` for `compatibility_mask`, with `flags`.
+pub fn page_data(
+    gpa: u64,
+    compatibility_mask: u32,
+    flags: IgvmPageDataFlags,
+    data: Vec<u8>,
+) -> IgvmDirectiveHeader {
+    IgvmDirectiveHeader::PageData {
+        gpa,
+        compatibility_mask,
+        flags,
+        data_type: IgvmPageDataType::NORMAL,
+        data,
+    }
+}
+
 /// The demo as an `igvm::IgvmFile`, before serialization.
 pub fn demo_file() -> IgvmFile {
     let mask = 1;
-    let page = |gpa, data: Vec<u8>| IgvmDirectiveHeader::PageData {
-        gpa,
-        compatibility_mask: mask,
-        flags: IgvmPageDataFlags::new(),
-        data_type: IgvmPageDataType::NORMAL,
-        data,
-    };
+    let page = |gpa, data| page_data(gpa, mask, IgvmPageDataFlags::new(), data);
     let mut directives = vp_count_area(PARAMETER_GPA).to_vec();
     directives.extend([
         page(ZERO_GPA, Vec::new()),
@@ -308,13 +319,7 @@ pub fn igvmbuilder_shaped_file() -> Result<IgvmFile, igvm::Error> {
             parameter_area_index: index,
         })
     };
-    let page = |gpa, mask, data: Vec<u8>| IgvmDirectiveHeader::PageData {
-        gpa,
-        compatibility_mask: mask,
-        flags: IgvmPageDataFlags::new(),
-        data_type: IgvmPageDataType::NORMAL,
-        data,
-    };
+    let page = |gpa, mask, data| page_data(gpa, mask, IgvmPageDataFlags::new(), data);
     let directives = vec![
         IgvmDirectiveHeader::RequiredMemory {
             gpa: REQUIRED_MEMORY_GPA,

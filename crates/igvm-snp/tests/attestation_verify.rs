@@ -5,7 +5,7 @@
 //! digests are built here from the `igvm` crate's reading of the file.
 
 use igvm::IgvmDirectiveHeader;
-use igvm_defs::{IgvmPageDataFlags, IgvmPageDataType};
+use igvm_defs::IgvmPageDataFlags;
 use igvm_snp::attestation::{
     AttestationReport, Certificate, Certificates, Expected, RawReport, Verdict, verify,
 };
@@ -25,13 +25,7 @@ fn fixture(dir: &str, name: &str) -> Vec<u8> {
 }
 
 fn page(gpa: u64, flags: IgvmPageDataFlags, data: Vec<u8>) -> IgvmDirectiveHeader {
-    IgvmDirectiveHeader::PageData {
-        gpa,
-        compatibility_mask: 1,
-        flags,
-        data_type: IgvmPageDataType::NORMAL,
-        data,
-    }
+    igvm_snp::demo::page_data(gpa, 1, flags, data)
 }
 
 /// A file on which all four profiles give different digests: a data page,

@@ -851,20 +851,14 @@ where
 #[cfg(test)]
 mod tests {
     use igvm::IgvmDirectiveHeader;
-    use igvm_defs::{IgvmPageDataFlags, IgvmPageDataType};
+    use igvm_defs::IgvmPageDataFlags;
 
     use super::*;
     use crate::{GpaRange, LaunchConfig, PlanOptions};
 
     /// A NORMAL `PAGE_DATA` directive for the SEV-SNP mask.
     fn normal(gpa: u64, flags: IgvmPageDataFlags, data: Vec<u8>) -> IgvmDirectiveHeader {
-        IgvmDirectiveHeader::PageData {
-            gpa,
-            compatibility_mask: 1,
-            flags,
-            data_type: IgvmPageDataType::NORMAL,
-            data,
-        }
+        crate::demo::page_data(gpa, 1, flags, data)
     }
 
     /// A file with `n` data pages in two runs, split by a data-less page.
