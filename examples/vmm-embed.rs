@@ -147,16 +147,10 @@ fn run(options: &Options) -> Result<(), Failure> {
     // an empty command line, a MADT for one vCPU, and no device tree, SRAT,
     // SLIT or PPTT (empty: their areas stay as the file has them, as QEMU
     // leaves them).
-    let mut config = LaunchConfig::new(1, ram.clone()).with_command_line("");
+    let mut config = LaunchConfig::new(1, ram.clone())
+        .with_command_line("")
+        .leaving_optional_tables_unset();
     config.madt = Some(igvm_snp::acpi::madt_for_vcpus(1)?);
-    for table in [
-        &mut config.device_tree,
-        &mut config.srat,
-        &mut config.slit,
-        &mut config.pptt,
-    ] {
-        *table = Some(Vec::new());
-    }
     let plan = LaunchPlan::new(&bytes, &config, PlanOptions::default())?;
     if options.model {
         launch_on_model(&plan, &ram)

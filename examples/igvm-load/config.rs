@@ -171,16 +171,7 @@ pub fn optional_parameter_notes(plan: &LaunchPlan<'_>) -> Vec<String> {
 /// [`launch_config`] for a launch: the optional parameters the options do
 /// not give are filled with nothing (the area keeps its initial contents).
 pub fn launch_config_for_launch(args: &LaunchArgs) -> Result<LaunchConfig, String> {
-    let mut config = launch_config(args)?;
-    for table in [
-        &mut config.srat,
-        &mut config.slit,
-        &mut config.pptt,
-        &mut config.device_tree,
-    ] {
-        table.get_or_insert_with(Vec::new);
-    }
-    Ok(config)
+    Ok(launch_config(args)?.leaving_optional_tables_unset())
 }
 
 fn read_table(what: &str, path: &Path) -> Result<Vec<u8>, String> {

@@ -105,6 +105,28 @@ impl LaunchConfig {
         self
     }
 
+    /// Gives the tables a VMM may leave out (SRAT, SLIT, PPTT, device tree)
+    /// that are not set yet as empty: a file asking for one then keeps its
+    /// area's initial contents, as QEMU leaves them, instead of being
+    /// refused for a missing parameter.
+    ///
+    /// ```
+    /// use igvm_snp::LaunchConfig;
+    /// let config = LaunchConfig::new(1, Vec::new()).leaving_optional_tables_unset();
+    /// assert_eq!(config.device_tree, Some(Vec::new()));
+    /// ```
+    pub fn leaving_optional_tables_unset(mut self) -> Self {
+        for table in [
+            &mut self.srat,
+            &mut self.slit,
+            &mut self.pptt,
+            &mut self.device_tree,
+        ] {
+            table.get_or_insert_with(Vec::new);
+        }
+        self
+    }
+
     /// The RAM ranges sorted, after checking alignment, emptiness, overflow
     /// and overlap.
     pub(crate) fn sorted_memory(&self) -> Result<Vec<GpaRange>> {
