@@ -346,3 +346,91 @@ fn the_launch_creates_the_plans_vcpu_count() {
         other => panic!("unexpected {:?}", other.map(|_| ())),
     }
 }
+
+/// The launcher over memory the test owns (no KVM needed for the model's
+/// commands): a VMM that issued KVM_SEV_INIT2 itself must have used the
+/// plan's VMSA features, or the launch stops naming both values.
+#[test]
+fn a_vmm_initialized_vm_must_use_the_plans_vmsa_features() {
+    use igvm_snp_kvm::launch::Launcher;
+    use igvm_snp_kvm::memory::{LayoutOptions, anonymous, layout_for};
+    use igvm_snp_kvm::sev::CpuidRetry;
+
+    let bytes = igvm_snp::demo::demo_igvm();
+    let plan = LaunchPlan::new(&bytes, &config(), PlanOptions::default()).unwrap();
+    let layout = layout_for(&plan, &[GpaRange::new(0, RAM)], &LayoutOptions::new(48)).unwrap();
+    let memory = anonymous(&layout).unwrap();
+    let features = plan.init2_vmsa_features();
+    match Launcher::new(&plan, FirmwareModel::default(), &memory)
+        .unwrap()
+        .initialized_by_vmm(features | 0x20)
+    {
+        Err(LaunchError::VmsaFeaturesMismatch { vm, plan }) => {
+            assert_eq!((vm, plan), (features | 0x20, features));
+        }
+        other => panic!("unexpected {:?}", other.map(|_| ())),
+    }
+    let finished = Launcher::new(&plan, FirmwareModel::default(), &memory)
+        .unwrap()
+        .initialized_by_vmm(features)
+        .unwrap()
+        .load()
+        .unwrap()
+        .start()
+        .unwrap()
+        .update(VmsaFallback::Refuse, None, CpuidRetry::Never)
+        .unwrap()
+        .finish()
+        .unwrap();
+    assert_eq!(
+        finished.into_parts().0.launch_digest(),
+        plan.launch_digest()
+    );
+}
+
+/// The register fallback's kvm-legacy inputs must describe the plan's
+/// vCPUs: KVM would measure VMSAs for another count than the guest is told.
+#[test]
+fn the_fallback_refuses_kvm_legacy_inputs_for_another_vcpu_count() {
+    use igvm_snp_kvm::launch::{BootVcpu, Launcher};
+    use igvm_snp_kvm::memory::{LayoutOptions, MemoryFlavour, Memslots, anonymous, layout_for};
+    use igvm_snp_kvm::sev::CpuidRetry;
+
+    let Some(kvm) = kvm_or_skip("the_fallback_refuses_kvm_legacy_inputs_for_another_vcpu_count")
+    else {
+        return;
+    };
+    let bytes = igvm_snp::demo::demo_igvm();
+    let plan = LaunchPlan::new(&bytes, &config(), PlanOptions::default()).unwrap();
+    let layout = layout_for(&plan, &[GpaRange::new(0, RAM)], &LayoutOptions::new(48)).unwrap();
+    let memory = anonymous(&layout).unwrap();
+    let vm = std::sync::Arc::new(kvm.create_vm().unwrap());
+    let _slots = Memslots::register(vm.clone(), &memory, MemoryFlavour::Plain, 0).unwrap();
+    let model = FirmwareModel::new(ModelConfig {
+        vmsa_page_type: false,
+        ..ModelConfig::default()
+    });
+    let launcher = Launcher::new(&plan, model, &memory)
+        .unwrap()
+        .init2()
+        .unwrap();
+    let vcpu = vm.create_vcpu(0).unwrap();
+    let cpuid = kvm
+        .get_supported_cpuid(kvm_bindings::KVM_MAX_CPUID_ENTRIES)
+        .unwrap();
+    let boot = BootVcpu {
+        vm: &vm,
+        vcpu: &vcpu,
+        cpuid: &cpuid,
+        legacy: KvmLegacyInputs::new(3, plan.init2_vmsa_features(), KVM_RESET_RDX),
+    };
+    let result = launcher.load().unwrap().start().unwrap().update(
+        VmsaFallback::TranslateToRegisters,
+        Some(boot),
+        CpuidRetry::Never,
+    );
+    match result {
+        Err(LaunchError::VcpuCountMismatch { got, plan, .. }) => assert_eq!((got, plan), (3, 2)),
+        other => panic!("unexpected {:?}", other.map(|_| ())),
+    }
+}
