@@ -18,6 +18,11 @@ pub struct LoadOptions {
     /// it keeps untouched memory unbacked (a plan of many data-less 2 MiB
     /// pages would otherwise make the host back all of them with zeros).
     pub write_zero_pages: bool,
+    /// Whether the launch steps' pages are written. `false` writes only the
+    /// shared (not launched) pages: a windowed launch
+    /// ([`crate::launch::Launcher::load_windowed`]) writes each step's pages
+    /// just before its SNP_LAUNCH_UPDATE, with [`load_pages`].
+    pub launch_steps: bool,
 }
 
 impl LoadOptions {
@@ -27,7 +32,14 @@ impl LoadOptions {
         LoadOptions {
             vmsa,
             write_zero_pages: false,
+            launch_steps: true,
         }
+    }
+
+    /// Write only the shared pages, not the launch steps'.
+    pub fn shared_only(mut self) -> Self {
+        self.launch_steps = false;
+        self
     }
 
     /// Also write zeros for data-less pages (memory that is not fresh).
@@ -66,36 +78,50 @@ pub fn load_plan<M: GuestMemoryBackend>(
     options: LoadOptions,
 ) -> Result<u64, MemoryError> {
     let mut pages = 0u64;
-    let mut buf = vec![0u8; PAGE_SIZE];
-    let mut write = |gpa: u64, bytes: PageBytes<'_>| -> Result<(), MemoryError> {
+    if options.launch_steps {
+        for step in plan.steps() {
+            if step.source == StepSource::Vmsa && options.vmsa == VmsaPage::Skip {
+                continue;
+            }
+            pages += load_pages(memory, plan.step_pages(step), options)?;
+        }
+    }
+    for run in plan.shared_runs() {
+        pages += load_pages(memory, plan.shared_pages(run), options)?;
+    }
+    Ok(pages)
+}
+
+/// Writes `pages` (GPA and contents, as [`LaunchPlan::step_pages`] yields
+/// them) into `memory` through volatile accesses; data-less pages only with
+/// [`LoadOptions::write_zero_pages`]. Returns the number of pages written.
+///
+/// # Errors
+/// [`MemoryError::Unmapped`] naming the first page no region covers; pages
+/// before it were written.
+pub fn load_pages<'a, M: GuestMemoryBackend>(
+    memory: &M,
+    pages: impl IntoIterator<Item = (u64, PageBytes<'a>)>,
+    options: LoadOptions,
+) -> Result<u64, MemoryError> {
+    let mut written = 0u64;
+    let mut buf = Vec::new();
+    for (gpa, bytes) in pages {
         let unmapped = MemoryError::Unmapped { gpa, len: PAGE };
         if !memory.check_range(GuestAddress(gpa), PAGE_SIZE) {
             return Err(unmapped);
         }
         match bytes {
-            PageBytes::Zero if !options.write_zero_pages => return Ok(()),
+            PageBytes::Zero if !options.write_zero_pages => continue,
             PageBytes::Data(d) if d.len() == PAGE_SIZE => memory.write_slice(d, GuestAddress(gpa)),
             other => {
+                buf.resize(PAGE_SIZE, 0);
                 other.write_to(&mut buf);
                 memory.write_slice(&buf, GuestAddress(gpa))
             }
         }
         .map_err(|_| unmapped)?;
-        pages += 1;
-        Ok(())
-    };
-    for step in plan.steps() {
-        if step.source == StepSource::Vmsa && options.vmsa == VmsaPage::Skip {
-            continue;
-        }
-        for (gpa, bytes) in plan.step_pages(step) {
-            write(gpa, bytes)?;
-        }
+        written += 1;
     }
-    for run in plan.shared_runs() {
-        for (gpa, bytes) in plan.shared_pages(run) {
-            write(gpa, bytes)?;
-        }
-    }
-    Ok(pages)
+    Ok(written)
 }

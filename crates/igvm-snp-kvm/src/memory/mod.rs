@@ -7,6 +7,8 @@
 //!   pages loaded outside RAM).
 //! * [`load_plan`]: writes a plan's pages into any
 //!   [`GuestMemoryBackend`] (as linux-loader's loaders take their memory).
+//! * [`discard`]: gives a range's pages back to the host (it reads as zero
+//!   again), e.g. a launched window whose private copy lives in guest_memfd.
 //! * [`Memslots`]: registers a [`GuestMemoryMmap`] with a KVM VM, in two
 //!   flavours: plain (`KVM_SET_USER_MEMORY_REGION`, native VMs) and
 //!   guest_memfd-backed (`KVM_CREATE_GUEST_MEMFD` +
@@ -15,6 +17,7 @@
 //!   attributes. Memslots are deleted before the memory they use can be
 //!   unmapped.
 
+mod discard;
 mod layout;
 mod load;
 mod memslots;
@@ -26,8 +29,9 @@ use kvm_bindings::KVM_MAX_CPUID_ENTRIES;
 use kvm_ioctls::Kvm;
 use vmm_sys_util::errno;
 
+pub use discard::discard;
 pub use layout::{LayoutOptions, layout_for};
-pub use load::{LoadOptions, load_plan};
+pub use load::{LoadOptions, load_pages, load_plan};
 pub use memslots::Memslots;
 pub use vm_memory::{Bytes, GuestAddress, GuestMemoryBackend, GuestMemoryMmap};
 
@@ -195,6 +199,16 @@ pub enum MemoryError {
         attributes: u64,
         /// The ioctl error.
         source: errno::Error,
+    },
+    /// Guest memory could not be discarded ([`discard`]).
+    #[error("discarding guest memory at GPA {gpa:#x}+{size:#x}: {reason}")]
+    Discard {
+        /// First GPA.
+        gpa: u64,
+        /// Size in bytes.
+        size: u64,
+        /// Why.
+        reason: String,
     },
     /// Reading the host CPUID through KVM failed.
     #[error("KVM_GET_SUPPORTED_CPUID failed: {0}")]
