@@ -84,26 +84,31 @@ fn without_the_vmsa_page_type_the_fallback_must_be_asked_for() {
         "{err}"
     );
 
-    let opts = options().with_vmsa_fallback(VmsaFallback::TranslateToRegisters);
-    let done = launch_model(&plan, &opts, no_vmsa_type()).unwrap();
-    let legacy = KvmLegacyInputs::new(2, plan.init2_vmsa_features(), KVM_RESET_RDX);
-    assert_eq!(done.launched.report.vmsa, VmsaOutcome::Fallback { legacy });
-    // The digest is KVM's per-vCPU one, which the legacy profile predicts.
-    let mut legacy_options = PlanOptions::default();
-    legacy_options.vmsa = VmsaPlacement::KvmFinish(legacy);
-    let legacy_plan = LaunchPlan::new(&bytes, &config(), legacy_options).unwrap();
-    assert_eq!(
-        done.launched.report.launch_digest,
-        Some(legacy_plan.launch_digest())
-    );
-    assert_ne!(legacy_plan.launch_digest(), plan.launch_digest());
-    // vCPU 0 really holds the VMSA's state.
-    let vcpu = &done.launched.vcpus[0];
-    let regs = vcpu.get_regs().unwrap();
-    let sregs = vcpu.get_sregs().unwrap();
-    assert_eq!(regs.rip, plan.vmsa().vmsa.rip);
-    assert_eq!(sregs.cs.base, plan.vmsa().vmsa.cs.base);
-    assert_eq!(sregs.cs.selector, plan.vmsa().vmsa.cs.selector);
+    // The same upfront and in a windowed launch (one page per window).
+    for window in [None, Some(std::num::NonZeroU64::MIN)] {
+        let mut opts = options().with_vmsa_fallback(VmsaFallback::TranslateToRegisters);
+        opts.load_window = window;
+        let done = launch_model(&plan, &opts, no_vmsa_type()).unwrap();
+        let legacy = KvmLegacyInputs::new(2, plan.init2_vmsa_features(), KVM_RESET_RDX);
+        assert_eq!(done.launched.report.vmsa, VmsaOutcome::Fallback { legacy });
+        // The digest is KVM's per-vCPU one, which the legacy profile predicts.
+        let mut legacy_options = PlanOptions::default();
+        legacy_options.vmsa = VmsaPlacement::KvmFinish(legacy);
+        let legacy_plan = LaunchPlan::new(&bytes, &config(), legacy_options).unwrap();
+        assert_eq!(
+            done.launched.report.launch_digest,
+            Some(legacy_plan.launch_digest()),
+            "window {window:?}"
+        );
+        assert_ne!(legacy_plan.launch_digest(), plan.launch_digest());
+        // vCPU 0 really holds the VMSA's state.
+        let vcpu = &done.launched.vcpus[0];
+        let regs = vcpu.get_regs().unwrap();
+        let sregs = vcpu.get_sregs().unwrap();
+        assert_eq!(regs.rip, plan.vmsa().vmsa.rip);
+        assert_eq!(sregs.cs.base, plan.vmsa().vmsa.cs.base);
+        assert_eq!(sregs.cs.selector, plan.vmsa().vmsa.cs.selector);
+    }
 }
 
 #[test]
@@ -433,4 +438,88 @@ fn the_fallback_refuses_kvm_legacy_inputs_for_another_vcpu_count() {
         Err(LaunchError::VcpuCountMismatch { got, plan, .. }) => assert_eq!((got, plan), (3, 2)),
         other => panic!("unexpected {:?}", other.map(|_| ())),
     }
+}
+
+/// The demo plus seven consecutive data pages at 2 MiB (one plan step of
+/// seven pages) and a shared (unmeasured) page at 3 MiB.
+fn demo_with_a_long_step() -> Vec<u8> {
+    demo_with(|dirs| {
+        for i in 0..7u32 {
+            dirs.push(igvm::IgvmDirectiveHeader::PageData {
+                gpa: 0x20_0000 + u64::from(i) * 0x1000,
+                compatibility_mask: 1,
+                flags: igvm_defs::IgvmPageDataFlags::new(),
+                data_type: igvm_defs::IgvmPageDataType::NORMAL,
+                data: common::pattern_page(7, i),
+            });
+        }
+        dirs.push(igvm::IgvmDirectiveHeader::PageData {
+            gpa: 0x30_0000,
+            compatibility_mask: 1,
+            flags: igvm_defs::IgvmPageDataFlags::new().with_shared(true),
+            data_type: igvm_defs::IgvmPageDataType::NORMAL,
+            data: common::pattern_page(3, 1),
+        });
+    })
+}
+
+/// A windowed launch (two pages per window) issues the seven-page step as
+/// four LAUNCH_UPDATE ioctls, still one command per step, and gets the
+/// plan's digest (the firmware measures page by page); every launched
+/// page is discarded after its window (the shared view reads zero there),
+/// while the shared page the plan loads but does not launch stays.
+#[test]
+fn a_windowed_launch_gets_the_plans_digest_and_keeps_only_shared_pages() {
+    if kvm_or_skip("a_windowed_launch_gets_the_plans_digest").is_none() {
+        return;
+    }
+    let bytes = demo_with_a_long_step();
+    let plan = LaunchPlan::new(&bytes, &config(), PlanOptions::default()).unwrap();
+    let long = plan
+        .steps()
+        .iter()
+        .find(|s| s.gpa == 0x20_0000)
+        .expect("a step at 2 MiB");
+    assert_eq!(long.pages, 7, "{:?}", plan.steps());
+    let window = std::num::NonZeroU64::new(2).unwrap();
+
+    let upfront = launch_model(&plan, &options(), FirmwareModel::default()).unwrap();
+    let windowed = launch_model(
+        &plan,
+        &options().with_load_window(window),
+        FirmwareModel::default(),
+    )
+    .unwrap();
+    let report = &windowed.launched.report;
+    assert_eq!(report.launch_digest, Some(plan.launch_digest()));
+    assert_eq!(report.launch_update_calls, plan.steps().len() as u64);
+    assert_eq!(report.pages, plan.launched_pages());
+    // Each step of n pages took ceil(n / 2) ioctls.
+    let windows: u64 = plan.steps().iter().map(|s| s.pages.div_ceil(2)).sum();
+    assert_eq!(report.launch_update_ioctls, windows);
+    assert_eq!(windowed.model.launch_update_calls(), windows);
+    assert_eq!(
+        upfront.launched.report.launch_update_ioctls,
+        plan.steps().len() as u64
+    );
+
+    let page_at = |launch: &igvm_snp_kvm::launch::ModelLaunch, gpa: u64| {
+        let mut page = vec![0u8; 4096];
+        launch
+            .launched
+            .memory
+            .read_slice(&mut page, GuestAddress(gpa))
+            .unwrap();
+        page
+    };
+    for i in 0..7u32 {
+        let gpa = 0x20_0000 + u64::from(i) * 0x1000;
+        assert_eq!(page_at(&upfront, gpa), common::pattern_page(7, i));
+        assert_eq!(page_at(&windowed, gpa), vec![0u8; 4096], "GPA {gpa:#x}");
+    }
+    assert_eq!(
+        page_at(&windowed, igvm_snp::demo::DATA_GPA),
+        vec![0u8; 4096]
+    );
+    assert_eq!(page_at(&windowed, 0x30_0000), common::pattern_page(3, 1));
 }

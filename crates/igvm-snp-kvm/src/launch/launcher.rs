@@ -1,17 +1,18 @@
 //! The launch as a type-state machine over any [`SnpFirmware`].
 
 use std::marker::PhantomData;
+use std::num::NonZeroU64;
 use std::time::Instant;
 
 use igvm_snp::kvm_legacy::{KvmLegacyInputs, boot_vmsa_refused, fields_kvm_cannot_set};
-use igvm_snp::{LaunchPlan, LaunchStep, PageType};
+use igvm_snp::{GpaRange, LaunchPlan, LaunchStep, PAGE_SIZE, PageType};
 use kvm_bindings::CpuId;
 use kvm_ioctls::{VcpuFd, VmFd};
 
 use super::{LaunchError, LaunchReport, VmsaFallback, VmsaOutcome};
 use crate::memory::{
-    GuestAddress, GuestMemoryBackend, GuestMemoryMmap, LoadOptions, MemoryError, VmsaPage,
-    load_plan,
+    GuestAddress, GuestMemoryBackend, GuestMemoryMmap, LoadOptions, MemoryError, VmsaPage, discard,
+    load_pages, load_plan,
 };
 use crate::sev::{
     CpuidRetry, LaunchFinishInput, LaunchStartInput, LaunchUpdate, PrivateMemory, SevError,
@@ -27,7 +28,9 @@ pub struct New;
 #[derive(Debug)]
 pub struct Initialized;
 /// State: the plan's pages written to the shared view of guest memory, the
-/// source of each LAUNCH_UPDATE.
+/// source of each LAUNCH_UPDATE ([`Launcher::load`]), or the shared pages
+/// written and the launched ones to be written window by window
+/// ([`Launcher::load_windowed`]).
 #[derive(Debug)]
 pub struct Loaded;
 /// State: SNP_LAUNCH_START done.
@@ -95,6 +98,8 @@ pub struct Launcher<'l, 'p, F, S> {
     plan: &'l LaunchPlan<'p>,
     fw: F,
     memory: &'l GuestMemoryMmap,
+    /// Windowed loading: pages per window.
+    window: Option<NonZeroU64>,
     report: LaunchReport,
     state: PhantomData<S>,
 }
@@ -105,6 +110,7 @@ impl<'l, 'p, F: SnpFirmware + PrivateMemory, S> Launcher<'l, 'p, F, S> {
             plan: self.plan,
             fw: self.fw,
             memory: self.memory,
+            window: self.window,
             report: self.report,
             state: PhantomData,
         }
@@ -146,6 +152,7 @@ impl<'l, 'p, F: SnpFirmware + PrivateMemory> Launcher<'l, 'p, F, New> {
             plan,
             fw,
             memory,
+            window: None,
             report: LaunchReport::new(),
             state: PhantomData,
         })
@@ -210,6 +217,42 @@ impl<'l, 'p, F: SnpFirmware + PrivateMemory> Launcher<'l, 'p, F, Initialized> {
         self.report.phase("load", t.elapsed());
         Ok(self.to())
     }
+
+    /// Writes the plan's shared pages now and each launch step's pages a
+    /// window of at most `window_pages` at a time, just before that
+    /// window's LAUNCH_UPDATE, [discarding](crate::memory::discard) the
+    /// window right after it: the memory the launch holds follows the
+    /// window, not the image (a file of a few MB whose pages share one blob
+    /// can give the guest GBs). Each step is still one SNP_LAUNCH_UPDATE
+    /// command, issued window by window as KVM's partial progress would
+    /// ([`LaunchReport::launch_update_ioctls`] counts the ioctls); the
+    /// digest is the same, since the firmware measures page by page.
+    ///
+    /// Right when the launched pages live elsewhere afterwards: with
+    /// guest_memfd memory KVM copies each source page into the guest_memfd
+    /// and the shared view of a private GPA is not what the guest reads.
+    /// On plain memory (the firmware model's) the VM keeps no copy of the
+    /// launched image: a dry run that checks the launch and its digest.
+    /// The memory must be fresh (zero) where the plan has data-less pages,
+    /// as for [`Launcher::load`].
+    ///
+    /// # Errors
+    /// [`LaunchError::Memory`] naming the first shared page outside the
+    /// memory.
+    pub fn load_windowed(
+        mut self,
+        window_pages: NonZeroU64,
+    ) -> Result<Launcher<'l, 'p, F, Loaded>, LaunchError> {
+        let t = Instant::now();
+        load_plan(
+            self.plan,
+            self.memory,
+            LoadOptions::new(VmsaPage::Load).shared_only(),
+        )?;
+        self.window = Some(window_pages);
+        self.report.phase("load", t.elapsed());
+        Ok(self.to())
+    }
 }
 
 impl<'l, 'p, F: SnpFirmware + PrivateMemory> Launcher<'l, 'p, F, Loaded> {
@@ -267,28 +310,6 @@ impl<'l, 'p, F: SnpFirmware + PrivateMemory> Launcher<'l, 'p, F, Started> {
             source: Box::new(source),
         };
         self.fw.set_private(range.gpa, range.size).map_err(fail)?;
-        let source = if step.page_type.has_source() {
-            let bad = |reason| MemoryError::BadPageRange {
-                gpa: range.gpa,
-                len: range.size,
-                reason,
-            };
-            let len = usize::try_from(range.size)
-                .map_err(|_| bad("larger than the host address space"))?;
-            Some(
-                self.memory
-                    .get_slice(GuestAddress(range.gpa), len)
-                    .map_err(|_| bad("not within one memory region"))?,
-            )
-        } else {
-            None
-        };
-        let mut update = LaunchUpdate::new(step.gpa, step.pages, step.page_type, source)
-            .map_err(|source| LaunchError::Input {
-                step: step.index,
-                source,
-            })?
-            .cpuid_retry(cpuid_retry);
         tracing::info!(
             step = step.index,
             gpa = format_args!("{:#x}", step.gpa),
@@ -296,61 +317,120 @@ impl<'l, 'p, F: SnpFirmware + PrivateMemory> Launcher<'l, 'p, F, Started> {
             page_type = %step.page_type,
             "SNP_LAUNCH_UPDATE"
         );
-        match self.fw.launch_update(&mut update) {
-            Ok(r) => {
-                self.report.launch_update_calls += 1;
-                self.report.launch_update_ioctls += u64::from(r.ioctl_calls);
-                self.report.pages += r.pages;
-                if let Some(diff) = r.cpuid_corrected {
-                    self.report.cpuid_corrections.push((step.index, diff));
-                }
-                if step.page_type == PageType::Vmsa {
-                    self.report.vmsa = VmsaOutcome::PageType { gpa: step.gpa };
-                }
-                Ok(())
+        // Windowed loading applies to steps with a source only.
+        let window = match self.window {
+            Some(w) if step.page_type.has_source() => Some(w.get()),
+            _ => None,
+        };
+        let mut pages = self.plan.step_pages(step).peekable();
+        let mut done = 0u64;
+        while done < step.pages {
+            let count = window.map_or(step.pages - done, |w| w.min(step.pages - done));
+            let gpa = step.gpa + done * PAGE_SIZE as u64;
+            let end = gpa + count * PAGE_SIZE as u64;
+            if window.is_some() {
+                let in_window = std::iter::from_fn(|| pages.next_if(|(g, _)| *g < end));
+                load_pages(self.memory, in_window, LoadOptions::new(VmsaPage::Load))?;
             }
-            Err(SevError::VmsaPageTypeUnsupported { .. }) if step.page_type == PageType::Vmsa => {
-                self.report.launch_update_calls += 1;
-                if fallback == VmsaFallback::Refuse {
-                    return Err(LaunchError::VmsaPageTypeUnsupported { gpa: step.gpa });
-                }
-                let boot = boot.ok_or(LaunchError::NoBootVcpu)?;
-                if boot.legacy.vcpus != self.plan.vcpu_count() {
-                    return Err(LaunchError::VcpuCountMismatch {
-                        what: "the kvm-legacy inputs",
-                        got: boot.legacy.vcpus,
-                        plan: self.plan.vcpu_count(),
-                    });
-                }
-                // Fail now rather than at LAUNCH_FINISH, where KVM would
-                // refuse to build its VMSA from this state.
-                if let Some(reason) = boot_vmsa_refused(&self.plan.vmsa().vmsa) {
-                    return Err(LaunchError::FallbackRefused { reason });
-                }
-                // State KVM would not carry from the registers into its
-                // VMSA (QEMU's check_vmsa_supported refuses the same).
-                let fields = fields_kvm_cannot_set(&self.plan.vmsa().vmsa);
-                if !fields.is_empty() {
-                    return Err(LaunchError::FallbackRefused {
-                        reason: format!(
-                            "non-zero VMSA fields KVM does not set from vCPU registers: {}",
-                            fields.join(", ")
-                        ),
-                    });
-                }
-                tracing::warn!(
-                    "the kernel refuses the VMSA page type: the VMSA goes into vCPU 0's \
-                     registers and KVM measures its own VMSAs at LAUNCH_FINISH"
-                );
-                vmsa_regs::apply(boot.vm, boot.vcpu, boot.cpuid, &self.plan.vmsa().vmsa)
-                    .map_err(|source| LaunchError::VcpuState { vcpu: 0, source })?;
-                self.report.vmsa = VmsaOutcome::Fallback {
-                    legacy: boot.legacy,
-                };
-                Ok(())
+            let source = if step.page_type.has_source() {
+                Some(self.source(gpa, count)?)
+            } else {
+                None
+            };
+            let mut update = LaunchUpdate::new(gpa, count, step.page_type, source)
+                .map_err(|source| LaunchError::Input {
+                    step: step.index,
+                    source,
+                })?
+                .cpuid_retry(cpuid_retry);
+            let result = self.fw.launch_update(&mut update);
+            if window.is_some() {
+                discard(self.memory, GpaRange::new(gpa, count * PAGE_SIZE as u64))?;
             }
-            Err(e) => Err(fail(e)),
+            match result {
+                Ok(r) => {
+                    self.report.launch_update_ioctls += u64::from(r.ioctl_calls);
+                    self.report.pages += r.pages;
+                    if let Some(diff) = r.cpuid_corrected {
+                        self.report.cpuid_corrections.push((step.index, diff));
+                    }
+                }
+                Err(SevError::VmsaPageTypeUnsupported { .. })
+                    if step.page_type == PageType::Vmsa =>
+                {
+                    self.report.launch_update_calls += 1;
+                    return self.vmsa_fallback(step, fallback, boot);
+                }
+                Err(e) => return Err(fail(e)),
+            }
+            done += count;
         }
+        self.report.launch_update_calls += 1;
+        if step.page_type == PageType::Vmsa {
+            self.report.vmsa = VmsaOutcome::PageType { gpa: step.gpa };
+        }
+        Ok(())
+    }
+
+    /// The shared view of `pages` pages from `gpa`, a LAUNCH_UPDATE source.
+    fn source(&self, gpa: u64, pages: u64) -> Result<vm_memory::VolatileSlice<'l>, MemoryError> {
+        let size = pages * PAGE_SIZE as u64;
+        let bad = |reason| MemoryError::BadPageRange {
+            gpa,
+            len: size,
+            reason,
+        };
+        let len = usize::try_from(size).map_err(|_| bad("larger than the host address space"))?;
+        self.memory
+            .get_slice(GuestAddress(gpa), len)
+            .map_err(|_| bad("not within one memory region"))
+    }
+
+    /// The kernel refused the VMSA page type for `step`: refuse, or
+    /// translate the VMSA into the boot vCPU's registers.
+    fn vmsa_fallback(
+        &mut self,
+        step: &LaunchStep,
+        fallback: VmsaFallback,
+        boot: Option<BootVcpu<'_>>,
+    ) -> Result<(), LaunchError> {
+        if fallback == VmsaFallback::Refuse {
+            return Err(LaunchError::VmsaPageTypeUnsupported { gpa: step.gpa });
+        }
+        let boot = boot.ok_or(LaunchError::NoBootVcpu)?;
+        if boot.legacy.vcpus != self.plan.vcpu_count() {
+            return Err(LaunchError::VcpuCountMismatch {
+                what: "the kvm-legacy inputs",
+                got: boot.legacy.vcpus,
+                plan: self.plan.vcpu_count(),
+            });
+        }
+        // Fail now rather than at LAUNCH_FINISH, where KVM would
+        // refuse to build its VMSA from this state.
+        if let Some(reason) = boot_vmsa_refused(&self.plan.vmsa().vmsa) {
+            return Err(LaunchError::FallbackRefused { reason });
+        }
+        // State KVM would not carry from the registers into its
+        // VMSA (QEMU's check_vmsa_supported refuses the same).
+        let fields = fields_kvm_cannot_set(&self.plan.vmsa().vmsa);
+        if !fields.is_empty() {
+            return Err(LaunchError::FallbackRefused {
+                reason: format!(
+                    "non-zero VMSA fields KVM does not set from vCPU registers: {}",
+                    fields.join(", ")
+                ),
+            });
+        }
+        tracing::warn!(
+            "the kernel refuses the VMSA page type: the VMSA goes into vCPU 0's \
+             registers and KVM measures its own VMSAs at LAUNCH_FINISH"
+        );
+        vmsa_regs::apply(boot.vm, boot.vcpu, boot.cpuid, &self.plan.vmsa().vmsa)
+            .map_err(|source| LaunchError::VcpuState { vcpu: 0, source })?;
+        self.report.vmsa = VmsaOutcome::Fallback {
+            legacy: boot.legacy,
+        };
+        Ok(())
     }
 }
 

@@ -25,6 +25,7 @@
 mod launcher;
 mod run;
 
+use std::num::NonZeroU64;
 use std::time::Duration;
 
 use igvm_snp::kvm_legacy::KvmLegacyInputs;
@@ -71,6 +72,11 @@ pub struct LaunchOptions {
     /// RDX of the APs in the fallback (the CPU signature, as QEMU writes
     /// it); `None` keeps KVM's reset value 0x600.
     pub ap_cpu_signature: Option<u32>,
+    /// Load and launch each step at most this many pages at a time,
+    /// discarding each window after its LAUNCH_UPDATE
+    /// ([`Launcher::load_windowed`]); `None` (default): load every page
+    /// before LAUNCH_START and keep it ([`Launcher::load`]).
+    pub load_window: Option<NonZeroU64>,
 }
 
 impl LaunchOptions {
@@ -82,7 +88,15 @@ impl LaunchOptions {
             vmsa_fallback: VmsaFallback::Refuse,
             cpuid_retry: CpuidRetry::Never,
             ap_cpu_signature: None,
+            load_window: None,
         }
+    }
+
+    /// Loads and launches windows of `pages` pages, each discarded after
+    /// its LAUNCH_UPDATE (see [`Launcher::load_windowed`]).
+    pub fn with_load_window(mut self, pages: NonZeroU64) -> Self {
+        self.load_window = Some(pages);
+        self
     }
 
     /// Sets the VMSA fallback.
@@ -134,7 +148,8 @@ pub struct LaunchReport {
     /// SNP_LAUNCH_UPDATE commands issued: one per executed plan step.
     pub launch_update_calls: u64,
     /// `KVM_MEMORY_ENCRYPT_OP` calls they took (more than the commands when
-    /// the kernel reports partial progress or asks for a retry).
+    /// the kernel reports partial progress or asks for a retry, or when a
+    /// windowed load issues a step window by window).
     pub launch_update_ioctls: u64,
     /// Pages launched.
     pub pages: u64,

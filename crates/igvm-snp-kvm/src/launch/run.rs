@@ -111,7 +111,11 @@ fn drive<F: SnpFirmware + PrivateMemory>(
     memory: &GuestMemoryMmap,
     before_finish: impl FnOnce(&mut F, &[VcpuFd]) -> Result<(), LaunchError>,
 ) -> Result<(F, Vec<VcpuFd>, LaunchReport), LaunchError> {
-    let launcher = Launcher::init(plan, fw, memory)?;
+    let initialized = Launcher::new(plan, fw, memory)?.init2()?;
+    let launcher = match options.load_window {
+        Some(pages) => initialized.load_windowed(pages)?,
+        None => initialized.load()?,
+    };
     // vCPUs only after KVM_SEV_INIT2.
     let t = Instant::now();
     let (vcpus, cpuid) = create_vcpus(kvm, vm, options)?;
