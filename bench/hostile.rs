@@ -29,8 +29,9 @@ pub enum Hostile {
     SharedData,
 }
 
-/// The serialized file.
-pub fn hostile(kind: Hostile) -> Vec<u8> {
+/// The serialized file, with `huge_pages` 2 MiB page headers
+/// ([`HUGE_PAGES`] in the benchmarks; fewer make a smaller guest for tests).
+pub fn hostile(kind: Hostile, huge_pages: u64) -> Vec<u8> {
     let mut f = RawFile::new();
     raw_platform_and_policy(&mut f);
     let shared = match kind {
@@ -48,7 +49,7 @@ pub fn hostile(kind: Hostile) -> Vec<u8> {
             Some(f.data(&blob))
         }
     };
-    for i in 0..HUGE_PAGES {
+    for i in 0..huge_pages {
         let h = IGVM_VHS_PAGE_DATA {
             gpa: (1 << 32) + (i << 21),
             compatibility_mask: SNP,

@@ -6,6 +6,7 @@
 //! cargo run --release --example make-image -- SIZE_MIB FILE
 //! cargo run --release --example make-image -- hostile-dataless FILE
 //! cargo run --release --example make-image -- hostile-shared FILE
+//! cargo run --release --example make-image -- hostile-shared FILE 64   # 64 2 MiB pages, not 1,024
 //! ```
 
 use std::process::ExitCode;
@@ -23,16 +24,35 @@ use hostile::Hostile;
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().collect();
     let (Some(what), Some(path)) = (args.get(1), args.get(2)) else {
-        eprintln!("usage: make-image SIZE_MIB|hostile-dataless|hostile-shared FILE");
+        eprintln!(
+            "usage: make-image SIZE_MIB FILE | make-image hostile-dataless|hostile-shared FILE [HUGE_PAGES]"
+        );
         return ExitCode::from(2);
     };
     let bytes = match what.as_str() {
-        "hostile-dataless" => Ok(hostile::hostile(Hostile::DataLess)),
-        "hostile-shared" => Ok(hostile::hostile(Hostile::SharedData)),
+        "hostile-dataless" | "hostile-shared" => {
+            let kind = if what == "hostile-shared" {
+                Hostile::SharedData
+            } else {
+                Hostile::DataLess
+            };
+            match args.get(3).map(|n| n.parse::<u64>()) {
+                None => Ok(hostile::hostile(kind, hostile::HUGE_PAGES)),
+                Some(Ok(n)) if (1..=hostile::HUGE_PAGES).contains(&n) => {
+                    Ok(hostile::hostile(kind, n))
+                }
+                Some(_) => {
+                    eprintln!("error: HUGE_PAGES is 1 to {}", hostile::HUGE_PAGES);
+                    return ExitCode::from(2);
+                }
+            }
+        }
         size => match size.parse::<u64>() {
             Ok(size) => image::image(size),
             Err(_) => {
-                eprintln!("usage: make-image SIZE_MIB|hostile-dataless|hostile-shared FILE");
+                eprintln!(
+                    "usage: make-image SIZE_MIB FILE | make-image hostile-dataless|hostile-shared FILE [HUGE_PAGES]"
+                );
                 return ExitCode::from(2);
             }
         },

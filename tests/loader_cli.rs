@@ -924,6 +924,44 @@ fn measure_does_not_hold_the_image_in_memory() {
     );
 }
 
+/// `launch --backend model` loads and launches 16 MiB at a time and
+/// discards each window after its LAUNCH_UPDATE (issue 13): a 2 MB file
+/// whose 64 2 MiB page headers share one data blob gives the guest 128 MiB,
+/// which the launch held in full before (as its own memory, 130 MiB and
+/// more); now it peaks far below the guest's memory, and the model's
+/// digest still equals the plan's (the command fails otherwise).
+#[test]
+fn launch_on_the_model_holds_a_window_not_the_guest() {
+    let dir = scratch("launch_window");
+    let file = dir.join("shared.igvm");
+    let made = Command::new(example("make-image"))
+        .arg("hostile-shared")
+        .arg(&file)
+        .arg("64")
+        .output()
+        .expect("make-image runs");
+    assert_exit(&made, 0, "make-image hostile-shared");
+    let peak = dir.join("peak");
+    let o = Command::new("/usr/bin/time")
+        .args(["-f", "%M", "-o"])
+        .arg(&peak)
+        .arg(loader())
+        .args(["launch", "--backend", "model", "--json"])
+        .arg(&file)
+        .output()
+        .unwrap_or_else(|e| panic!("GNU time (Debian package time) is needed: {e}"));
+    assert_exit(&o, 0, "launch --backend model under /usr/bin/time");
+    let report: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(report["launch_digest"], report["plan_digest"], "{report}");
+    // The 128 MiB step alone is eight 16 MiB windows.
+    let ioctls = report["launch_update_ioctls"].as_u64().unwrap();
+    let calls = report["launch_update_calls"].as_u64().unwrap();
+    assert!(ioctls >= calls + 7, "{report}");
+    let text = std::fs::read_to_string(&peak).unwrap();
+    let peak_kib: u64 = text.trim().rsplit('\n').next().unwrap().parse().unwrap();
+    assert!(peak_kib < 64 << 10, "peak RSS {peak_kib} KiB");
+}
+
 /// A file shaped as coconut-svsm's igvmbuilder writes them (no guest
 /// policy, required memory at 0x7FF80000000, MADT and command line
 /// parameters): measured, planned, checked and launched with no option.

@@ -44,6 +44,10 @@ pub enum Command {
         launch: LaunchArgs,
     },
     /// Execute the plan: SEV-SNP on this host's KVM, or the firmware model on a plain KVM VM.
+    ///
+    /// Pages are loaded and launched 16 MiB at a time, each window discarded after its
+    /// SNP_LAUNCH_UPDATE (the launched copy lives in guest_memfd; on the model, a dry run), and
+    /// the VM is not kept: the command reports what the launch did.
     Launch(LaunchCmd),
     /// Run the file natively on plain KVM (no SEV), the guest's serial output on stdout.
     Run(RunCmd),

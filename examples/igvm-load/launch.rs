@@ -1,8 +1,10 @@
 //! `igvm-load launch FILE --backend kvm|model`: executes the plan, one
-//! SNP_LAUNCH_UPDATE per plan step, and reports what the backend did.
+//! SNP_LAUNCH_UPDATE per plan step issued in 16 MiB windows
+//! (`Launcher::load_windowed`), and reports what the backend did.
 
 use std::fmt::Write as _;
 use std::io::Write;
+use std::num::NonZeroU64;
 use std::process::ExitCode;
 
 use igvm_snp::kvm_legacy::{FieldDifference, FinishVmsas, KvmLegacyInputs, field_differences};
@@ -105,8 +107,14 @@ fn options(cmd: &LaunchCmd) -> LaunchOptions {
         CpuidRetry::Never
     });
     options.ap_cpu_signature = cmd.launch.cpu_signature;
-    options
+    // The VM is dropped after the report: load and launch 16 MiB at a
+    // time, so the launch holds a window, not the image (with guest_memfd
+    // the launched pages live there; on the model this is a dry run).
+    options.with_load_window(LOAD_WINDOW_PAGES)
 }
+
+/// Pages per load window of `launch`: 16 MiB.
+const LOAD_WINDOW_PAGES: NonZeroU64 = NonZeroU64::new(4096).unwrap();
 
 /// The VMSA features the model accepts: `--model-vmsa-features`, or
 /// upstream KVM's plus the plan's, with a note on stderr when the plan asks
