@@ -9,7 +9,8 @@ child, via os.wait4). It prints a Markdown report: per size the best wall
 time of each command, the ratio of the bests, the median and best of the
 per-pair ratios, CPU time, peak memory over file size, and the goals of
 issue 6 with PASS/FAIL; with --hostile, `igvm-load measure` on each hostile
-file against the 64 MiB image, pair by pair (issue 13). Called by bench/compare.sh, which builds the tools
+file against the 64 MiB image, pair by pair, and `igvm-load launch --backend
+model` on each (issue 13). Called by bench/compare.sh, which builds the tools
 and the images first; see BENCHMARKS.md.
 """
 
@@ -25,6 +26,9 @@ GOAL_RATIO_64 = 0.6
 GOAL_MEMORY = 1.15
 # Issue 13: `measure` on a hostile file in under 3x the honest 64 MiB image.
 GOAL_HOSTILE = 3.0
+# Issue 13: `launch --backend model` on a hostile file peaks below 64 MiB.
+GOAL_HOSTILE_LAUNCH_RSS = 64 * 2**20
+LAUNCH_ROUNDS = 3
 
 
 TIME = "/usr/bin/time"
@@ -193,6 +197,38 @@ def hostile(args, honest, specs):
     return rows
 
 
+def hostile_launch(args, honest, specs):
+    """Issue 13: `igvm-load launch --backend model` (plain KVM memory, the
+    firmware model) on the honest 64 MiB image and each hostile file, in
+    turn, LAUNCH_ROUNDS times: best wall time and the largest peak RSS.
+    Returns the hostile rows, or None without /dev/kvm."""
+    if not os.access("/dev/kvm", os.R_OK | os.W_OK):
+        print("## `launch --backend model` on the hostile files (issue 13)\n")
+        print("Not measured: /dev/kvm cannot be opened.\n")
+        return None
+    files = [("honest 64 MiB image", honest)] + [tuple(s.split("=", 1)) for s in specs]
+    argv = [args.loader, "launch", "--backend", "model", "--memory", "128M"]
+    runs = {name: [] for name, _ in files}
+    for _ in range(LAUNCH_ROUNDS):
+        for name, path in files:
+            runs[name].append(run([*argv, path])[:3])
+    print("## `launch --backend model` on the hostile files (issue 13)\n")
+    print(f"Each file launched {LAUNCH_ROUNDS} times in turn (`--memory 128M`); best wall time, "
+          "largest peak RSS.\n")
+    print("| file | best time | peak RSS | peak RSS / honest 64 MiB image's |")
+    print("|---|---|---|---|")
+    honest_rss = max(r[2] for r in runs[files[0][0]])
+    rows = []
+    for name, _ in files:
+        best = min(r[0] for r in runs[name])
+        rss = max(r[2] for r in runs[name])
+        print(f"| {name} | {best:.2f} s | {rss / 2**20:.1f} MiB | {rss / honest_rss:.2f} |")
+        if name != files[0][0]:
+            rows.append({"name": name, "rss": rss})
+    print(f"\nLoad average after: {loadavg()}; busiest other processes: {busy_processes()}\n")
+    return rows
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--loader", required=True, help="path of the igvm-load binary")
@@ -260,6 +296,9 @@ def main():
         if honest is None:
             sys.exit("error: the hostile files are timed against the 64 MiB image: include size 64")
         hostile_rows = hostile(args, honest, args.hostile)
+        launch_rows = hostile_launch(args, honest, args.hostile)
+    else:
+        launch_rows = None
 
     print("## Goals (issue 6)\n")
     ok = True
@@ -283,6 +322,12 @@ def main():
         ok &= passed
         print(f"- {r['name']}: measure in under {GOAL_HOSTILE} x the honest 64 MiB image "
               f"(ratio of bests): {t:.2f} {'PASS' if passed else 'FAIL'}")
+    for r in launch_rows or []:
+        passed = r["rss"] < GOAL_HOSTILE_LAUNCH_RSS
+        ok &= passed
+        print(f"- {r['name']}: `launch --backend model` peak RSS below "
+              f"{GOAL_HOSTILE_LAUNCH_RSS / 2**20:.0f} MiB: {r['rss'] / 2**20:.1f} MiB "
+              f"{'PASS' if passed else 'FAIL'}")
     return 0 if ok else 1
 
 

@@ -2,7 +2,8 @@
 # Builds igvm-load and make-image, generates the benchmark images and times
 # `igvm-load measure` against `openssl dgst -sha384` pair by pair in one run
 # (bench/compare.py), then on the two hostile files of bench/hostile.rs
-# against the 64 MiB image. Prints a Markdown report; exits 1 if a goal of
+# against the 64 MiB image (`measure`, and `launch --backend model` for its
+# peak memory). Prints a Markdown report; exits 1 if a goal of
 # issue 6 or 13 does not hold. See BENCHMARKS.md.
 #
 #   bench/compare.sh [SIZE_MIB ...]        default: 16 64 256 1024
