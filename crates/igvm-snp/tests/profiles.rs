@@ -8,7 +8,7 @@
 use std::collections::HashMap;
 
 use igvm::IgvmDirectiveHeader;
-use igvm::snp_defs::{SevFeatures, SevSelector, SevVmsa};
+use igvm::snp_defs::{SevFeatures, SevVmsa};
 use igvm_defs::{
     IGVM_VHS_PARAMETER, IGVM_VHS_PARAMETER_INSERT, IgvmPageDataFlags, IgvmPageDataType,
 };
@@ -16,7 +16,7 @@ use igvm_snp::kvm_legacy::KvmLegacyInputs;
 use igvm_snp::profile::{self, CompatReport, Finding, ProfileReport};
 use igvm_snp::{Error, GpaRange, LaunchConfig, LaunchPlan, PageType, Profile, VmsaPlacement};
 use sha2::{Digest, Sha384};
-use zerocopy::{FromZeros, IntoBytes};
+use zerocopy::{FromBytes, FromZeros, IntoBytes};
 
 const KVM_VMSA_GPA: u64 = 0xFFFF_FFFF_F000;
 
@@ -316,51 +316,16 @@ fn section7(area_bytes: u64) -> Vec<IgvmDirectiveHeader> {
 /// a two-page parameter area, CR0 with CD set, CR4 and PAT left to KVM,
 /// DebugSwap; and has a data-less and a shared page.
 fn awkward() -> Vec<IgvmDirectiveHeader> {
-    // Notes §4.6 reset state, then changes KVM rewrites and ones it keeps.
-    let mut vmsa = SevVmsa::new_zeroed();
-    let data = SevSelector {
-        selector: 0,
-        attrib: 0x93,
-        limit: 0xFFFF,
-        base: 0,
-    };
-    (vmsa.es, vmsa.ss, vmsa.ds, vmsa.fs, vmsa.gs) = (data, data, data, data, data);
-    vmsa.cs = SevSelector {
-        selector: 0xF000,
-        attrib: 0x9B,
-        limit: 0xFFFF,
-        base: 0xFFFF_0000,
-    };
-    vmsa.gdtr = SevSelector {
-        selector: 0,
-        attrib: 0,
-        limit: 0xFFFF,
-        base: 0,
-    };
-    vmsa.idtr = vmsa.gdtr;
-    vmsa.ldtr = SevSelector {
-        selector: 0,
-        attrib: 0x82,
-        limit: 0xFFFF,
-        base: 0,
-    };
-    vmsa.tr = SevSelector {
-        selector: 0,
-        attrib: 0x8B,
-        limit: 0xFFFF,
-        base: 0,
-    };
-    vmsa.efer = 0x1000;
+    // Notes §4.6 reset state (the same bytes as the QEMU column), then
+    // changes KVM rewrites (CR0.CD, CR4 and PAT left zero) and ones it
+    // keeps (RIP, RSP).
+    let mut b = reset_vmsa_bytes(0xA00F11, 0);
+    put(&mut b, 0x148, &0u64.to_le_bytes()); // cr4
+    put(&mut b, 0x268, &0u64.to_le_bytes()); // g_pat
+    let mut vmsa = SevVmsa::read_from_bytes(&b).unwrap();
     vmsa.cr0 = 0x4000_0031;
-    vmsa.dr7 = 0x400;
-    vmsa.dr6 = 0xFFFF_0FF0;
-    vmsa.rflags = 2;
     vmsa.rip = 0x1234;
     vmsa.rsp = 0x8000;
-    vmsa.rdx = 0xA00F11;
-    vmsa.xcr0 = 1;
-    vmsa.mxcsr = 0x1F80;
-    vmsa.x87_fcw = 0x37F;
     vmsa.sev_features = SevFeatures::new().with_snp(true).with_debug_swap(true);
     let mut d = area(8192).to_vec();
     d.extend([
