@@ -79,8 +79,10 @@ pub fn run(out: &mut impl Write, args: &CheckArgs) -> Result<ExitCode, Failure> 
         vmsa_features,
         args.cpu_signature.unwrap_or(KVM_RESET_RDX),
     );
-    let report = profile::check(&bytes, &config, legacy, args.supported_features)
-        .map_err(|e| format!("{}: {e}", args.file.display()))?;
+    let release = |part: &[u8]| bytes.release_around(part);
+    let report =
+        profile::check_releasing(&bytes, &config, legacy, args.supported_features, release)
+            .map_err(|e| format!("{}: {e}", args.file.display()))?;
     if args.json {
         let mut v = serde_json::to_value(&report)?;
         v["file"] = serde_json::Value::String(args.file.display().to_string());

@@ -120,10 +120,11 @@ fn plan_with<'a>(
     LaunchPlan::new(bytes, config, config::plan_options(args, features)).map_err(named)
 }
 
-/// The plan as a table, announcing the hashing when it is long.
-fn plan_table(plan: &LaunchPlan<'_>, progress: Progress) -> String {
+/// The plan as a table, announcing the hashing when it is long; `release`
+/// gets the file's bytes as they are hashed.
+fn plan_table(plan: &LaunchPlan<'_>, progress: Progress, release: impl Fn(&[u8]) + Sync) -> String {
     progress.phase("hashing", plan.launched_pages(), || {
-        report::plan_table(plan)
+        report::plan_table(plan, release)
     })
 }
 
@@ -189,7 +190,8 @@ fn run(cli: &Cli) -> Result<ExitCode, Failure> {
                 v["launch_digest"] = serde_json::Value::String(digest.to_string());
                 writeln!(out, "{}", serde_json::to_string_pretty(&v)?)?;
             } else {
-                write!(out, "{}", plan_table(&plan, progress))?;
+                let table = plan_table(&plan, progress, |part| bytes.release_around(part));
+                write!(out, "{table}")?;
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -297,10 +299,11 @@ fn measure_counts(
     let bytes = map(file)?;
     let plan = plan(file, &bytes, launch)?;
     let digests = progress.phase("hashing", plan.launched_pages(), || {
-        plan.kvm_legacy_digests().unwrap_or_else(|| {
-            let d = plan.launch_digest_releasing(|part| bytes.release_around(part));
-            vec![d; launch.vcpus.max() as usize]
-        })
+        let release = |part: &[u8]| bytes.release_around(part);
+        plan.kvm_legacy_digests_releasing(release)
+            .unwrap_or_else(|| {
+                vec![plan.launch_digest_releasing(release); launch.vcpus.max() as usize]
+            })
     });
     let by_count: Vec<(u32, String)> = launch
         .vcpus
@@ -358,7 +361,7 @@ fn demo(
          (one SEV-SNP platform, a VMSA, a 16-bit guest at the reset vector)\n",
         bytes.len()
     )?;
-    write!(out, "{}", plan_table(&plan, progress))?;
+    write!(out, "{}", plan_table(&plan, progress, |_| {}))?;
     writeln!(out)?;
     let kvm = igvm_snp_kvm::preflight::KVM_DEVICE;
     if let Err(e) = std::fs::OpenOptions::new().read(true).write(true).open(kvm) {

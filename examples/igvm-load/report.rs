@@ -22,8 +22,10 @@ pub fn policy_line(plan: &LaunchPlan<'_>) -> String {
 }
 
 /// The plan as a table: one row per SNP_LAUNCH_UPDATE step, with the
-/// directive it came from and the running digest after the step.
-pub fn plan_table(plan: &LaunchPlan<'_>) -> String {
+/// directive it came from and the running digest after the step;
+/// `release` gets the file's bytes as they are hashed
+/// ([`LaunchPlan::step_digests_releasing`]).
+pub fn plan_table(plan: &LaunchPlan<'_>, release: impl Fn(&[u8]) + Sync) -> String {
     let mut s = String::new();
     let p = plan.platform();
     let _ = writeln!(
@@ -40,7 +42,7 @@ pub fn plan_table(plan: &LaunchPlan<'_>) -> String {
         "{:>4}  {:<33}  {:>7}  {:<10}  {:<18}  digest after step",
         "step", "GPA range", "pages", "type", "directive"
     );
-    let digests = plan.step_digests();
+    let digests = plan.step_digests_releasing(release);
     for (step, digest) in plan.steps().iter().zip(&digests) {
         let end = step.gpa + step.pages * PAGE_SIZE as u64 - 1;
         let dirs = &step.directives;

@@ -10,7 +10,7 @@ use std::process::ExitCode;
 use clap::Args;
 use igvm_snp::LaunchConfig;
 use igvm_snp::attestation::{
-    AttestationReport, Certificate, Certificates, Expected, REPORT_SIZE, Verdict, verify,
+    AttestationReport, Certificate, Certificates, Expected, REPORT_SIZE, Verdict, verify_releasing,
 };
 use igvm_snp::kvm_legacy::KVM_MAX_VCPUS;
 
@@ -109,7 +109,8 @@ pub fn run(out: &mut impl Write, args: &VerifyArgs) -> Result<ExitCode, Failure>
     // UNMEASURED); leaving RAM unknown plans files with required memory
     // anywhere.
     let config = LaunchConfig::new(1, Vec::new());
-    let verdict = verify(&report, &file, &config, &expected, &certs)
+    let release = |part: &[u8]| file.release_around(part);
+    let verdict = verify_releasing(&report, &file, &config, &expected, &certs, release)
         .map_err(|e| format!("{}: {e}", args.file.display()))?;
     if args.json {
         writeln!(out, "{}", serde_json::to_string_pretty(&verdict)?)?;

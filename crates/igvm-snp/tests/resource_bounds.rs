@@ -319,6 +319,65 @@ fn shared_file_data_is_hashed_once() {
     let digest = plan.launch_digest_releasing(|part| *released.lock().unwrap() += part.len());
     assert_eq!(digest.0, oracle);
     assert_eq!(released.into_inner().unwrap(), distinct as usize * 4096);
+    // The step digests hand back the same bytes.
+    let released = std::sync::Mutex::new(0usize);
+    let steps = plan.step_digests_releasing(|part| *released.lock().unwrap() += part.len());
+    assert_eq!(steps.last().map(|d| d.0), Some(oracle));
+    assert_eq!(released.into_inner().unwrap(), distinct as usize * 4096);
+}
+
+/// Every other entry point that hashes a plan's pages hands the file's
+/// bytes back as it goes, for a caller that maps the file: kvm-legacy's
+/// digests per vCPU count, `profile::check` (one digest per profile) and
+/// `attestation::verify`; and each gives what its plain form gives.
+#[test]
+fn every_hashing_entry_point_releases_the_file() {
+    use igvm_snp::Profile;
+    use igvm_snp::attestation::{
+        AttestationReport, Certificates, Expected, verify, verify_releasing,
+    };
+    use igvm_snp::kvm_legacy::KvmLegacyInputs;
+    use igvm_snp::profile::{check, check_releasing};
+
+    let bytes = igvm_snp::demo::demo_igvm();
+    let in_file = |part: &[u8]| {
+        let (start, end) = (bytes.as_ptr().addr(), bytes.as_ptr().addr() + bytes.len());
+        assert!(part.as_ptr().addr() >= start && part.as_ptr().addr() + part.len() <= end);
+        part.len()
+    };
+    let legacy = KvmLegacyInputs::new(4, 0, 0xA00F11);
+    let legacy_plan = LaunchPlan::new(
+        &bytes,
+        &LaunchConfig::new(4, vec![GpaRange::new(0, 16 << 20)]),
+        Profile::KvmLegacy(legacy).options(),
+    )
+    .unwrap();
+    let released = std::sync::Mutex::new(0usize);
+    let release = |part: &[u8]| *released.lock().unwrap() += in_file(part);
+    assert_eq!(
+        legacy_plan.kvm_legacy_digests_releasing(release),
+        legacy_plan.kvm_legacy_digests()
+    );
+    assert!(std::mem::take(&mut *released.lock().unwrap()) > 0);
+
+    let config = LaunchConfig::new(1, vec![GpaRange::new(0, 16 << 20)]);
+    let report = check_releasing(&bytes, &config, legacy, None, release).unwrap();
+    let plain = check(&bytes, &config, legacy, None).unwrap();
+    assert_eq!(format!("{report:?}"), format!("{plain:?}"));
+    assert!(std::mem::take(&mut *released.lock().unwrap()) > 0);
+
+    let spec = LaunchPlan::new(&bytes, &config, PlanOptions::default()).unwrap();
+    let mut raw = <igvm_snp::attestation::RawReport as zerocopy::FromZeros>::new_zeroed();
+    raw.version.set(3);
+    raw.policy.set(spec.policy().unwrap().bits());
+    raw.measurement = spec.launch_digest().0;
+    let att = AttestationReport::parse(zerocopy::IntoBytes::as_bytes(&raw)).unwrap();
+    let (expected, certs) = (Expected::default(), Certificates::default());
+    let verdict = verify_releasing(&att, &bytes, &config, &expected, &certs, release).unwrap();
+    let plain = verify(&att, &bytes, &config, &expected, &certs).unwrap();
+    assert!(verdict.passed());
+    assert_eq!(format!("{verdict:?}"), format!("{plain:?}"));
+    assert!(std::mem::take(&mut *released.lock().unwrap()) > 0);
 }
 
 /// Overlapping data at different byte offsets is not deduplicated: 80

@@ -27,4 +27,5 @@ pub use report::{
 };
 pub use verify::{
     Certificates, Check, Expected, ProfileMatch, Verdict, certificate_checks, file_checks, verify,
+    verify_releasing,
 };

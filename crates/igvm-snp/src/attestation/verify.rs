@@ -180,8 +180,25 @@ pub fn verify(
     expected: &Expected,
     certs: &Certificates,
 ) -> Result<Verdict> {
+    verify_releasing(report, file, config, expected, certs, |_| {})
+}
+
+/// [`verify`], handing back the file's bytes as each profile's digest
+/// hashes them (see [`LaunchPlan::launch_digest_releasing`]): for a caller
+/// that maps the file.
+///
+/// # Errors
+/// As [`verify`].
+pub fn verify_releasing(
+    report: &AttestationReport,
+    file: &[u8],
+    config: &LaunchConfig,
+    expected: &Expected,
+    certs: &Certificates,
+    release: impl Fn(&[u8]) + Sync,
+) -> Result<Verdict> {
     let mut checks = certificate_checks(report, certs);
-    let (matched, file_checks) = file_checks(report, file, config, expected)?;
+    let (matched, file_checks) = file_checks_releasing(report, file, config, expected, &release)?;
     checks.extend(file_checks);
     if matched.is_none() {
         let others: Vec<&str> = checks
@@ -318,6 +335,16 @@ pub fn file_checks(
     config: &LaunchConfig,
     expected: &Expected,
 ) -> Result<(Option<ProfileMatch>, Vec<Check>)> {
+    file_checks_releasing(report, file, config, expected, &|_| {})
+}
+
+fn file_checks_releasing(
+    report: &AttestationReport,
+    file: &[u8],
+    config: &LaunchConfig,
+    expected: &Expected,
+    release: &(dyn Fn(&[u8]) + Sync),
+) -> Result<(Option<ProfileMatch>, Vec<Check>)> {
     if expected.max_vcpus == 0 || expected.max_vcpus > KVM_MAX_VCPUS {
         return Err(Error::InvalidVcpuCount {
             vcpus: expected.max_vcpus,
@@ -329,7 +356,7 @@ pub fn file_checks(
     let spec = LaunchPlan::new(file, config, PlanOptions::default())?;
     let file_policy = spec.policy_source().in_file().then(|| spec.policy_bits());
     let mut checks = Vec::new();
-    let (matched, detail) = measurement(report, file, config, &spec, expected.max_vcpus);
+    let (matched, detail) = measurement(report, file, config, &spec, expected.max_vcpus, release);
     checks.push(Check::new("measurement", Some(matched.is_some()), detail));
 
     checks.push(match expected.host_data {
@@ -414,6 +441,7 @@ fn measurement(
     config: &LaunchConfig,
     spec: &LaunchPlan<'_>,
     max_vcpus: u32,
+    release: &(dyn Fn(&[u8]) + Sync),
 ) -> (Option<ProfileMatch>, String) {
     let m = report.measurement;
     let (cpu_signature, source) = match report.cpuid {
@@ -447,7 +475,7 @@ fn measurement(
                 }
             },
         };
-        if let Some(digests) = plan.kvm_legacy_digests() {
+        if let Some(digests) = plan.kvm_legacy_digests_releasing(release) {
             match digests.iter().position(|d| *d == m) {
                 Some(i) => matches.push(ProfileMatch {
                     profile: profile.name(),
@@ -458,7 +486,7 @@ fn measurement(
                 )),
             }
         } else {
-            let d = plan.launch_digest();
+            let d = plan.launch_digest_releasing(release);
             if d == m {
                 matches.push(ProfileMatch {
                     profile: profile.name(),

@@ -146,6 +146,12 @@ impl LaunchPlan<'_> {
     /// there is one more, final entry: the digest after the VMSAs KVM
     /// measures at SNP_LAUNCH_FINISH.
     pub fn step_digests(&self) -> Vec<LaunchDigest> {
+        self.step_digests_releasing(|_| {})
+    }
+
+    /// [`LaunchPlan::step_digests`], handing back the file's bytes as they
+    /// are hashed, as [`LaunchPlan::launch_digest_releasing`] does.
+    pub fn step_digests_releasing(&self, release: impl Fn(&[u8]) + Sync) -> Vec<LaunchDigest> {
         let extra = usize::from(matches!(self.options.vmsa, VmsaPlacement::KvmFinish(_)));
         let mut out = vec![LaunchDigest::ZERO; self.steps.len() + extra];
         self.walk(
@@ -154,7 +160,7 @@ impl LaunchPlan<'_> {
                     *slot = c.digest();
                 }
             },
-            &|_| {},
+            &release,
         );
         out
     }
@@ -355,10 +361,20 @@ impl LaunchPlan<'_> {
     /// # Ok(()) }
     /// ```
     pub fn kvm_legacy_digests(&self) -> Option<Vec<LaunchDigest>> {
+        self.kvm_legacy_digests_releasing(|_| {})
+    }
+
+    /// [`LaunchPlan::kvm_legacy_digests`], handing back the file's bytes as
+    /// they are hashed, as [`LaunchPlan::launch_digest_releasing`] does.
+    pub fn kvm_legacy_digests_releasing(
+        &self,
+        release: impl Fn(&[u8]) + Sync,
+    ) -> Option<Vec<LaunchDigest>> {
         let VmsaPlacement::KvmFinish(inputs) = self.options.vmsa else {
             return None;
         };
-        let mut chain = DigestChain::resume(self.pages_digest());
+        let pages = self.walk_steps(|_, _, _, _, _| {}, &release, false).digest;
+        let mut chain = DigestChain::resume(pages);
         let vmsas = FinishVmsas::new(&self.vmsa.vmsa, inputs);
         Some(
             vmsas

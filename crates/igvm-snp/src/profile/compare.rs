@@ -336,31 +336,52 @@ pub fn check(
     legacy: KvmLegacyInputs,
     supported_vmsa_features: Option<u64>,
 ) -> Result<CompatReport> {
+    check_releasing(bytes, config, legacy, supported_vmsa_features, |_| {})
+}
+
+/// [`check`], handing back the file's bytes as each profile's digest
+/// hashes them (see [`LaunchPlan::launch_digest_releasing`]): for a caller
+/// that maps the file. Each profile's digest is computed once.
+///
+/// # Errors
+/// As [`check`].
+pub fn check_releasing(
+    bytes: &[u8],
+    config: &LaunchConfig,
+    legacy: KvmLegacyInputs,
+    supported_vmsa_features: Option<u64>,
+    release: impl Fn(&[u8]) + Sync,
+) -> Result<CompatReport> {
     let file = IgvmFile::parse(bytes)?;
     let plans: Vec<(Profile, Result<LaunchPlan<'_>>)> = Profile::all(legacy)
         .into_iter()
         .map(|p| (p, LaunchPlan::from_file(file.clone(), config, p.options())))
         .collect();
+    let digests: Vec<Option<LaunchDigest>> = plans
+        .iter()
+        .map(|(_, plan)| {
+            plan.as_ref()
+                .ok()
+                .map(|p| p.launch_digest_releasing(&release))
+        })
+        .collect();
     let spec = plans.first().and_then(|(_, p)| p.as_ref().ok());
     let facts = spec.map(Facts::new);
-    let spec_digest = spec.map(LaunchPlan::launch_digest);
+    let spec_digest = digests.first().copied().flatten();
     let id_block_digest = spec.and_then(|p| p.finish().expected_digest);
 
     let profiles = plans
         .iter()
-        .map(|(profile, plan)| {
+        .zip(digests)
+        .map(|((profile, plan), digest)| {
             let mut blockers = Vec::new();
             let mut differences = Vec::new();
             let mut notes = Vec::new();
-            let digest = match plan {
-                Ok(plan) => Some(plan.launch_digest()),
-                Err(e) => {
-                    blockers.push(Finding::PlanError {
-                        message: e.to_string(),
-                    });
-                    None
-                }
-            };
+            if let Err(e) = plan {
+                blockers.push(Finding::PlanError {
+                    message: e.to_string(),
+                });
+            }
             if let (Some(facts), Ok(plan)) = (&facts, plan) {
                 findings(
                     profile,

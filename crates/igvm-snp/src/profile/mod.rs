@@ -12,7 +12,7 @@ mod compare;
 
 use serde::Serialize;
 
-pub use compare::{CompatReport, Finding, ProfileReport, check};
+pub use compare::{CompatReport, Finding, ProfileReport, check, check_releasing};
 
 use crate::kvm_legacy::KvmLegacyInputs;
 use crate::plan::{ParameterInserts, PlanOptions, SharedPages, VmsaPlacement, ZeroPages};
