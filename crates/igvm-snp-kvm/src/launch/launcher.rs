@@ -234,7 +234,8 @@ impl<'l, 'p, F: SnpFirmware + PrivateMemory> Launcher<'l, 'p, F, Initialized> {
     /// On plain memory (the firmware model's) the VM keeps no copy of the
     /// launched image: a dry run that checks the launch and its digest.
     /// The memory must be fresh (zero) where the plan has data-less pages,
-    /// as for [`Launcher::load`].
+    /// as for [`Launcher::load`], and its shared view not a mapping of the
+    /// guest_memfd itself (see [`crate::memory::discard`]).
     ///
     /// # Errors
     /// [`LaunchError::Memory`] naming the first shared page outside the

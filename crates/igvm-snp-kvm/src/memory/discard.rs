@@ -17,7 +17,9 @@ const PAGE: u64 = PAGE_SIZE as u64;
 /// A windowed launch ([`crate::launch::Launcher::load_windowed`]) discards
 /// each window after its SNP_LAUNCH_UPDATE: with guest_memfd memory the
 /// launched page then lives in the guest_memfd and the shared view of that
-/// GPA is no longer what the guest reads.
+/// GPA is no longer what the guest reads. (Not for a shared view that is a
+/// mapping of the guest_memfd itself, where KVM allows that: MADV_REMOVE
+/// would punch the launched page out of the guest_memfd too.)
 ///
 /// # Errors
 /// [`MemoryError::BadPageRange`] when the range is not page aligned or not
