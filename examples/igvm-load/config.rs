@@ -139,22 +139,12 @@ pub fn require_parameters(plan: &LaunchPlan<'_>) -> Result<(), String> {
     }
 }
 
-/// The parameters a VMM may leave out: QEMU writes none of them, so their
-/// areas keep the file's initial contents (zeros) and the guest sees no
-/// table. `launch` and `run` do the same when no file is given, and say so.
-const OPTIONAL: [ParameterKind; 4] = [
-    ParameterKind::Srat,
-    ParameterKind::Slit,
-    ParameterKind::Pptt,
-    ParameterKind::DeviceTree,
-];
-
 /// Notes on the optional parameters the file asks for and the options did
 /// not give (their areas stay as the file has them, as QEMU leaves them).
 pub fn optional_parameter_notes(plan: &LaunchPlan<'_>) -> Vec<String> {
     plan.unfilled_parameters()
         .iter()
-        .filter(|u| OPTIONAL.contains(&u.kind))
+        .filter(|u| LaunchConfig::OPTIONAL_TABLES.contains(&u.kind))
         .map(|u| {
             format!(
                 "note: {}: the file asks for a {} parameter (area {}) and none is given ({}): \

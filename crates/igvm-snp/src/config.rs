@@ -3,6 +3,7 @@
 use serde::Serialize;
 
 use crate::error::{Error, Result};
+use crate::parse::ParameterKind;
 
 /// A guest-physical range in bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
@@ -114,17 +115,38 @@ impl LaunchConfig {
     /// use igvm_snp::LaunchConfig;
     /// let config = LaunchConfig::new(1, Vec::new()).leaving_optional_tables_unset();
     /// assert_eq!(config.device_tree, Some(Vec::new()));
+    /// assert_eq!(config.srat, Some(Vec::new()));
+    /// assert_eq!(config.madt, None); // not optional: a VMM gives its MADT
     /// ```
     pub fn leaving_optional_tables_unset(mut self) -> Self {
-        for table in [
-            &mut self.srat,
-            &mut self.slit,
-            &mut self.pptt,
-            &mut self.device_tree,
-        ] {
-            table.get_or_insert_with(Vec::new);
+        for kind in Self::OPTIONAL_TABLES {
+            if let Some(table) = self.table_mut(kind) {
+                table.get_or_insert_with(Vec::new);
+            }
         }
         self
+    }
+
+    /// The parameters a VMM may leave out (QEMU writes none of them), which
+    /// [`LaunchConfig::leaving_optional_tables_unset`] leaves unset.
+    pub const OPTIONAL_TABLES: [ParameterKind; 4] = [
+        ParameterKind::Srat,
+        ParameterKind::Slit,
+        ParameterKind::Pptt,
+        ParameterKind::DeviceTree,
+    ];
+
+    /// The configuration's value for a table parameter (`None` for the
+    /// parameters that are not tables).
+    fn table_mut(&mut self, kind: ParameterKind) -> Option<&mut Option<Vec<u8>>> {
+        match kind {
+            ParameterKind::Madt => Some(&mut self.madt),
+            ParameterKind::Srat => Some(&mut self.srat),
+            ParameterKind::Slit => Some(&mut self.slit),
+            ParameterKind::Pptt => Some(&mut self.pptt),
+            ParameterKind::DeviceTree => Some(&mut self.device_tree),
+            _ => None,
+        }
     }
 
     /// The RAM ranges sorted, after checking alignment, emptiness, overflow
