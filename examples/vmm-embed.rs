@@ -214,8 +214,12 @@ fn launch_on_model(plan: &LaunchPlan<'_>, ram: &[GpaRange]) -> Result<(), Failur
     let initialized = Launcher::new(plan, model, &vmm.memory)?.init2()?;
     // vCPUs only after KVM_SEV_INIT2: the VMM creates its own.
     let _vcpu = vmm.vm.create_vcpu(0)?;
+    // A dry run: load and launch 16 MiB at a time, each window discarded
+    // after its LAUNCH_UPDATE (with guest_memfd the launched copy lives
+    // there; here the memory keeps none).
+    let window = std::num::NonZeroU64::new(4096).expect("non-zero");
     let finished = initialized
-        .load()?
+        .load_windowed(window)?
         .start()?
         .update(VmsaFallback::Refuse, None, CpuidRetry::Never)?
         .finish()?;
