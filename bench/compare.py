@@ -307,7 +307,7 @@ def main():
             passed = r["ratio_best"] <= GOAL_RATIO_64
             ok &= passed
             print(f"- 64 MiB digest at most {GOAL_RATIO_64} x openssl dgst (ratio of bests): "
-                  f"{r['ratio_best']:.2f} {'PASS' if passed else 'FAIL'}")
+                  f"{r['ratio_best']:.3f} {'PASS' if passed else 'FAIL'}")
     for r in rows:
         m = r["rss_l"] / r["bytes"]
         passed = m <= GOAL_MEMORY
@@ -321,7 +321,9 @@ def main():
         passed = t < GOAL_HOSTILE
         ok &= passed
         print(f"- {r['name']}: measure in under {GOAL_HOSTILE} x the honest 64 MiB image "
-              f"(ratio of bests): {t:.2f} {'PASS' if passed else 'FAIL'}")
+              f"(ratio of bests): {t:.3f} {'PASS' if passed else 'FAIL'} "
+              f"(CPU time ratio {r['cpu_o'] / r['cpu_b']:.2f}: the PAGE_INFO chain is serial, "
+              "the honest image's hashing is not)")
     for r in launch_rows or []:
         passed = r["rss"] < GOAL_HOSTILE_LAUNCH_RSS
         ok &= passed
