@@ -965,6 +965,7 @@ fn launch_on_the_model_holds_a_window_not_the_guest() {
     assert_exit(&o, 0, "launch --backend model under /usr/bin/time");
     let report: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
     assert_eq!(report["launch_digest"], report["plan_digest"], "{report}");
+    assert_eq!(report["load_window_pages"], 4096, "{report}");
     // The 128 MiB step alone is eight 16 MiB windows.
     let ioctls = report["launch_update_ioctls"].as_u64().unwrap();
     let calls = report["launch_update_calls"].as_u64().unwrap();

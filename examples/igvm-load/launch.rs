@@ -8,7 +8,7 @@ use std::num::NonZeroU64;
 use std::process::ExitCode;
 
 use igvm_snp::kvm_legacy::{FieldDifference, FinishVmsas, KvmLegacyInputs, field_differences};
-use igvm_snp::{LaunchDigest, LaunchPlan, VmsaPlacement};
+use igvm_snp::{LaunchDigest, LaunchPlan, PAGE_SIZE, VmsaPlacement};
 use igvm_snp_kvm::launch::{
     LaunchError, LaunchOptions, LaunchReport, VmsaFallback, VmsaOutcome, launch_model, launch_snp,
 };
@@ -294,6 +294,13 @@ fn text(o: &Outcome) -> String {
         "SNP_LAUNCH_UPDATE commands: {} ({} ioctls), {} pages",
         r.launch_update_calls, r.launch_update_ioctls, r.pages
     );
+    if let Some(window) = r.load_window_pages {
+        let _ = writeln!(
+            s,
+            "loaded in windows of {window} pages ({} MiB), each discarded after its update",
+            (window * PAGE_SIZE as u64) >> 20
+        );
+    }
     let _ = match r.vmsa {
         VmsaOutcome::Pending => writeln!(s, "VMSA: not launched"),
         VmsaOutcome::PageType { gpa } => {

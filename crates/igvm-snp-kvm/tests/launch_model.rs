@@ -492,6 +492,8 @@ fn a_windowed_launch_gets_the_plans_digest_and_keeps_only_shared_pages() {
     .unwrap();
     let report = &windowed.launched.report;
     assert_eq!(report.launch_digest, Some(plan.launch_digest()));
+    assert_eq!(report.load_window_pages, Some(2));
+    assert_eq!(upfront.launched.report.load_window_pages, None);
     assert_eq!(report.launch_update_calls, plan.steps().len() as u64);
     assert_eq!(report.pages, plan.launched_pages());
     // Each step of n pages took ceil(n / 2) ioctls.

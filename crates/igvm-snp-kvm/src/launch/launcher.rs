@@ -251,6 +251,7 @@ impl<'l, 'p, F: SnpFirmware + PrivateMemory> Launcher<'l, 'p, F, Initialized> {
             LoadOptions::new(VmsaPage::Load).shared_only(),
         )?;
         self.window = Some(window_pages);
+        self.report.load_window_pages = Some(window_pages.get());
         self.report.phase("load", t.elapsed());
         Ok(self.to())
     }

@@ -153,6 +153,10 @@ pub struct LaunchReport {
     pub launch_update_ioctls: u64,
     /// Pages launched.
     pub pages: u64,
+    /// Pages per load window when the launch was windowed
+    /// ([`Launcher::load_windowed`]; each window discarded after its
+    /// LAUNCH_UPDATE); `None` when every page was loaded first and kept.
+    pub load_window_pages: Option<u64>,
     /// How the VMSA was launched.
     pub vmsa: VmsaOutcome,
     /// CPUID corrections accepted on a retry, by plan step.
@@ -171,6 +175,7 @@ impl LaunchReport {
             launch_update_calls: 0,
             launch_update_ioctls: 0,
             pages: 0,
+            load_window_pages: None,
             vmsa: VmsaOutcome::Pending,
             cpuid_corrections: Vec::new(),
             launch_digest: None,
