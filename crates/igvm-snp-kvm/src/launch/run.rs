@@ -152,7 +152,10 @@ fn layout(
 /// first (nothing is changed when it cannot run SNP guests), creates a
 /// `KVM_X86_SNP_VM`, issues KVM_SEV_INIT2 with the plan's VMSA features,
 /// backs memory with guest_memfd, creates the vCPUs, then LAUNCH_START,
-/// one LAUNCH_UPDATE per plan step and LAUNCH_FINISH.
+/// one LAUNCH_UPDATE per plan step and LAUNCH_FINISH. With
+/// [`LaunchOptions::load_window`] set, the shared view keeps no copy of the
+/// launched pages (their private copies live in the guest_memfd), so the
+/// image does not take its memory twice.
 ///
 /// # Errors
 /// [`LaunchError::Preflight`] listing what the host lacks; any later
