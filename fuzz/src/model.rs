@@ -6,13 +6,22 @@
 //! the plan's digest is what a launch of the plan measures and that no
 //! plan launches a page twice.
 //!
+//! Each plan is also launched the way a VMM does, through the backend's
+//! `Launcher` into anonymous vm-memory guest memory, loading windows of
+//! one to five pages ([`launch_windowed`]): the same digest, one command
+//! per step in one ioctl per window, and no launched page left in memory.
+//!
 //! Only the fuzz crate compiles this (it needs the backend crate); CI
 //! replays the structured regressions through it with `fuzz/ci.sh`.
 
+use std::num::NonZeroU64;
+
 use igvm_snp::{LaunchPlan, PAGE_SIZE};
+use igvm_snp_kvm::launch::{LaunchError, Launcher, VmsaFallback};
+use igvm_snp_kvm::memory::{Bytes, GuestAddress, LayoutOptions, anonymous, layout_for};
 use igvm_snp_kvm::sev::{
-    FirmwareModel, LaunchStartInput, LaunchUpdate, ModelConfig, PrivateMemory, SevError,
-    SnpFirmware,
+    CpuidRetry, FirmwareModel, LaunchStartInput, LaunchUpdate, ModelConfig, PrivateMemory,
+    SevError, SnpFirmware,
 };
 
 use crate::structured::Input;
@@ -35,12 +44,7 @@ pub fn launch(plan: &LaunchPlan<'_>) -> Option<FirmwareModel> {
     if plan.vmsa_gpa_2mb_aligned().is_some() {
         return None;
     }
-    let mut model = FirmwareModel::new(ModelConfig {
-        // Any feature set the file asks for; the model checks the VMSA
-        // against INIT2's features, which come from the same VMSA.
-        supported_vmsa_features: !igvm_snp::SEV_FEATURE_SNP_ACTIVE,
-        ..ModelConfig::default()
-    });
+    let mut model = any_features_model();
     model
         .init2(plan.init2_vmsa_features())
         .expect("INIT2 with the plan's features");
@@ -71,6 +75,88 @@ pub fn launch(plan: &LaunchPlan<'_>) -> Option<FirmwareModel> {
     Some(model)
 }
 
+/// A model that accepts any feature set the file asks for; it checks the
+/// VMSA against INIT2's features, which come from the same VMSA.
+fn any_features_model() -> FirmwareModel {
+    FirmwareModel::new(ModelConfig {
+        supported_vmsa_features: !igvm_snp::SEV_FEATURE_SNP_ACTIVE,
+        ..ModelConfig::default()
+    })
+}
+
+/// Guest memory a windowed launch may map (virtual, never all written).
+const MAX_LAYOUT: u64 = 1 << 30;
+
+/// Launches `plan` as a VMM does, through `Launcher` into fresh anonymous
+/// guest memory covering only what the plan loads, each step loaded and
+/// launched `window` pages at a time and each window discarded after its
+/// LAUNCH_UPDATE. Skips plans a launch refuses up front (not launchable,
+/// no layout, more than [`MAX_LAYOUT`] of memory) and CPUID pages the
+/// firmware rejects, as [`launch`] does.
+///
+/// # Panics
+/// When the launch fails otherwise, when its digest is not the plan's,
+/// when a step is not one command in one ioctl per window, or when a
+/// launched page is left in memory.
+pub fn launch_windowed(plan: &LaunchPlan<'_>, window: NonZeroU64) {
+    if plan.require_launchable().is_err() {
+        return;
+    }
+    let Ok(layout) = layout_for(plan, &[], &LayoutOptions::new(52)) else {
+        return;
+    };
+    if layout.iter().map(|r| r.size).sum::<u64>() > MAX_LAYOUT {
+        return;
+    }
+    let memory = anonymous(&layout).expect("anonymous memory for layout_for's layout");
+    let loaded = Launcher::new(plan, any_features_model(), &memory)
+        .and_then(Launcher::init2)
+        .and_then(|l| l.load_windowed(window))
+        .and_then(Launcher::start)
+        .expect("a launchable plan loads and starts");
+    let updated = match loaded.update(VmsaFallback::Refuse, None, CpuidRetry::Never) {
+        Ok(updated) => updated,
+        Err(LaunchError::Update { source, .. })
+            if matches!(*source, SevError::CpuidRejected { .. }) =>
+        {
+            return;
+        }
+        Err(e) => panic!("the windowed launch failed: {e}"),
+    };
+    assert_eq!(
+        updated.firmware().launch_digest(),
+        plan.launch_digest(),
+        "the windowed launch's digest differs from the plan's"
+    );
+    let report = updated.report();
+    assert_eq!(report.launch_update_calls, plan.steps().len() as u64);
+    let windows: u64 = plan
+        .steps()
+        .iter()
+        .map(|s| {
+            if s.page_type.has_source() {
+                s.pages.div_ceil(window.get())
+            } else {
+                1
+            }
+        })
+        .sum();
+    assert_eq!(report.launch_update_ioctls, windows, "one ioctl per window");
+    let mut page = vec![0u8; PAGE_SIZE];
+    for step in plan.steps().iter().filter(|s| s.page_type.has_source()) {
+        for i in 0..step.pages {
+            let gpa = step.gpa + i * PAGE_SIZE as u64;
+            memory
+                .read_slice(&mut page, GuestAddress(gpa))
+                .expect("a launched page is in the layout");
+            assert!(
+                page.iter().all(|b| *b == 0),
+                "launched page {gpa:#x} left in memory"
+            );
+        }
+    }
+}
+
 /// Builds the input's file, plans it under every fuzz configuration and
 /// launches each plan on the model: the model's digest must equal the
 /// plan's, with one LAUNCH_UPDATE per step.
@@ -84,6 +170,8 @@ pub fn check(input: &Input) {
         let Ok(plan) = LaunchPlan::new(&bytes, &config, options) else {
             continue;
         };
+        let window = NonZeroU64::new(1 + bytes.len() as u64 % 5).expect("non-zero");
+        launch_windowed(&plan, window);
         let Some(model) = launch(&plan) else {
             continue;
         };
