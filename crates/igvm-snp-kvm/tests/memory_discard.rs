@@ -4,26 +4,13 @@
 //! file mapping (refused: the file's bytes would come back, not zeros), and
 //! ranges that are not page aligned or span regions (refused).
 
-use std::fs::File;
-use std::io::{Read, Seek, SeekFrom, Write};
+use std::io::{Read, Seek, SeekFrom};
 
 use igvm_snp::GpaRange;
 use igvm_snp_kvm::memory::{Bytes, GuestAddress, GuestMemoryMmap, MemoryError, anonymous, discard};
+use igvm_snp_test_support::scratch_file;
 use vm_memory::mmap::MmapRegionBuilder;
 use vm_memory::{FileOffset, GuestRegionMmap};
-
-fn scratch_file(name: &str, len: usize) -> (std::path::PathBuf, File) {
-    let path = std::env::temp_dir().join(format!("igvm-snp-discard-{}-{name}", std::process::id()));
-    let mut f = File::options()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .open(&path)
-        .unwrap();
-    f.write_all(&vec![0x5A; len]).unwrap();
-    (path, f)
-}
 
 fn read(mem: &GuestMemoryMmap, gpa: u64, len: usize) -> Vec<u8> {
     let mut v = vec![0xEE; len];
@@ -44,7 +31,7 @@ fn anonymous_memory_reads_zero_after_discard_and_neighbours_keep_theirs() {
 
 #[test]
 fn a_shared_file_mapping_is_punched_out() {
-    let (path, file) = scratch_file("shared", 0x3000);
+    let (path, file) = scratch_file("discard-shared", 0x3000, 0x5A);
     let mem = GuestMemoryMmap::from_ranges_with_files(&[(
         GuestAddress(0x1000),
         0x3000,
@@ -66,7 +53,7 @@ fn a_shared_file_mapping_is_punched_out() {
 
 #[test]
 fn a_private_file_mapping_is_refused() {
-    let (path, file) = scratch_file("private", 0x2000);
+    let (path, file) = scratch_file("discard-private", 0x2000, 0x5A);
     let region = MmapRegionBuilder::new(0x2000)
         .with_file_offset(FileOffset::new(file, 0))
         .with_mmap_prot(libc::PROT_READ | libc::PROT_WRITE)

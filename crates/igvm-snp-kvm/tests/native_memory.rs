@@ -113,28 +113,29 @@ fn accesses_are_volatile_and_bounds_checked() {
 
 /// The memslots hold the memory mapped while KVM may use it: dropping the
 /// VMM's handle leaves the mapping in place; dropping the slots unmaps it.
+/// The memory maps a file of its own, so /proc/self/maps names it: an
+/// address alone could be reused at once by another test thread's mapping.
 #[test]
 fn memslots_keep_their_memory_mapped() {
     let Some(vm) = vm("memslots_keep_their_memory_mapped") else {
         return;
     };
-    let (memory, slots) =
-        register(&vm, &[GpaRange::new(0, 0x4000)], MemoryFlavour::Plain, 0).unwrap();
-    let addr = slots.regions().next().unwrap().host_addr;
+    let (path, file) = igvm_snp_test_support::scratch_file("memslots-mapped", 0x4000, 0);
+    let memory = GuestMemoryMmap::from_ranges_with_files(&[(
+        GuestAddress(0),
+        0x4000,
+        Some(vm_memory::FileOffset::new(file, 0)),
+    )])
+    .unwrap();
+    let slots = Memslots::register(Arc::clone(&vm), &memory, MemoryFlavour::Plain, 0).unwrap();
+    let name = path.to_str().unwrap().to_owned();
     let mapped = || {
         std::fs::read_to_string("/proc/self/maps")
             .unwrap()
             .lines()
-            .any(|l| {
-                let range = l.split_whitespace().next().unwrap();
-                let (start, end) = range.split_once('-').unwrap();
-                let (start, end) = (
-                    u64::from_str_radix(start, 16).unwrap(),
-                    u64::from_str_radix(end, 16).unwrap(),
-                );
-                start <= addr && addr < end
-            })
+            .any(|l| l.ends_with(&name) || l.ends_with(&format!("{name} (deleted)")))
     };
+    std::fs::remove_file(&path).unwrap();
     assert!(mapped());
     drop(memory);
     assert!(mapped(), "the slots keep the region mapped");

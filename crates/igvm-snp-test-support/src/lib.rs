@@ -14,6 +14,8 @@ pub mod asm;
 pub mod files;
 pub mod guests;
 pub mod id_block;
+pub mod scratch;
 
 pub use files::*;
 pub use id_block::{demo_with_id_block, id_block};
+pub use scratch::scratch_file;
