@@ -345,12 +345,16 @@ impl<'l, 'p, F: SnpFirmware + PrivateMemory> Launcher<'l, 'p, F, Started> {
                     source,
                 })?
                 .cpuid_retry(cpuid_retry);
+            // A failed update's own error says more than a discard's, so
+            // the window is discarded only once the update is through.
             let result = self.fw.launch_update(&mut update);
-            if window.is_some() {
-                discard(self.memory, GpaRange::new(gpa, count * PAGE_SIZE as u64))?;
-            }
+            let discard_window = || match window {
+                Some(_) => discard(self.memory, GpaRange::new(gpa, count * PAGE_SIZE as u64)),
+                None => Ok(()),
+            };
             match result {
                 Ok(r) => {
+                    discard_window()?;
                     self.report.launch_update_ioctls += u64::from(r.ioctl_calls);
                     self.report.pages += r.pages;
                     if let Some(diff) = r.cpuid_corrected {
@@ -360,6 +364,7 @@ impl<'l, 'p, F: SnpFirmware + PrivateMemory> Launcher<'l, 'p, F, Started> {
                 Err(SevError::VmsaPageTypeUnsupported { .. })
                     if step.page_type == PageType::Vmsa =>
                 {
+                    discard_window()?;
                     self.report.launch_update_calls += 1;
                     return self.vmsa_fallback(step, fallback, boot);
                 }
