@@ -49,8 +49,9 @@ impl LoadOptions {
     }
 }
 
-/// Writes every page of every launch step and every shared run of `plan`
-/// into `memory`, through vm-memory's volatile accesses (a vCPU may be
+/// Writes every page of every launch step (unless
+/// [`LoadOptions::shared_only`]) and every shared run of `plan` into
+/// `memory`, through vm-memory's volatile accesses (a vCPU may be
 /// running); returns the number of pages written. Works on any
 /// [`GuestMemoryBackend`], as linux-loader's loaders do.
 ///
