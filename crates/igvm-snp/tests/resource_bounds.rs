@@ -11,6 +11,8 @@
 //! parameter area, a page count) breaks it by orders of magnitude.
 
 mod common;
+#[path = "../../../bench/hostile.rs"]
+mod hostile;
 #[allow(dead_code)]
 #[path = "../../../fuzz/src/support/mod.rs"]
 mod support;
@@ -637,4 +639,44 @@ fn parse_and_plan_work_is_linear() {
         check("dense", previous, next);
         previous = next;
     }
+}
+
+/// The benchmarks' hostile files (bench/hostile.rs). The data-less one is
+/// the committed fixture tests/fixtures/hostile/dataless.igvm, byte for
+/// byte, and its digests are the ones igvmmeasure computed for it
+/// (expected.json; data-less pages as NORMAL zeros, and as ZERO pages with
+/// `--native-zero`; the library's igvmmeasure profile differs from the
+/// spec's only in ways this file does not touch). The shared-blob one, which igvmmeasure cannot measure,
+/// hashes its 2 MiB blob's 512 page slices once each.
+#[test]
+fn hostile_files_match_igvmmeasure_and_hash_each_slice_once() {
+    use igvm_snp::Profile;
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/hostile");
+    let expected: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("expected.json")).unwrap()).unwrap();
+    let e = &expected[0];
+    let bytes = hostile::hostile(hostile::Hostile::DataLess, hostile::HUGE_PAGES);
+    assert_eq!(
+        bytes,
+        std::fs::read(dir.join(e["file"].as_str().unwrap())).unwrap(),
+        "bench/hostile.rs no longer writes the fixture"
+    );
+    for (profile, key) in [
+        (Profile::IgvmSpec, "digest"),
+        (Profile::NativeZero, "digest_native_zero"),
+    ] {
+        let plan = LaunchPlan::new(&bytes, &config(), profile.options()).unwrap();
+        assert_eq!(plan.launched_pages(), hostile::HUGE_PAGES * 512 + 1);
+        assert_eq!(
+            plan.launch_digest().to_string(),
+            e[key].as_str().unwrap(),
+            "{profile:?}"
+        );
+    }
+
+    let shared = hostile::hostile(hostile::Hostile::SharedData, 4);
+    let plan = LaunchPlan::new(&shared, &config(), PlanOptions::default()).unwrap();
+    let stats = plan.measure_trace_with(|_| {});
+    assert_eq!(stats.pages, 4 * 512 + 1);
+    assert_eq!(stats.contents_hashed, 512 + 1, "{stats:?}");
 }
