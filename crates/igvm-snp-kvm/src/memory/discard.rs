@@ -12,7 +12,9 @@ const PAGE: u64 = PAGE_SIZE as u64;
 /// for private anonymous regions ([`super::anonymous`]'s),
 /// `madvise(MADV_REMOVE)` for shared ones (a memfd or shared memory file
 /// the VMM maps); a private mapping of a file is refused, since discarding
-/// it would bring back the file's contents instead of zeros.
+/// it would bring back the file's contents instead of zeros. Like any other
+/// writer of guest memory, it does not wait for a running vCPU: what a vCPU
+/// writes into the range meanwhile may be lost.
 ///
 /// A windowed launch ([`crate::launch::Launcher::load_windowed`]) discards
 /// each window after its SNP_LAUNCH_UPDATE: with guest_memfd memory the
