@@ -896,6 +896,34 @@ fn big_image(dir: &Path) -> PathBuf {
     big
 }
 
+/// Runs the loader with `args` under GNU time (Debian package `time`,
+/// which `.ci/run` installs when missing), its stdout into `stdout` when
+/// given (captured otherwise), and checks it exits 0; returns its output
+/// and its peak resident set in KiB (`%M`, written to a file in `dir`).
+fn loader_peak_kib<S: AsRef<std::ffi::OsStr>>(
+    dir: &Path,
+    args: &[S],
+    stdout: Option<std::fs::File>,
+) -> (Output, u64) {
+    let peak = dir.join("peak");
+    let mut cmd = Command::new("/usr/bin/time");
+    cmd.args(["-f", "%M", "-o"])
+        .arg(&peak)
+        .arg(loader())
+        .args(args);
+    if let Some(f) = stdout {
+        cmd.stdout(f);
+    }
+    let o = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("GNU time (Debian package time) is needed: {e}"));
+    let shown: Vec<_> = args.iter().map(|a| a.as_ref().to_string_lossy()).collect();
+    assert_exit(&o, 0, &format!("{shown:?} under /usr/bin/time"));
+    let text = std::fs::read_to_string(&peak).unwrap();
+    let kib = text.trim().rsplit('\n').next().unwrap().parse().unwrap();
+    (o, kib)
+}
+
 /// `measure` drops each batch of the mapped image once hashed, so its peak
 /// resident set stays far below the file (about 9 MiB for 64 MiB here;
 /// keeping the mapping resident would take 72 MiB). So do the other
@@ -909,26 +937,15 @@ fn measure_does_not_hold_the_image_in_memory() {
     let dir = scratch("memory");
     let big = big_image(&dir);
     let file_kib = std::fs::metadata(&big).unwrap().len() / 1024;
-    let peak = dir.join("peak");
     for args in [
         &["measure"][..],
         &["plan"],
         &["check"],
         &["measure", "--profile", "kvm-legacy", "--vcpus", "1,2,4"],
     ] {
-        let o = Command::new("/usr/bin/time")
-            .args(["-f", "%M", "-o"])
-            .arg(&peak)
-            .arg(loader())
-            .args(args)
-            .arg(&big)
-            .output()
-            .unwrap_or_else(|e| {
-                panic!("GNU time (Debian package time) is needed for this test: {e}")
-            });
-        assert_exit(&o, 0, &format!("{args:?} under /usr/bin/time"));
-        let text = std::fs::read_to_string(&peak).unwrap();
-        let peak_kib: u64 = text.trim().rsplit('\n').next().unwrap().parse().unwrap();
+        let mut args: Vec<std::ffi::OsString> = args.iter().map(Into::into).collect();
+        args.push(big.clone().into());
+        let (_, peak_kib) = loader_peak_kib(&dir, &args, None);
         assert!(
             peak_kib < file_kib / 2,
             "{args:?}: peak RSS {peak_kib} KiB for a {file_kib} KiB image"
@@ -953,16 +970,14 @@ fn launch_on_the_model_holds_a_window_not_the_guest() {
         .output()
         .expect("make-image runs");
     assert_exit(&made, 0, "make-image hostile-shared");
-    let peak = dir.join("peak");
-    let o = Command::new("/usr/bin/time")
-        .args(["-f", "%M", "-o"])
-        .arg(&peak)
-        .arg(loader())
-        .args(["launch", "--backend", "model", "--json"])
-        .arg(&file)
-        .output()
-        .unwrap_or_else(|e| panic!("GNU time (Debian package time) is needed: {e}"));
-    assert_exit(&o, 0, "launch --backend model under /usr/bin/time");
+    let args = [
+        "launch",
+        "--backend",
+        "model",
+        "--json",
+        file.to_str().unwrap(),
+    ];
+    let (o, peak_kib) = loader_peak_kib(&dir, &args, None);
     let report: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
     assert_eq!(report["launch_digest"], report["plan_digest"], "{report}");
     assert_eq!(report["load_window_pages"], 4096, "{report}");
@@ -970,8 +985,6 @@ fn launch_on_the_model_holds_a_window_not_the_guest() {
     let ioctls = report["launch_update_ioctls"].as_u64().unwrap();
     let calls = report["launch_update_calls"].as_u64().unwrap();
     assert!(ioctls >= calls + 7, "{report}");
-    let text = std::fs::read_to_string(&peak).unwrap();
-    let peak_kib: u64 = text.trim().rsplit('\n').next().unwrap().parse().unwrap();
     assert!(peak_kib < 64 << 10, "peak RSS {peak_kib} KiB");
 }
 
@@ -1590,23 +1603,13 @@ fn measure_trace_streams() {
     let digest = library_digest(&bytes, PlanOptions::default());
     let launched = pages * 512 + 5;
     for json in [false, true] {
-        let peak = dir.join("peak");
         let out = dir.join("trace");
-        let mut cmd = Command::new("/usr/bin/time");
-        cmd.args(["-f", "%M", "-o"])
-            .arg(&peak)
-            .arg(loader())
-            .args(["measure", "--trace", &file])
-            .stdout(std::fs::File::create(&out).unwrap());
+        let mut args = vec!["measure", "--trace", &file];
         if json {
-            cmd.arg("--json");
+            args.push("--json");
         }
-        let o = cmd
-            .output()
-            .unwrap_or_else(|e| panic!("GNU time (Debian package time) is needed: {e}"));
-        assert_exit(&o, 0, "measure --trace under /usr/bin/time");
-        let text = std::fs::read_to_string(&peak).unwrap();
-        let peak_kib: u64 = text.trim().rsplit('\n').next().unwrap().parse().unwrap();
+        let (_, peak_kib) =
+            loader_peak_kib(&dir, &args, Some(std::fs::File::create(&out).unwrap()));
         assert!(peak_kib < 24 << 10, "json {json}: peak RSS {peak_kib} KiB");
         let printed = std::fs::read_to_string(&out).unwrap();
         if json {
