@@ -525,3 +525,51 @@ fn a_windowed_launch_gets_the_plans_digest_and_keeps_only_shared_pages() {
     );
     assert_eq!(page_at(&windowed, 0x30_0000), common::pattern_page(3, 1));
 }
+
+/// A window that cannot be discarded after its update (locked memory:
+/// madvise refuses MADV_DONTNEED) stops the launch with the memory error
+/// naming that window, not with a firmware error: the update itself went
+/// through.
+#[test]
+fn a_window_that_cannot_be_discarded_stops_the_launch() {
+    use igvm_snp_kvm::launch::Launcher;
+    use igvm_snp_kvm::memory::{GuestMemoryMmap, LayoutOptions, MemoryError, layout_for};
+    use igvm_snp_kvm::sev::CpuidRetry;
+    use vm_memory::GuestRegionMmap;
+    use vm_memory::mmap::MmapRegionBuilder;
+
+    let bytes = demo_with_a_long_step();
+    let plan = LaunchPlan::new(&bytes, &config(), PlanOptions::default()).unwrap();
+    let layout = layout_for(&plan, &[], &LayoutOptions::new(48)).unwrap();
+    let regions = layout
+        .iter()
+        .map(|r| {
+            let mapping = MmapRegionBuilder::new(r.size as usize)
+                .with_mmap_prot(libc::PROT_READ | libc::PROT_WRITE)
+                .with_mmap_flags(libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_LOCKED)
+                .build()
+                .expect("locked memory for the plan's layout (RLIMIT_MEMLOCK)");
+            GuestRegionMmap::new(mapping, GuestAddress(r.gpa)).unwrap()
+        })
+        .collect();
+    let memory = GuestMemoryMmap::from_regions(regions).unwrap();
+    let started = Launcher::new(&plan, FirmwareModel::default(), &memory)
+        .and_then(Launcher::init2)
+        .and_then(|l| l.load_windowed(std::num::NonZeroU64::new(2).unwrap()))
+        .and_then(Launcher::start)
+        .unwrap();
+    // The first step that loads pages (steps without a source load none).
+    let first = plan
+        .steps()
+        .iter()
+        .find(|s| s.page_type.has_source())
+        .unwrap();
+    match started.update(VmsaFallback::Refuse, None, CpuidRetry::Never) {
+        Err(LaunchError::Memory(MemoryError::Discard { gpa, size, reason })) => {
+            assert_eq!(gpa, first.gpa);
+            assert_eq!(size, first.pages.min(2) * 4096);
+            assert!(reason.contains("MADV_DONTNEED"), "{reason}");
+        }
+        other => panic!("unexpected {:?}", other.map(|_| ())),
+    }
+}

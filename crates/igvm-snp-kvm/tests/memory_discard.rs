@@ -1,7 +1,8 @@
 //! `memory::discard` on each kind of mapping a VMM may bring: private
 //! anonymous (the pages read as zero again), a shared file mapping (the
 //! file's pages are punched out, so the file reads zero too), a private
-//! file mapping (refused: the file's bytes would come back, not zeros), and
+//! file mapping (refused: the file's bytes would come back, not zeros),
+//! locked memory (the kernel's refusal reported, the bytes kept), and
 //! ranges that are not page aligned or span regions (refused).
 
 use std::io::{Read, Seek, SeekFrom};
@@ -83,6 +84,32 @@ fn a_private_file_mapping_is_refused() {
     // Nothing was discarded.
     assert_eq!(read(&mem, 0, 16), vec![1; 16]);
     std::fs::remove_file(path).unwrap();
+}
+
+/// madvise(2) refuses MADV_DONTNEED on locked pages (EINVAL): the error
+/// names the range and the advice, and the guest's bytes stay.
+#[test]
+fn a_failing_madvise_is_reported_and_keeps_the_bytes() {
+    let region = MmapRegionBuilder::new(0x2000)
+        .with_mmap_prot(libc::PROT_READ | libc::PROT_WRITE)
+        .with_mmap_flags(libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_LOCKED)
+        .build()
+        .expect("8 KiB of locked memory (RLIMIT_MEMLOCK)");
+    let mem = GuestMemoryMmap::from_regions(vec![
+        GuestRegionMmap::new(region, GuestAddress(0x4000)).unwrap(),
+    ])
+    .unwrap();
+    mem.write_slice(&[7; 0x2000], GuestAddress(0x4000)).unwrap();
+    let err = discard(&mem, GpaRange::new(0x5000, 0x1000)).unwrap_err();
+    assert!(
+        matches!(
+            &err,
+            MemoryError::Discard { gpa: 0x5000, size: 0x1000, reason }
+                if reason.starts_with("madvise(MADV_DONTNEED) failed")
+        ),
+        "{err}"
+    );
+    assert_eq!(read(&mem, 0x4000, 0x2000), vec![7; 0x2000]);
 }
 
 #[test]
