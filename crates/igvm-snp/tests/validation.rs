@@ -1261,6 +1261,30 @@ fn gpa_range_overflow() {
     );
 }
 
+/// Required memory that runs past the end of the address space is refused
+/// like any other range (it used to be planned with no end, and a backend's
+/// layout then gave it no memory).
+#[test]
+fn required_memory_past_the_top_of_the_address_space() {
+    let top = 0xFFFF_FFFF_FFFF_F000;
+    let b = base_file();
+    for (size, pages) in [(0x1000u64, 1), (0x2000, 2)] {
+        let e = edit_field(&b, T_REQUIRED_MEMORY, 0, |v, body| set_u64(v, body, top));
+        let e = edit_field(&e, T_REQUIRED_MEMORY, 0, |v, body| {
+            set_u32(v, body + 12, size as u32)
+        });
+        assert_eq!(
+            plan_err(&e),
+            Error::GpaRangeOverflow {
+                at: dir(&b, T_REQUIRED_MEMORY, 0),
+                gpa: top,
+                pages
+            },
+            "{size:#x} bytes"
+        );
+    }
+}
+
 /// A VMSA in the last page of the address space: its end overflows u64,
 /// which used to panic in the overlap check (debug builds).
 #[test]

@@ -130,8 +130,18 @@ fn check_region(
     ram: &[(u64, u64)],
     options: &LayoutOptions,
 ) -> Result<(), MemoryError> {
-    let Some((start, end)) = page_span(range.gpa, range.size) else {
+    if range.size == 0 {
         return Ok(());
+    }
+    // A range past the end of the address space is above any host's width
+    // (plans refuse such ranges; this keeps the check whole on its own).
+    let Some((start, end)) = page_span(range.gpa, range.size) else {
+        return Err(MemoryError::RegionAboveHostWidth {
+            directive,
+            gpa: range.gpa,
+            size: range.size,
+            phys_bits: options.phys_bits,
+        });
     };
     let inside = ram.iter().any(|&(s, e)| s <= start && end <= e);
     if inside {
@@ -247,6 +257,32 @@ mod tests {
                 GpaRange::new(0xFFFF_E000, 0x2000),
             ]
         );
+    }
+
+    /// A range that runs past the end of the address space (plans refuse
+    /// them) is above any host width, not skipped.
+    #[test]
+    fn a_range_past_the_address_space_is_refused_and_an_empty_one_skipped() {
+        let at = HeaderRef {
+            section: igvm_snp::Section::Directive,
+            index: 3,
+            offset: 0x200,
+        };
+        let top = 0xFFFF_FFFF_FFFF_F000;
+        let opts = LayoutOptions::new(52);
+        let err = check_region(at, GpaRange::new(top, 0x2000), &[], &opts).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                MemoryError::RegionAboveHostWidth {
+                    gpa: 0xFFFF_FFFF_FFFF_F000,
+                    size: 0x2000,
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        check_region(at, GpaRange::new(top, 0), &[], &opts).unwrap();
     }
 
     #[test]

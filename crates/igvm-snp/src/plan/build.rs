@@ -344,6 +344,7 @@ pub(super) fn build<'a>(
                 // does not block planning. A VMM gives memory outside its
                 // RAM a region of its own (QEMU's `igvm.N` regions).
                 let range = GpaRange::new(h.gpa, u64::from(h.number_of_bytes));
+                end_of(d.at, h.gpa, range.size / PAGE)?;
                 b.claim(d.at, "REQUIRED_MEMORY", range.size)?;
                 required.push(RequiredMemory {
                     at: d.at,
