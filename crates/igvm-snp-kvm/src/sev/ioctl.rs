@@ -33,18 +33,23 @@ pub(crate) trait SevPayload: sealed::Sealed {
     const COMMAND: SevCommand;
 }
 
+/// Implements [`SevPayload`] for `$t`, whose size must be the `$size`
+/// bytes of the kernel's struct for `$cmd` (checked at compile time: the
+/// kernel copies exactly that many bytes from and to `kvm_sev_cmd::data`).
 macro_rules! payload_of {
-    ($t:ty, $cmd:expr) => {
+    ($t:ty, $cmd:expr, $size:expr) => {
+        const _: () = assert!(size_of::<$t>() == $size);
         impl sealed::Sealed for $t {}
         impl SevPayload for $t {
             const COMMAND: SevCommand = $cmd;
         }
     };
 }
-payload_of!(kvm_sev_init, SevCommand::Init2);
-payload_of!(kvm_sev_snp_launch_start, SevCommand::LaunchStart);
-payload_of!(kvm_sev_snp_launch_update, SevCommand::LaunchUpdate);
-payload_of!(kvm_sev_snp_launch_finish, SevCommand::LaunchFinish);
+const _: () = assert!(size_of::<kvm_sev_cmd>() == 24);
+payload_of!(kvm_sev_init, SevCommand::Init2, 48);
+payload_of!(kvm_sev_snp_launch_start, SevCommand::LaunchStart, 64);
+payload_of!(kvm_sev_snp_launch_update, SevCommand::LaunchUpdate, 64);
+payload_of!(kvm_sev_snp_launch_finish, SevCommand::LaunchFinish, 88);
 
 /// A command payload whose user addresses borrow memory for `'a`.
 #[derive(Debug)]
@@ -166,13 +171,21 @@ pub(crate) fn encrypt_op<T: SevPayload>(
         ..Default::default()
     };
     tracing::debug!(target: "igvm_snp_kvm::sev", "{context}: issuing");
-    // `encrypt_op_sev` is a safe fn in kvm-ioctls, but the kernel also
-    // reads and writes through `cmd.data` and the addresses inside the
-    // payload. Those point into `payload` (borrowed mutably for this call)
-    // and into the buffers `payload` borrows for `'_`; `T` is the struct
-    // KVM expects for `T::COMMAND`, so the kernel accesses exactly
-    // `size_of::<T>()` bytes at `cmd.data`.
-    let result = vm.encrypt_op_sev(&mut cmd);
+    // kvm-ioctls' `encrypt_op_sev` is a safe fn, but what makes this call
+    // sound is ours to show, so it goes through the unsafe `encrypt_op`.
+    // SAFETY: KVM_MEMORY_ENCRYPT_OP reads the 24-byte `kvm_sev_cmd` at
+    // `&mut cmd` and writes back only its `error` field. `cmd.data` points
+    // at `payload.raw`, borrowed mutably for this call, whose type is the
+    // kernel's struct for `T::COMMAND` (size checked by `payload_of!`), so
+    // the kernel reads and writes exactly that struct. The user addresses
+    // inside it point into buffers `payload` borrows for `'_` (`Payload`'s
+    // constructors, private to this module): a LAUNCH_UPDATE source of at
+    // least `len` bytes (checked there; the kernel advances `uaddr` and
+    // `len` together within it on a partial update, and may write a
+    // rejected CPUID page back into it: the slice is a mutable volatile
+    // one) or 0 for ZERO pages, which KVM does not read; the 96-byte ID
+    // block and 4096-byte ID auth of LAUNCH_FINISH.
+    let result = unsafe { vm.encrypt_op(&mut cmd) };
     let firmware = FirmwareError::from_code(cmd.error);
     match result {
         Ok(()) => {
