@@ -3,6 +3,7 @@
 //! that cannot be opened fails the test instead of skipping it.
 
 use std::ffi::CStr;
+use std::os::unix::ffi::OsStrExt;
 
 use kvm_ioctls::Kvm;
 
@@ -30,7 +31,8 @@ pub fn kvm_or_skip(test: &str) -> Option<Kvm> {
 /// # Panics
 /// When the device cannot be opened and `required` is set.
 pub fn open_or_skip(path: &CStr, test: &str, required: bool) -> Option<Kvm> {
-    match Kvm::new_with_path(path) {
+    let path_os = std::path::Path::new(std::ffi::OsStr::from_bytes(path.to_bytes()));
+    match crate::preflight::open_kvm(path_os) {
         Ok(kvm) => Some(kvm),
         Err(e) => {
             assert!(

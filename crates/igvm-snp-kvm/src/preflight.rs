@@ -18,11 +18,11 @@
 //! }
 //! ```
 
-use std::ffi::CString;
 use std::fmt;
 use std::fs::OpenOptions;
-use std::os::unix::ffi::OsStrExt;
+use std::os::fd::{FromRawFd, IntoRawFd};
 use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
 
 use kvm_bindings::{
@@ -176,9 +176,39 @@ fn list(missing: &[Missing]) -> String {
 }
 
 pub(crate) fn open_kvm(path: &Path) -> Result<Kvm, String> {
-    let c = CString::new(path.as_os_str().as_bytes()).map_err(|e| e.to_string())?;
-    Kvm::new_with_path(&c).map_err(|e| e.to_string())
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .custom_flags(libc::O_CLOEXEC)
+        .open(path)
+        .map_err(|e| e.to_string())?;
+    // Every probe issues KVM ioctls (some with pointers, some returning
+    // fds that kvm-ioctls then owns) on this fd: another device answering
+    // those numbers could write anywhere or hand out any fd number. So the
+    // fd must be the KVM device itself, checked on the open fd.
+    let meta = file.metadata().map_err(|e| e.to_string())?;
+    if !meta.file_type().is_char_device() || meta.rdev() != KVM_DEVICE_NUMBER {
+        return Err(format!(
+            "not the KVM device (character device {}:{})",
+            libc::major(KVM_DEVICE_NUMBER),
+            libc::minor(KVM_DEVICE_NUMBER)
+        ));
+    }
+    // SAFETY: `file` is an open fd of the KVM device (checked above), and
+    // `into_raw_fd` hands its ownership over: `Kvm` is now its only owner.
+    let kvm = unsafe { Kvm::from_raw_fd(file.into_raw_fd()) };
+    match kvm.get_api_version() {
+        KVM_API_VERSION => Ok(kvm),
+        v => Err(format!("KVM API version {v}, not {KVM_API_VERSION}")),
+    }
 }
+
+/// The device number of `/dev/kvm`: misc major 10, KVM_MINOR 232
+/// (`include/linux/miscdevice.h`).
+const KVM_DEVICE_NUMBER: libc::dev_t = libc::makedev(10, 232);
+
+/// `KVM_GET_API_VERSION`'s only value since Linux 2.6.22.
+const KVM_API_VERSION: i32 = 12;
 
 fn extension(kvm: &Kvm, cap: u32) -> u64 {
     u64::try_from(kvm.check_extension_raw(cap.into())).unwrap_or(0)
@@ -381,6 +411,30 @@ mod tests {
     fn ioctl_number_matches_the_uapi() {
         // _IOW(KVMIO, 0xe2, struct kvm_device_attr) with a 24-byte struct.
         assert_eq!(KVM_GET_DEVICE_ATTR(), 0x4018_aee2);
+    }
+
+    /// Another device, or a file, is never taken for KVM: no KVM ioctl is
+    /// issued on it.
+    #[test]
+    fn only_the_kvm_device_is_probed() {
+        let file = std::env::temp_dir().join(format!("not-kvm-{}", std::process::id()));
+        std::fs::write(&file, b"").unwrap();
+        for path in [Path::new("/dev/null"), file.as_path()] {
+            let r = PreflightReport::probe_paths(path, Path::new("/nonexistent/sev"));
+            let e = r.kvm_error.as_deref().unwrap_or("");
+            assert!(
+                e.contains("not the KVM device (character device 10:232)"),
+                "{}: {e:?}",
+                path.display()
+            );
+            assert_eq!((r.vm_types, r.guest_memfd), (0, false));
+        }
+        std::fs::remove_file(file).unwrap();
+        // Where this process can open /dev/kvm, the check takes it.
+        let usable = OpenOptions::new().read(true).write(true).open(KVM_DEVICE);
+        if usable.is_ok() {
+            assert_eq!(open_kvm(Path::new(KVM_DEVICE)).err(), None);
+        }
     }
 
     #[test]
