@@ -19,7 +19,7 @@ use igvm_snp::{GpaRange, LaunchPlan, PAGE_SIZE};
 use kvm_bindings::KVM_MAX_CPUID_ENTRIES;
 use kvm_ioctls::{Kvm, VcpuExit, VcpuFd, VmFd};
 use vmm_sys_util::errno;
-use vmm_sys_util::signal::{Killable, SIGRTMIN, register_signal_handler};
+use vmm_sys_util::signal::{Killable, SIGRTMAX, SIGRTMIN, register_signal_handler};
 
 use crate::memory::{
     GuestMemoryMmap, LayoutOptions, LoadOptions, MemoryError, MemoryFlavour, Memslots, VmsaPage,
@@ -47,7 +47,9 @@ pub struct NativeConfig {
     /// port reads return 0xFF and other port writes are ignored.
     pub serial_port: u16,
     /// Offset from `SIGRTMIN` of the signal used to interrupt `KVM_RUN`
-    /// (default 2). The process-wide handler installed for it does nothing.
+    /// (default 2; from 0 to `SIGRTMAX - SIGRTMIN`, else
+    /// [`NativeError::Signal`]). The process-wide handler installed for it
+    /// does nothing.
     pub kick_signal: c_int,
     /// How guest memory is registered (default [`MemoryFlavour::Plain`]).
     /// [`MemoryFlavour::GuestMemfd`] runs the guest from guest_memfd-backed
@@ -267,6 +269,15 @@ impl NativeVm {
         config: &NativeConfig,
         mut out: impl FnMut(&[u8]),
     ) -> Result<NativeOutcome, NativeError> {
+        // Only a real-time signal: vmm-sys-util would also take a standard
+        // one, and a no-op handler for e.g. SIGSEGV or SIGBUS would replace
+        // the Rust runtime's (a fault or stack overflow would then hang).
+        if !(0..=SIGRTMAX() - SIGRTMIN()).contains(&config.kick_signal) {
+            return Err(NativeError::Signal {
+                offset: config.kick_signal,
+                source: errno::Error::new(libc::EINVAL),
+            });
+        }
         let signum = SIGRTMIN() + config.kick_signal;
         register_signal_handler(signum, kick_handler).map_err(|source| NativeError::Signal {
             offset: config.kick_signal,

@@ -110,3 +110,33 @@ fn panicking_output_callback_still_stops_the_vcpu() {
     // The 60 s limit was not needed: unwinding stopped the vCPU thread.
     assert!(start.elapsed() < Duration::from_secs(10));
 }
+
+/// The kick signal must be a real-time one: an offset that lands on a
+/// standard signal (SIGRTMIN - 23 is SIGSEGV with glibc) or past SIGRTMAX
+/// is refused before any handler is installed, and the default still runs.
+#[test]
+fn a_kick_signal_outside_the_real_time_range_is_refused() {
+    use igvm_snp_kvm::native::NativeError;
+    if kvm_or_skip("a_kick_signal_outside_the_real_time_range_is_refused").is_none() {
+        return;
+    }
+    let bytes = flat32_file(asm::spin_forever());
+    let plan =
+        LaunchPlan::new(&bytes, &LaunchConfig::new(1, ram()), PlanOptions::default()).unwrap();
+    let span = libc::SIGRTMAX() - libc::SIGRTMIN();
+    for offset in [-23, -1, span + 1, i32::MAX] {
+        let mut config = NativeConfig::new(ram(), Duration::from_millis(100));
+        config.kick_signal = offset;
+        match NativeVm::run_plan(&plan, &config, |_| {}) {
+            Err(NativeError::Signal { offset: got, .. }) => assert_eq!(got, offset),
+            other => panic!("offset {offset}: {other:?}"),
+        }
+    }
+    let mut config = NativeConfig::new(ram(), Duration::from_millis(100));
+    config.kick_signal = span;
+    let outcome = NativeVm::run_plan(&plan, &config, |_| {}).unwrap();
+    assert!(
+        matches!(outcome, NativeOutcome::TimedOut { .. }),
+        "{outcome:?}"
+    );
+}
