@@ -205,9 +205,12 @@ impl Deref for MappedFile {
     fn deref(&self) -> &[u8] {
         // SAFETY: `ptr..ptr + len` is the live readable mapping made in
         // `open` (or a dangling pointer with length 0), kept mapped until
-        // `self` drops, which the borrow outlives not. The file is opened
-        // read-only and mapped privately, so this process cannot write it;
-        // the module documentation states the caveat about other writers.
+        // `self` drops, which the borrow does not outlive. The mapping is
+        // read-only, so nothing writes through it; that no one writes or
+        // truncates the file itself while `self` lives (any process, this
+        // one included, through any descriptor) is the contract the caller
+        // of the unsafe `open` took on, and is what keeps the bytes
+        // unchanged and readable for the borrow.
         unsafe { std::slice::from_raw_parts(self.ptr.as_ptr(), self.len) }
     }
 }

@@ -368,15 +368,24 @@ pub fn write_xsave_legacy(area: &mut [u8], f: &kvm_fpu) {
 fn set_fpu_state(vm: &VmFd, vcpu: &VcpuFd, f: &kvm_fpu) -> Result<(), VcpuStateError> {
     let ioctl = |ioctl| move |source| VcpuStateError::Ioctl { ioctl, source };
     let size = vm.check_extension_int(Cap::Xsave2);
+    if size < 0 {
+        // The size is unknown: refuse rather than guess it fits.
+        return Err(ioctl("KVM_CHECK_EXTENSION(KVM_CAP_XSAVE2)")(
+            errno::Error::last(),
+        ));
+    }
     if usize::try_from(size).is_ok_and(|s| s > std::mem::size_of::<kvm_xsave>()) {
         return Err(VcpuStateError::XsaveTooLarge { size });
     }
     let mut xsave = vcpu.get_xsave().map_err(ioctl("KVM_GET_XSAVE"))?;
     write_xsave_legacy(xsave.region.as_mut_bytes(), f);
-    // SAFETY: KVM_SET_XSAVE reads KVM's XSAVE size, which KVM_CAP_XSAVE2
-    // reports (checked above to be at most `sizeof(struct kvm_xsave)`, the
-    // size of `xsave`); kernels without the capability predate dynamic
-    // sizes and read exactly `sizeof(struct kvm_xsave)`.
+    // SAFETY: KVM_SET_XSAVE reads KVM's XSAVE size for this vCPU, which
+    // KVM_CAP_XSAVE2 reports (0 for kernels without it, which predate
+    // dynamic sizes and read exactly `sizeof(struct kvm_xsave)`; checked
+    // above to be at most that, the size of `xsave`). The size cannot grow
+    // between the check and this call: the guest's XSTATE permissions are
+    // locked once a vCPU exists, as `vcpu` does, and KVM_GET_XSAVE above
+    // would also have failed (EINVAL) for a larger one.
     unsafe { vcpu.set_xsave(&xsave) }.map_err(ioctl("KVM_SET_XSAVE"))
 }
 
