@@ -73,7 +73,8 @@ impl FromStr for LaunchDigest {
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let s = s.trim();
-        if s.len() != 96 || !s.is_ascii() {
+        // Digits only: `from_str_radix` alone would also take a sign.
+        if s.len() != 96 || !s.bytes().all(|b| b.is_ascii_hexdigit()) {
             return Err(ParseDigestError);
         }
         let mut out = [0u8; 48];
@@ -292,5 +293,10 @@ mod tests {
         let d = LaunchDigest([0xab; 48]);
         assert_eq!(d.to_string().parse::<LaunchDigest>(), Ok(d));
         assert_eq!("xyz".parse::<LaunchDigest>(), Err(ParseDigestError));
+        // 48 pairs "+a": 96 characters, each pair one from_str_radix takes.
+        assert_eq!(
+            "+a".repeat(48).parse::<LaunchDigest>(),
+            Err(ParseDigestError)
+        );
     }
 }
