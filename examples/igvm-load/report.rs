@@ -92,7 +92,7 @@ pub fn plan_table(plan: &LaunchPlan<'_>, release: impl Fn(&[u8]) + Sync) -> Stri
         );
     }
     for area in plan.parameter_areas() {
-        for w in &area.writes {
+        for w in area.writes() {
             let _ = writeln!(
                 s,
                 "param  area {} +{:#x}: {} ({} bytes)",

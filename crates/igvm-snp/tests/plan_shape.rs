@@ -319,7 +319,7 @@ fn parameter_contents() {
     assert_eq!(p.hash(), sha384_page(&area[..4096]));
     // The writes are listed in directive order.
     let kinds: Vec<_> = plan.parameter_areas()[0]
-        .writes
+        .writes()
         .iter()
         .map(|w| w.kind)
         .collect();

@@ -152,9 +152,17 @@ type Step = (u64, u64, PageType);
 /// Parses and plans `bytes` (and digests when `digest`), measuring the heap;
 /// asserts the memory bound and returns the plan's outcome.
 fn bounded(bytes: &[u8], digest: bool) -> (Result<Vec<Step>, Error>, Usage) {
-    let config = config();
+    bounded_with(bytes, &config(), digest)
+}
+
+/// [`bounded`] with a given configuration (allocated before measuring).
+fn bounded_with(
+    bytes: &[u8],
+    config: &LaunchConfig,
+    digest: bool,
+) -> (Result<Vec<Step>, Error>, Usage) {
     let (result, usage) = measure(|| {
-        LaunchPlan::new(bytes, &config, PlanOptions::default()).map(|plan| {
+        LaunchPlan::new(bytes, config, PlanOptions::default()).map(|plan| {
             if digest {
                 let _ = plan.launch_digest();
             }
@@ -555,6 +563,40 @@ fn page_counts_claimed_by_headers_do_not_allocate() {
 fn densest_header_section_is_bounded() {
     let bytes = dense_parameters(1 << 18);
     let (result, _) = bounded(&bytes, false);
+    result.unwrap();
+}
+
+/// 2^16 MADT and command-line directives (a 1 MiB file) with the largest
+/// MADT the library builds (4,096 vCPUs, 63,580 bytes) and a 60 KB command
+/// line: each directive used to copy its value (2^16 x 62 KB, 4 GB), now
+/// all share one copy per kind.
+#[test]
+fn configured_tables_are_shared_by_their_directives() {
+    use igvm_defs::IgvmVariableHeaderType as T;
+    let mut f = RawFile::new();
+    raw_platform_and_policy(&mut f);
+    area(&mut f, 0, 128 << 10);
+    for i in 0..1u32 << 16 {
+        let kind = if i % 2 == 0 {
+            T::IGVM_VHT_MADT
+        } else {
+            T::IGVM_VHT_COMMAND_LINE
+        };
+        f.header(
+            kind.0,
+            &IGVM_VHS_PARAMETER {
+                parameter_area_index: 0,
+                byte_offset: (i % 64) * 16,
+            },
+        );
+    }
+    insert(&mut f, 0, 0x10_0000);
+    vmsa(&mut f);
+    let bytes = f.build();
+    let mut config = config();
+    config.madt = Some(igvm_snp::acpi::madt_for_vcpus(4096).unwrap());
+    config.command_line = Some("x".repeat(60_000));
+    let (result, _) = bounded_with(&bytes, &config, true);
     result.unwrap();
 }
 

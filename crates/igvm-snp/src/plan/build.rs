@@ -2,6 +2,7 @@
 //! runs of contiguous same-type pages. Nothing is reordered.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use igvm_defs::IgvmPlatformType;
 
@@ -17,7 +18,9 @@ use crate::error::{Error, HeaderRef, Result};
 use crate::id_block::LaunchFinish;
 use crate::page_type::PageType;
 use crate::params::{self, ParameterArea, ParameterWrite, UnfilledParameter};
-use crate::parse::{DirectiveKind, IgvmFile, InitializationKind, MAX_LAUNCH_PAGES, platform_name};
+use crate::parse::{
+    DirectiveKind, IgvmFile, InitializationKind, MAX_LAUNCH_PAGES, ParameterKind, platform_name,
+};
 use crate::policy::{PolicySource, SnpPolicy};
 use crate::vmsa::BootVmsa;
 
@@ -209,6 +212,7 @@ pub(super) fn build<'a>(
     let mut vmsa: Option<BootVmsa<'a>> = None;
     let mut finish = LaunchFinish::new(config.host_data);
     let mut unfilled = Vec::new();
+    let mut values: HashMap<ParameterKind, Option<Arc<[u8]>>> = HashMap::new();
     let mut required = Vec::new();
     let mut host_visible = Vec::new();
 
@@ -253,14 +257,12 @@ pub(super) fn build<'a>(
             }
             DirectiveKind::ParameterArea { header, initial } => {
                 area_of.insert(header.parameter_area_index, areas.len());
-                areas.push(ParameterArea {
-                    declared: d.at,
-                    index: header.parameter_area_index,
-                    size: header.number_of_bytes,
+                areas.push(ParameterArea::new(
+                    d.at,
+                    header.parameter_area_index,
+                    header.number_of_bytes,
                     initial,
-                    writes: Vec::new(),
-                    inserted_at: None,
-                });
+                ));
             }
             DirectiveKind::Parameter { kind, header } => {
                 let index = header.parameter_area_index;
@@ -268,13 +270,27 @@ pub(super) fn build<'a>(
                     return Err(Error::UnknownParameterArea { at: d.at, index });
                 };
                 let area = &mut areas[ai];
-                match params::value(d.at, *kind, config, &memory, area.size, header)? {
-                    Some(bytes) => area.writes.push(ParameterWrite {
-                        directive: d.at,
-                        kind: *kind,
-                        offset: u64::from(header.byte_offset),
-                        bytes,
-                    }),
+                // One value per kind, shared by all its directives: the
+                // plan's memory follows the file's directives, not their
+                // count times the configured table's size.
+                let bytes = match values.get(kind) {
+                    Some(bytes) => bytes.clone(),
+                    None => {
+                        let bytes = params::value(d.at, *kind, config, &memory)?;
+                        values.insert(*kind, bytes.clone());
+                        bytes
+                    }
+                };
+                match bytes {
+                    Some(bytes) => {
+                        params::check_fits(d.at, *kind, header, bytes.len(), area.size)?;
+                        area.push(ParameterWrite {
+                            directive: d.at,
+                            kind: *kind,
+                            offset: u64::from(header.byte_offset),
+                            bytes,
+                        });
+                    }
                     None => unfilled.push(UnfilledParameter {
                         directive: d.at,
                         kind: *kind,
@@ -385,6 +401,9 @@ pub(super) fn build<'a>(
         }
     }
     b.flush();
+    for area in &mut areas {
+        area.finish();
+    }
     if b.total() > MAX_LAUNCH_PAGES {
         let last = file.directives().len().saturating_sub(1);
         return Err(Error::TooManyPages {
