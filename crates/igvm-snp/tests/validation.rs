@@ -1094,6 +1094,24 @@ fn parameter_values_that_cannot_be_encoded() {
             ..
         }
     ));
+    for (range, reason) in [
+        (GpaRange::new(0xF000_0000, 0), "an MMIO range is empty"),
+        (
+            GpaRange::new(0xFFFF_FFFF_FFFF_F000, 0x10_0000),
+            "an MMIO range runs past the end of the address space",
+        ),
+    ] {
+        cfg.mmio_ranges = vec![GpaRange::new(0xE000_0000, 4096), range];
+        assert_eq!(
+            plan_with(&b, &cfg),
+            Error::InvalidParameterValue {
+                at: dir(&b, T_MMIO_RANGES, 0),
+                kind: "MMIO_RANGES",
+                reason
+            },
+            "{range:?}"
+        );
+    }
 }
 
 #[test]

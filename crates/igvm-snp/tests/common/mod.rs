@@ -35,6 +35,7 @@ pub const T_VP_CONTEXT: u32 = 0x304;
 pub const T_REQUIRED_MEMORY: u32 = 0x305;
 pub const T_VP_COUNT: u32 = 0x307;
 pub const T_MADT: u32 = 0x309;
+pub const T_MMIO_RANGES: u32 = 0x30A;
 pub const T_SNP_ID_BLOCK: u32 = 0x30B;
 pub const T_MEMORY_MAP: u32 = 0x30C;
 pub const T_ERROR_RANGE: u32 = 0x30D;
