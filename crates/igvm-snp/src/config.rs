@@ -46,7 +46,8 @@ impl GpaRange {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct LaunchConfig {
-    /// vCPUs the VM will have (`VP_COUNT_PARAMETER`).
+    /// vCPUs the VM will have (`VP_COUNT_PARAMETER`): 1 to
+    /// [`crate::kvm_legacy::KVM_MAX_VCPUS`], else planning fails.
     pub vcpu_count: u32,
     /// Guest RAM ranges, 4 KiB aligned, not overlapping. They fill
     /// `MEMORY_MAP` and are checked against `REQUIRED_MEMORY`. Empty means

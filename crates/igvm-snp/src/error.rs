@@ -451,8 +451,9 @@ pub enum Error {
         /// The GPA.
         gpa: u64,
     },
-    /// A vCPU count KVM cannot create for the legacy VMSA measurement.
-    #[error("{vcpus} vCPUs: KVM measures one VMSA per vCPU and takes 1 to {max}")]
+    /// A vCPU count KVM cannot create (the configuration's, the legacy VMSA
+    /// measurement's, or a verifier's largest).
+    #[error("{vcpus} vCPUs: KVM creates 1 to {max} (KVM_MAX_VCPUS)")]
     InvalidVcpuCount {
         /// The count given.
         vcpus: u32,

@@ -1810,6 +1810,28 @@ fn zero_vcpus_rejected() {
     assert_eq!(plan_with(&b, &cfg), Error::NoVcpus);
 }
 
+/// More vCPUs than KVM creates is refused at planning, as kvm-legacy
+/// inputs and the MADT builder refuse it, not once vCPUs are created.
+#[test]
+fn more_vcpus_than_kvm_creates_rejected() {
+    let b = base_file();
+    let mut cfg = config();
+    for vcpus in [4097, u32::MAX] {
+        cfg.vcpu_count = vcpus;
+        assert_eq!(
+            plan_with(&b, &cfg),
+            Error::InvalidVcpuCount { vcpus, max: 4096 }
+        );
+    }
+    cfg.vcpu_count = 4096;
+    assert_eq!(
+        LaunchPlan::new(&b, &cfg, PlanOptions::default())
+            .unwrap()
+            .vcpu_count(),
+        4096
+    );
+}
+
 #[test]
 fn id_block_author_key_enabled_not_boolean() {
     let mut d = base_dirs();

@@ -16,6 +16,7 @@ use crate::config::{GpaRange, LaunchConfig};
 use crate::digest::PAGE_SIZE;
 use crate::error::{Error, HeaderRef, Result};
 use crate::id_block::LaunchFinish;
+use crate::kvm_legacy::KVM_MAX_VCPUS;
 use crate::page_type::PageType;
 use crate::params::{self, ParameterArea, ParameterWrite, UnfilledParameter};
 use crate::parse::{
@@ -191,6 +192,14 @@ pub(super) fn build<'a>(
 ) -> Result<LaunchPlan<'a>> {
     if config.vcpu_count == 0 {
         return Err(Error::NoVcpus);
+    }
+    // The VP count parameter tells the guest how many vCPUs it has; a count
+    // no KVM VM can have would only fail once vCPUs are being created.
+    if config.vcpu_count > KVM_MAX_VCPUS {
+        return Err(Error::InvalidVcpuCount {
+            vcpus: config.vcpu_count,
+            max: KVM_MAX_VCPUS,
+        });
     }
     if let VmsaPlacement::KvmFinish(k) = options.vmsa {
         k.check()?;
