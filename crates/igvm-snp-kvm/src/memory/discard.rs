@@ -11,8 +11,10 @@ const PAGE: u64 = PAGE_SIZE as u64;
 /// reads as zero afterwards, as fresh memory does. `madvise(MADV_DONTNEED)`
 /// for private anonymous regions ([`super::anonymous`]'s),
 /// `madvise(MADV_REMOVE)` for shared ones (a memfd or shared memory file
-/// the VMM maps); a private mapping of a file is refused, since discarding
-/// it would bring back the file's contents instead of zeros. Like any other
+/// the VMM maps: the file itself loses the range's pages, so every other
+/// mapping of it reads zeros there too); a private mapping of a file is
+/// refused, since discarding it would bring back the file's contents
+/// instead of zeros. Locked memory is refused by the kernel. Like any other
 /// writer of guest memory, it does not wait for a running vCPU: what a vCPU
 /// writes into the range meanwhile may be lost.
 ///
@@ -26,8 +28,8 @@ const PAGE: u64 = PAGE_SIZE as u64;
 /// # Errors
 /// [`MemoryError::BadPageRange`] when the range is not page aligned or not
 /// within one region; [`MemoryError::Discard`] when the mapping cannot be
-/// discarded or `madvise` fails (e.g. a huge-page mapping and a range not
-/// aligned to its pages).
+/// discarded or `madvise` fails (e.g. locked memory, or a huge-page
+/// mapping and a range not aligned to its pages).
 ///
 /// ```
 /// use igvm_snp::GpaRange;
