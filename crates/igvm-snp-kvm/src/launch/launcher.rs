@@ -462,7 +462,9 @@ impl<'l, 'p, F: SnpFirmware + PrivateMemory> Launcher<'l, 'p, F, Updated> {
 }
 
 impl<F: SnpFirmware + PrivateMemory> Launcher<'_, '_, F, Finished> {
-    /// The firmware and the report.
+    /// The firmware and the report. With [`crate::sev::KvmSnp`], keep its
+    /// `/dev/sev` file ([`crate::sev::KvmSnp::into_sev_file`]) open while
+    /// the VM runs: KVM issues the guest's SNP guest requests through it.
     pub fn into_parts(self) -> (F, LaunchReport) {
         (self.fw, self.report)
     }

@@ -1,5 +1,6 @@
 //! The whole launch in one call: on SEV-SNP KVM, or on the firmware model.
 
+use std::fs::File;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -31,6 +32,11 @@ pub struct LaunchedVm {
     pub memslots: Memslots,
     /// The VM.
     pub vm: Arc<VmFd>,
+    /// The `/dev/sev` file KVM was given at SNP_LAUNCH_START (`None` on the
+    /// firmware model). KVM issues the guest's SNP guest requests
+    /// (attestation reports, …) through that fd number while the guest
+    /// runs: keep it open as long as the VM.
+    pub sev_device: Option<File>,
     /// What the launch did.
     pub report: LaunchReport,
 }
@@ -184,13 +190,15 @@ pub fn launch_snp(
         path: SEV_DEVICE,
         source,
     })?;
-    let (_fw, vcpus, mut report) = drive(&kvm, &vm, plan, options, fw, &memory, |_, _| Ok(()))?;
+    let (fw, vcpus, mut report) = drive(&kvm, &vm, plan, options, fw, &memory, |_, _| Ok(()))?;
     report.phase("preflight", preflight);
     report.phase("memory", memory_time);
+    let sev_device = Some(fw.into_sev_file());
     Ok(LaunchedVm {
         vcpus,
         memory,
         memslots,
+        sev_device,
         vm,
         report,
     })
@@ -251,6 +259,7 @@ pub fn launch_model(
             vcpus,
             memory,
             memslots,
+            sev_device: None,
             vm,
             report,
         },

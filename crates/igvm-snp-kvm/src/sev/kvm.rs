@@ -88,6 +88,14 @@ impl<'vm> KvmSnp<'vm> {
         Ok(KvmSnp::new(vm, sev))
     }
 
+    /// The `/dev/sev` file given to KVM, for the VM's lifetime: KVM keeps
+    /// its fd number from SNP_LAUNCH_START and issues the guest's SNP guest
+    /// requests (attestation reports, …) through it while the guest runs,
+    /// so it must stay open, at that number, until the VM is gone.
+    pub fn into_sev_file(self) -> File {
+        self.sev
+    }
+
     fn issue<T: SevPayload>(
         &self,
         payload: &mut Payload<'_, T>,
