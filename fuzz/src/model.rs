@@ -9,14 +9,15 @@
 //! Each plan is also launched the way a VMM does, through the backend's
 //! `Launcher` into anonymous vm-memory guest memory, loading windows of
 //! one to five pages ([`launch_windowed`]): the same digest, one command
-//! per step in one ioctl per window, and no launched page left in memory.
+//! per step in one ioctl per window (per page for CPUID pages), and no
+//! launched page left in memory.
 //!
 //! Only the fuzz crate compiles this (it needs the backend crate); CI
 //! replays the structured regressions through it with `fuzz/ci.sh`.
 
 use std::num::NonZeroU64;
 
-use igvm_snp::{LaunchPlan, PAGE_SIZE};
+use igvm_snp::{LaunchPlan, PAGE_SIZE, PageType};
 use igvm_snp_kvm::launch::{LaunchError, Launcher, VmsaFallback};
 use igvm_snp_kvm::memory::{Bytes, GuestAddress, LayoutOptions, anonymous, layout_for};
 use igvm_snp_kvm::sev::{
@@ -96,7 +97,8 @@ const MAX_LAYOUT: u64 = 1 << 30;
 ///
 /// # Panics
 /// When the launch fails otherwise, when its digest is not the plan's,
-/// when a step is not one command in one ioctl per window, or when a
+/// when a step is not one command in one ioctl per window (per page for
+/// CPUID pages), or when a
 /// launched page is left in memory.
 pub fn launch_windowed(plan: &LaunchPlan<'_>, window: NonZeroU64) {
     if plan.require_launchable().is_err() {
@@ -133,15 +135,17 @@ pub fn launch_windowed(plan: &LaunchPlan<'_>, window: NonZeroU64) {
     let windows: u64 = plan
         .steps()
         .iter()
-        .map(|s| {
-            if s.page_type.has_source() {
-                s.pages.div_ceil(window.get())
-            } else {
-                1
-            }
+        .map(|s| match s.page_type {
+            // CPUID pages go one per ioctl (a refusal must be its call's).
+            PageType::Cpuid => s.pages,
+            t if t.has_source() => s.pages.div_ceil(window.get()),
+            _ => 1,
         })
         .sum();
-    assert_eq!(report.launch_update_ioctls, windows, "one ioctl per window");
+    assert_eq!(
+        report.launch_update_ioctls, windows,
+        "one ioctl per window (per page for CPUID)"
+    );
     let mut page = vec![0u8; PAGE_SIZE];
     for step in plan.steps().iter().filter(|s| s.page_type.has_source()) {
         for i in 0..step.pages {

@@ -148,8 +148,9 @@ pub struct LaunchReport {
     /// SNP_LAUNCH_UPDATE commands issued: one per executed plan step.
     pub launch_update_calls: u64,
     /// `KVM_MEMORY_ENCRYPT_OP` calls they took (more than the commands when
-    /// the kernel reports partial progress or asks for a retry, or when a
-    /// windowed load issues a step window by window).
+    /// the kernel reports partial progress or asks for a retry, when a
+    /// windowed load issues a step window by window, and for CPUID pages,
+    /// which go one per ioctl).
     pub launch_update_ioctls: u64,
     /// Pages launched.
     pub pages: u64,

@@ -406,7 +406,9 @@ pub trait SnpFirmware {
     fn launch_start(&mut self, input: &LaunchStartInput) -> Result<(), SevError>;
 
     /// SNP_LAUNCH_UPDATE of the whole range, looping while the kernel
-    /// reports partial progress and retrying on `EAGAIN` / `EINTR`.
+    /// reports partial progress and retrying on `EAGAIN` / `EINTR`; CPUID
+    /// pages one per ioctl, so that the firmware's refusal of any of them
+    /// is an error rather than a corrected page launched by the next call.
     ///
     /// # Errors
     /// [`SevError`] naming the remaining GPA range, page type, errno and

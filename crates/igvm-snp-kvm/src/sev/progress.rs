@@ -102,13 +102,23 @@ where
     let mut consecutive = 0u32;
     let mut cpuid_retried = false;
     while done < total {
-        let left = total - done;
+        // CPUID pages go one per call: when the firmware refuses page i > 0
+        // of a call, KVM writes the corrected table into its source, stops
+        // there and reports the pages before it as partial success, so the
+        // next call would launch the corrected page without an error. One
+        // page per call makes every refusal the call's own error.
+        let left = if page_type == PageType::Cpuid {
+            1
+        } else {
+            total - done
+        };
         let gfn = start_gfn + done;
         let context = CommandContext::update(gfn * PAGE_SIZE, left, page_type);
-        // `source` holds exactly `total` pages in a usize, so this fits.
+        // `source` holds exactly `total` pages in a usize, so these fit.
         let offset = usize::try_from(done * PAGE_SIZE).unwrap_or(usize::MAX);
+        let len = usize::try_from(left * PAGE_SIZE).unwrap_or(usize::MAX);
         let source = match update.source() {
-            Some(s) => Some(s.offset(offset).map_err(|_| SevError::BadProgress {
+            Some(s) => Some(s.subslice(offset, len).map_err(|_| SevError::BadProgress {
                 context,
                 pages_before: total,
                 pages_after: left,
@@ -385,5 +395,51 @@ mod tests {
         })
         .unwrap_err();
         assert!(matches!(e, SevError::Failed { .. }), "{e}");
+    }
+
+    /// KVM as `kvm_gmem_populate` and `sev_gmem_post_populate` behave: the
+    /// pages of a call are launched in order; a CPUID page the firmware
+    /// refuses gets the corrected table written into its source, and the
+    /// call fails only if it was the call's first page, else reports the
+    /// pages before it as done. A refused second page must still be an
+    /// error, and the corrected page must not be launched.
+    #[test]
+    fn a_refused_cpuid_page_after_the_first_is_an_error() {
+        const BAD: u8 = 0xBA;
+        let mut pages = vec![0u8; 3 * 4096];
+        for p in pages.chunks_mut(4096) {
+            p[0] = 1; // count
+        }
+        pages[4096 + 16 + 28] = BAD; // page 1, entries[0].ebx
+        let mut launched = Vec::new();
+        let mut u = LaunchUpdate::with_source(0x80_0000, PageType::Cpuid, &mut pages[..]).unwrap();
+        let e = run_update(&mut u, false, |r| {
+            let source = r.source.unwrap();
+            for i in 0..r.pages {
+                let page = source.offset(i as usize * 4096).unwrap();
+                let ebx = page.subslice(16 + 28, 1).unwrap();
+                if to_vec(&ebx)[0] == BAD {
+                    ebx.copy_from(&[0x11u8]);
+                    if i == 0 {
+                        return Err(fail(libc::EIO, FirmwareError::InvalidParam));
+                    }
+                    return Ok(Remaining {
+                        gfn: r.gfn + i,
+                        pages: r.pages - i,
+                    });
+                }
+                launched.push(r.gfn + i);
+            }
+            Ok(Remaining {
+                gfn: r.gfn + r.pages,
+                pages: 0,
+            })
+        })
+        .unwrap_err();
+        let SevError::CpuidRejected { diff, .. } = e else {
+            panic!("{e}");
+        };
+        assert_eq!(diff.gpa, 0x80_1000);
+        assert_eq!(launched, [0x800], "only the page before the refused one");
     }
 }
