@@ -77,6 +77,23 @@ fn firmware_note(firmware: FirmwareError) -> String {
     }
 }
 
+/// [`firmware_note`], and for a LAUNCH_UPDATE that failed with `EIO` and
+/// no firmware status, that KVM refused it.
+fn failure_note(context: &CommandContext, errno: Errno, firmware: FirmwareError) -> String {
+    if firmware != FirmwareError::Success {
+        firmware_note(firmware)
+    } else if context.command == SevCommand::LaunchUpdate && errno.errno() == libc::EIO {
+        // snp_launch_update turns every failure of kvm_gmem_populate into
+        // EIO, with the firmware's status, 0 when it never ran.
+        ", firmware status SUCCESS: KVM refused the pages before the firmware saw them \
+         (a GFN not private or not in a guest_memfd memslot, a page already launched, \
+         or a pending signal)"
+            .to_string()
+    } else {
+        String::new()
+    }
+}
+
 /// For LAUNCH_UPDATE: how far the range got.
 fn progress_note(context: &CommandContext, completed_pages: u64, ioctl_calls: u32) -> String {
     if context.command == SevCommand::LaunchUpdate {
@@ -151,7 +168,7 @@ pub enum SevError {
     /// The kernel or the firmware refused the command.
     #[error(
         "{context}: {errno}{}{}",
-        firmware_note(*.firmware),
+        failure_note(.context, *.errno, *.firmware),
         progress_note(.context, *.completed_pages, *.ioctl_calls)
     )]
     Failed {
@@ -313,5 +330,36 @@ mod tests {
         );
         assert_eq!(e.firmware(), Some(FirmwareError::BadMeasurement));
         assert_eq!(e.errno(), Some(Errno::new(libc::EIO)));
+    }
+
+    /// EIO with no firmware status on LAUNCH_UPDATE is KVM's refusal (the
+    /// kernel maps every populate failure to EIO), and says so.
+    #[test]
+    fn an_update_kvm_refused_says_the_firmware_never_saw_it() {
+        let failed = |command, errno| SevError::Failed {
+            context: command,
+            errno: Errno::new(errno),
+            firmware: FirmwareError::Success,
+            completed_pages: 0,
+            ioctl_calls: 1,
+        };
+        let e = failed(
+            CommandContext::update(0x1000, 1, PageType::Normal),
+            libc::EIO,
+        );
+        assert!(
+            e.to_string()
+                .contains("KVM refused the pages before the firmware saw them"),
+            "{e}"
+        );
+        for e in [
+            failed(
+                CommandContext::update(0x1000, 1, PageType::Normal),
+                libc::EINVAL,
+            ),
+            failed(CommandContext::command(SevCommand::LaunchFinish), libc::EIO),
+        ] {
+            assert!(!e.to_string().contains("firmware status"), "{e}");
+        }
     }
 }

@@ -1,6 +1,8 @@
 //! The LAUNCH_UPDATE loop shared by the KVM backend and the model: one
 //! range is issued call after call until the kernel reports nothing left,
-//! with `EAGAIN` / `EINTR` retried and a rejected CPUID page diffed.
+//! with `EAGAIN` / `EINTR` retried (as the uAPI documentation describes;
+//! the kernels read so far turn every populate failure, a pending signal
+//! included, into `EIO`) and a rejected CPUID page diffed.
 //!
 //! KVM processes at most the part of the range inside one memslot per
 //! call, stops early on a pending signal, and reports an error after at
