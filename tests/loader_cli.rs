@@ -1252,19 +1252,43 @@ fn verify_names_the_profile_that_explains_the_measurement() {
         assert!(!seen.contains(&digest), "{}: same digest", profile.name());
         seen.push(digest.clone());
         let report = write(&dir, "report.bin", &test_report(&digest, |_| {}));
+        // No certificate: consistent with the file, but not authenticated.
         let o = verify(&report, &file, &[]);
+        assert_exit(&o, 1, profile.name());
+        assert!(
+            stdout(&o).ends_with(
+                "verification FAILED: every check made passed, but the report is not \
+                 authenticated\n"
+            ),
+            "{}",
+            stdout(&o)
+        );
+        assert!(
+            stderr(&o).starts_with("error: the report is not authenticated"),
+            "{}",
+            stderr(&o)
+        );
+        let o = verify(&report, &file, &["--unauthenticated"]);
         assert_exit(&o, 0, profile.name());
         let out = stdout(&o);
         assert!(
             out.contains(&format!("explained by: {}\n", profile.name())),
             "{out}"
         );
-        // No certificate: not checked, never passed.
+        // Not checked, never passed.
         assert!(out.contains("-    signature "), "{out}");
+        assert!(
+            out.ends_with("(accepted with --unauthenticated)\n"),
+            "{out}"
+        );
         assert!(o.stderr.is_empty(), "{}", stderr(&o));
-        let o = verify(&report, &file, &["--json"]);
+        let o = verify(&report, &file, &["--json", "--unauthenticated"]);
         assert_exit(&o, 0, "--json");
         let v = json(&o);
+        assert_eq!(
+            (&v["authenticated"], &v["passed"]),
+            (&false.into(), &true.into())
+        );
         assert_eq!(v["measurement"], digest.as_str());
         assert_eq!(
             v["match"],
@@ -1298,7 +1322,7 @@ fn verify_names_kvm_legacy_and_the_vcpu_count() {
         ],
     );
     let report = write(&dir, "report.bin", &test_report(&digest, |_| {}));
-    let o = verify(&report, &file, &["--json"]);
+    let o = verify(&report, &file, &["--json", "--unauthenticated"]);
     assert_exit(&o, 0, "kvm-legacy");
     assert_eq!(
         json(&o)["match"],
@@ -1307,7 +1331,7 @@ fn verify_names_kvm_legacy_and_the_vcpu_count() {
     let o = verify(&report, &file, &[]);
     assert!(stdout(&o).contains("explained by: kvm-legacy with 4 vCPU(s)"));
     // Fewer vCPUs tried than the VM had: nothing explains it.
-    let o = verify(&report, &file, &["--max-vcpus", "3"]);
+    let o = verify(&report, &file, &["--max-vcpus", "3", "--unauthenticated"]);
     assert_exit(&o, 1, "--max-vcpus 3");
     assert!(
         stderr(&o).contains("error: measurement: no profile explains"),
@@ -1322,7 +1346,7 @@ fn verify_fails_on_other_measurements_host_data_and_policy() {
     let bytes = demo_with_shared_page();
     let file = write(&dir, "shared.igvm", &bytes);
     let other = write(&dir, "other.bin", &test_report(&"11".repeat(48), |_| {}));
-    let o = verify(&other, &file, &[]);
+    let o = verify(&other, &file, &["--unauthenticated"]);
     assert_exit(&o, 1, "another measurement");
     let err = stderr(&o);
     assert!(
@@ -1341,9 +1365,10 @@ fn verify_fails_on_other_measurements_host_data_and_policy() {
         "report.bin",
         &test_report(&digest, |r| r.host_data = [0xAB; 32]),
     );
-    let o = verify(&report, &file, &["--host-data", &"ab".repeat(32)]);
+    let unauth = "--unauthenticated";
+    let o = verify(&report, &file, &["--host-data", &"ab".repeat(32), unauth]);
     assert_exit(&o, 0, "right host data");
-    let o = verify(&report, &file, &["--host-data", &"cd".repeat(32)]);
+    let o = verify(&report, &file, &["--host-data", &"cd".repeat(32), unauth]);
     assert_exit(&o, 1, "wrong host data");
     assert!(
         stderr(&o).starts_with("error: host_data: HOST_DATA abab"),
@@ -1358,7 +1383,7 @@ fn verify_fails_on_other_measurements_host_data_and_policy() {
         "policy.bin",
         &test_report(&digest, |r| r.policy.set(0xB0000)),
     );
-    let o = verify(&report, &file, &[]);
+    let o = verify(&report, &file, &[unauth]);
     assert_exit(&o, 1, "wrong policy");
     assert!(
         stderr(&o)
@@ -1367,9 +1392,41 @@ fn verify_fails_on_other_measurements_host_data_and_policy() {
         stderr(&o)
     );
     assert_exit(
-        &verify(&report, &file, &["--policy", "0xb0000"]),
+        &verify(&report, &file, &["--policy", "0xb0000", unauth]),
         0,
         "--policy",
+    );
+
+    // REPORT_DATA and an exact VMPL, when asked for.
+    let report = write(
+        &dir,
+        "nonce.bin",
+        &test_report(&digest, |r| {
+            r.report_data = [0x5C; 64];
+            r.vmpl.set(2);
+        }),
+    );
+    let nonce = "5c".repeat(64);
+    let o = verify(&report, &file, &["--report-data", &nonce, unauth]);
+    assert_exit(&o, 0, "right report data");
+    let o = verify(&report, &file, &["--report-data", &"5d".repeat(64), unauth]);
+    assert_exit(&o, 1, "wrong report data");
+    assert!(
+        stderr(&o).starts_with("error: report_data: REPORT_DATA 5c5c"),
+        "{}",
+        stderr(&o)
+    );
+    let o = verify(&report, &file, &["--vmpl", "0", unauth]);
+    assert_exit(&o, 1, "--vmpl 0");
+    assert!(
+        stderr(&o).starts_with("error: vmpl: report requested at VMPL 2, not the expected VMPL 0"),
+        "{}",
+        stderr(&o)
+    );
+    assert_exit(
+        &verify(&report, &file, &["--vmpl", "2", unauth]),
+        0,
+        "--vmpl 2",
     );
 }
 
@@ -1386,17 +1443,41 @@ fn verify_checks_the_signature_and_chain() {
         attestation_fixture("test-ask.pem"),
         attestation_fixture("test-ark.pem"),
     );
-    let certs = ["--vcek", &vcek, "--ask", &ask, "--ark", &ark];
-    let zeros = "00".repeat(32);
+    let certs = ["--vcek", &vcek, "--ask", &ask, "--ark", &ark, "--trust-ark"];
+    let (zeros, zeros64) = ("00".repeat(32), "00".repeat(64));
     let o = verify(
         &report,
         &file,
-        &[&certs[..], &["--json", "--host-data", &zeros]].concat(),
+        &[
+            &certs[..],
+            &["--json", "--host-data", &zeros, "--report-data", &zeros64],
+        ]
+        .concat(),
     );
     assert_exit(&o, 0, "signed by the test chain");
-    for (name, ok) in checks(&json(&o)) {
+    let v = json(&o);
+    for (name, ok) in checks(&v) {
         assert_eq!(ok, true, "{name}");
     }
+    assert_eq!(
+        (&v["authenticated"], &v["passed"]),
+        (&true.into(), &true.into())
+    );
+    let o = verify(&report, &file, &certs);
+    assert!(
+        stdout(&o).ends_with("every check made passed, and the report is authenticated\n"),
+        "{}",
+        stdout(&o)
+    );
+    // The test ARK is not AMD's: without --trust-ark the chain fails.
+    let o = verify(&report, &file, &certs[..6]);
+    assert_exit(&o, 1, "test ARK not trusted");
+    assert!(
+        stderr(&o).contains("error: certificate_chain:")
+            && stderr(&o).contains("was not marked trusted"),
+        "{}",
+        stderr(&o)
+    );
 
     let mut flipped = signed.clone();
     flipped[0x21] ^= 1; // IMAGE_ID
@@ -1481,6 +1562,9 @@ fn verify_usage_and_input_errors() {
         ],
         &["verify", "--report", &report, &file, "--max-vcpus", "0"],
         &["verify", "--report", &report, &file, "--host-data", "12"],
+        &["verify", "--report", &report, &file, "--report-data", "12"],
+        &["verify", "--report", &report, &file, "--vmpl", "4"],
+        &["verify", "--report", &report, &file, "--trust-ark"],
         &["measure", &file, "--vcpus", "1,x"],
         &["measure", &file, "--vcpus", "1,2", "--trace"],
         &["launch", &file, "--backend", "model", "--vcpus", "1,2"],
@@ -1563,15 +1647,43 @@ fn readme_example_report_is_reproducible() {
         std::fs::read(&path).unwrap() == report,
         "{path} differs: rerun with IGVM_SNP_WRITE_FIXTURES=1"
     );
-    let o = verify(
-        &path,
-        igvm.to_str().unwrap(),
-        &[
+    // The README's command, run from the repository root as there: its
+    // output is in the README word for word.
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let a = "tests/fixtures/attestation";
+    let (report, vcek, ask, ark) = (
+        format!("{a}/qemu-nofw-4vcpus.bin"),
+        format!("{a}/test-vcek.der"),
+        format!("{a}/test-ask.pem"),
+        format!("{a}/test-ark.pem"),
+    );
+    let o = Command::new(loader())
+        .current_dir(root)
+        .args([
+            "verify",
+            "--report",
+            &report,
+            "tests/fixtures/igvmbuilder/qemu-nofw.igvm",
+            "--vcek",
+            &vcek,
+            "--ask",
+            &ask,
+            "--ark",
+            &ark,
+            "--trust-ark",
             "--host-data",
             "0102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f20",
-        ],
-    );
+        ])
+        .env_remove("RUST_LOG")
+        .output()
+        .unwrap();
     assert_exit(&o, 0, "README example");
+    let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
+    assert!(
+        readme.contains(&stdout(&o)),
+        "README.md's verify example is not this output:\n{}",
+        stdout(&o)
+    );
     assert!(stdout(&o).contains("explained by: kvm-legacy with 4 vCPU(s)"));
 }
 

@@ -49,14 +49,27 @@ pub fn parse_seconds(s: &str) -> Result<Duration, String> {
 
 /// Parses 64 hexadecimal digits.
 pub fn parse_host_data(s: &str) -> Result<[u8; 32], String> {
+    parse_hex(s, "host data")
+}
+
+/// Parses 128 hexadecimal digits.
+pub fn parse_report_data(s: &str) -> Result<[u8; 64], String> {
+    parse_hex(s, "report data")
+}
+
+/// Parses exactly `2 * N` hexadecimal digits into `N` bytes.
+fn parse_hex<const N: usize>(s: &str, what: &str) -> Result<[u8; N], String> {
     let s = s.trim();
-    if s.len() != 64 || !s.is_ascii() {
-        return Err("host data is 64 hexadecimal digits (32 bytes)".into());
+    if s.len() != 2 * N || !s.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(format!(
+            "{what} is {} hexadecimal digits ({N} bytes)",
+            2 * N
+        ));
     }
-    let mut out = [0u8; 32];
+    let mut out = [0u8; N];
     for (i, b) in out.iter_mut().enumerate() {
-        *b = u8::from_str_radix(&s[2 * i..2 * i + 2], 16)
-            .map_err(|_| format!("`{s}` is not hexadecimal"))?;
+        // Two hex digits (checked above).
+        *b = u8::from_str_radix(&s[2 * i..2 * i + 2], 16).unwrap_or_default();
     }
     Ok(out)
 }
@@ -279,5 +292,12 @@ mod tests {
         assert_eq!(parse_host_data(&"ab".repeat(32)), Ok([0xab; 32]));
         assert!(parse_host_data("abc").is_err());
         assert!(parse_host_data(&"zz".repeat(32)).is_err());
+        // from_str_radix alone would take the sign.
+        assert!(parse_host_data(&"+a".repeat(32)).is_err());
+        assert_eq!(parse_report_data(&"5C".repeat(64)), Ok([0x5c; 64]));
+        assert_eq!(
+            parse_report_data(&"5c".repeat(32)),
+            Err("report data is 128 hexadecimal digits (64 bytes)".to_string())
+        );
     }
 }

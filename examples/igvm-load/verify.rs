@@ -31,20 +31,39 @@ pub struct VerifyArgs {
     /// The ASK (or ASVK) certificate: with --ark, the chain ARK -> ASK -> VCEK is checked.
     #[arg(long, requires_all = ["ark", "vcek"])]
     pub ask: Option<PathBuf>,
-    /// The ARK certificate (AMD's root; trusted as given).
+    /// The ARK certificate: one of AMD's root keys (Milan, Genoa, Turin), or any root with
+    /// --trust-ark.
     #[arg(long, requires_all = ["ask", "vcek"])]
     pub ark: Option<PathBuf>,
+    /// Anchor the chain in the ARK given even when it is not one of AMD's root keys (a test
+    /// or private chain).
+    #[arg(long, requires = "ark")]
+    pub trust_ark: bool,
+    /// Exit 0 when every check made passes even though the report is not authenticated (its
+    /// signature and chain not verified): only the report's consistency with the file is
+    /// then shown, and anyone who can plan the file can write such a report.
+    #[arg(long)]
+    pub unauthenticated: bool,
     /// Expected HOST_DATA: 64 hexadecimal digits [default: not checked].
     #[arg(long, value_parser = crate::config::parse_host_data)]
     pub host_data: Option<[u8; 32]>,
-    /// Expected guest policy, hexadecimal [default: the file's; not checked without one].
+    /// Expected REPORT_DATA (the nonce or key hash the guest put in its request): 128
+    /// hexadecimal digits [default: not checked].
+    #[arg(long, value_parser = crate::config::parse_report_data)]
+    pub report_data: Option<[u8; 64]>,
+    /// Expected guest policy, hexadecimal [default: the file's; without one, POLICY must not
+    /// allow debugging or a migration agent].
     #[arg(long, value_parser = crate::check::parse_hex_u64)]
     pub policy: Option<u64>,
+    /// Expected VMPL of the report's request, exactly [default: the file's boot VMPL or a
+    /// less privileged one].
+    #[arg(long, value_parser = clap::value_parser!(u32).range(0..=3))]
+    pub vmpl: Option<u32>,
     /// The kvm-legacy profile is tried for 1 to this many vCPUs.
     #[arg(long, default_value_t = 64,
           value_parser = clap::value_parser!(u32).range(1..=i64::from(KVM_MAX_VCPUS)))]
     pub max_vcpus: u32,
-    /// Print one JSON object: {"measurement", "match", "checks"}.
+    /// Print one JSON object: {"measurement", "match", "checks", "authenticated", "passed"}.
     #[arg(long)]
     pub json: bool,
 }
@@ -96,14 +115,21 @@ pub fn run(out: &mut impl Write, args: &VerifyArgs) -> Result<ExitCode, Failure>
         vek: certificate(&args.vcek, "VCEK")?,
         ask: certificate(&args.ask, "ASK")?,
         ark: certificate(&args.ark, "ARK")?,
+        trust_ark: args.trust_ark,
     };
     let file = crate::map(&args.file)?;
     let mut expected = Expected::default().with_max_vcpus(args.max_vcpus);
     if let Some(h) = args.host_data {
         expected = expected.with_host_data(h);
     }
+    if let Some(d) = args.report_data {
+        expected = expected.with_report_data(d);
+    }
     if let Some(p) = args.policy {
         expected = expected.with_policy(p);
+    }
+    if let Some(v) = args.vmpl {
+        expected = expected.with_vmpl(v);
     }
     // RAM and the vCPU count do not enter the digest (parameter areas are
     // UNMEASURED); leaving RAM unknown plans files with required memory
@@ -112,25 +138,42 @@ pub fn run(out: &mut impl Write, args: &VerifyArgs) -> Result<ExitCode, Failure>
     let release = |part: &[u8]| file.release_around(part);
     let verdict = verify_releasing(&report, &file, &config, &expected, &certs, release)
         .map_err(|e| format!("{}: {e}", args.file.display()))?;
+    let accepted = verdict.passed() || (args.unauthenticated && verdict.consistent());
     if args.json {
-        writeln!(out, "{}", serde_json::to_string_pretty(&verdict)?)?;
+        let mut json = serde_json::to_value(&verdict)?;
+        if let Some(map) = json.as_object_mut() {
+            map.insert("authenticated".into(), verdict.authenticated().into());
+            map.insert("passed".into(), accepted.into());
+        }
+        writeln!(out, "{}", serde_json::to_string_pretty(&json)?)?;
     } else {
-        write!(out, "{}", text(&args.report, &report, &verdict))?;
+        write!(
+            out,
+            "{}",
+            text(&args.report, &report, &verdict, args.unauthenticated)
+        )?;
     }
     out.flush()?;
-    if verdict.passed() {
+    if accepted {
         return Ok(ExitCode::SUCCESS);
     }
     let mut err = std::io::stderr().lock();
     for c in verdict.failures() {
         writeln!(err, "error: {}: {}", c.name, c.detail)?;
     }
+    if !verdict.authenticated() && !args.unauthenticated {
+        writeln!(err, "error: {NOT_AUTHENTICATED}")?;
+    }
     Ok(ExitCode::from(1))
 }
 
+const NOT_AUTHENTICATED: &str = "the report is not authenticated: its signature and AMD's \
+     chain (--vcek, --ask, --ark) were not both verified, and anyone who can plan the file can \
+     write a report that matches it (--unauthenticated accepts the checks made alone)";
+
 /// The verdict as text: what the report is, the profile that explains it,
 /// then one line per check (`ok`, `FAIL`, or `-` for not checked).
-fn text(path: &Path, report: &AttestationReport, v: &Verdict) -> String {
+fn text(path: &Path, report: &AttestationReport, v: &Verdict, unauthenticated: bool) -> String {
     let mut s = String::new();
     let _ = write!(
         s,
@@ -167,7 +210,12 @@ fn text(path: &Path, report: &AttestationReport, v: &Verdict) -> String {
         s,
         "{}",
         if v.passed() {
-            "every check made passed"
+            "every check made passed, and the report is authenticated"
+        } else if v.consistent() && unauthenticated {
+            "every check made passed; the report is NOT authenticated (accepted with \
+             --unauthenticated)"
+        } else if v.consistent() {
+            "verification FAILED: every check made passed, but the report is not authenticated"
         } else {
             "verification FAILED"
         }

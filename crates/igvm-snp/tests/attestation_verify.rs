@@ -122,7 +122,7 @@ fn each_profile_digest_is_named() {
         let v = run(&raw(digest(&bytes, profile)), &bytes, &Expected::default());
         let m = v.matched.unwrap();
         assert_eq!((m.profile, m.vcpus), (profile.name(), None));
-        assert!(v.passed(), "{:?}", v.checks);
+        assert!(v.consistent(), "{:?}", v.checks);
         assert_eq!(check(&v, "measurement").ok, Some(true));
         // Not given: not checked, never passed.
         for name in [
@@ -131,9 +131,13 @@ fn each_profile_digest_is_named() {
             "tcb",
             "chip_id",
             "host_data",
+            "report_data",
         ] {
             assert_eq!(check(&v, name).ok, None, "{name}");
         }
+        // Unsigned and unchained: consistent with the file, but anyone who
+        // can plan the file could have written it.
+        assert!(!v.authenticated() && !v.passed());
     }
 }
 
@@ -202,7 +206,7 @@ fn host_data_and_policy_are_named() {
     let mut r = raw(d);
     r.host_data = [0xAB; 32];
     let ok = run(&r, &bytes, &Expected::default().with_host_data([0xAB; 32]));
-    assert!(ok.passed());
+    assert!(ok.consistent());
     assert_eq!(check(&ok, "host_data").ok, Some(true));
     let bad = run(&r, &bytes, &Expected::default().with_host_data([0xAC; 32]));
     assert_eq!(
@@ -227,7 +231,7 @@ fn host_data_and_policy_are_named() {
         "POLICY 0xb0000 is not the file's guest policy 0x30000"
     );
     // An expected policy takes the file's place.
-    assert!(run(&r, &bytes, &Expected::default().with_policy(0xB0000)).passed());
+    assert!(run(&r, &bytes, &Expected::default().with_policy(0xB0000)).consistent());
 }
 
 #[test]
@@ -242,6 +246,38 @@ fn vmpl() {
             "VMPL {vmpl}"
         );
     }
+    // An expected VMPL is matched exactly: a report from a less privileged
+    // VMPL (e.g. the guest OS under an SVSM) is not the one asked for.
+    for (vmpl, ok) in [(0, true), (2, false)] {
+        r.vmpl.set(vmpl);
+        let v = run(&r, &bytes, &Expected::default().with_vmpl(0));
+        assert_eq!(check(&v, "vmpl").ok, Some(ok), "VMPL {vmpl}");
+    }
+}
+
+#[test]
+fn report_data() {
+    let bytes = file();
+    let mut r = raw(digest(&bytes, Profile::IgvmSpec));
+    r.report_data = [0x5C; 64];
+    let v = run(
+        &r,
+        &bytes,
+        &Expected::default().with_report_data([0x5C; 64]),
+    );
+    assert_eq!(check(&v, "report_data").ok, Some(true));
+    let mut nonce = [0x5C; 64];
+    nonce[63] = 0;
+    let v = run(&r, &bytes, &Expected::default().with_report_data(nonce));
+    assert_eq!(
+        v.failures().map(|c| c.name).collect::<Vec<_>>(),
+        ["report_data"]
+    );
+    assert!(
+        check(&v, "report_data")
+            .detail
+            .starts_with("REPORT_DATA 5c5c")
+    );
 }
 
 /// The SNP-format public key (curve u32, qx, qy, zeros to 0x404 bytes)
@@ -288,7 +324,7 @@ fn signed_igvmbuilder_file() {
     r.author_key_digest = key_digest(author_public_key);
     r.key_info.set(1);
     let v = run(&r, &bytes, &Expected::default());
-    assert!(v.passed(), "{:#?}", v.checks);
+    assert!(v.consistent(), "{:#?}", v.checks);
     assert!(v.matched.is_some());
     assert!(check(&v, "measurement").detail.contains("igvmmeasure"));
 
@@ -308,7 +344,8 @@ fn signed_igvmbuilder_file() {
     );
 }
 
-/// A file without a guest policy: POLICY is not checked unless expected.
+/// A file without a guest policy: POLICY is compared only when expected,
+/// but it must not allow debugging or a migration agent either way.
 #[test]
 fn file_without_policy() {
     let bytes = fixture("igvmbuilder", "qemu-nopolicy.igvm");
@@ -316,8 +353,28 @@ fn file_without_policy() {
         .parse()
         .unwrap();
     let v = run(&raw(measured), &bytes, &Expected::default());
-    assert!(v.passed());
-    assert_eq!(check(&v, "policy").ok, None);
+    assert!(v.consistent());
+    assert_eq!(check(&v, "policy").ok, Some(true));
+    for (policy, bits) in [
+        (0xB0000, "DEBUG"),
+        (0x70000, "MIGRATE_MA"),
+        (0xF0000, "DEBUG and MIGRATE_MA"),
+    ] {
+        let mut r = raw(measured);
+        r.policy.set(policy);
+        let v = run(&r, &bytes, &Expected::default());
+        assert_eq!(v.failures().map(|c| c.name).collect::<Vec<_>>(), ["policy"]);
+        assert!(
+            check(&v, "policy")
+                .detail
+                .contains(&format!("sets {bits} (")),
+            "{}",
+            check(&v, "policy").detail
+        );
+        // Expected, it passes.
+        let v = run(&r, &bytes, &Expected::default().with_policy(policy));
+        assert_eq!(check(&v, "policy").ok, Some(true));
+    }
     let v = run(
         &raw(measured),
         &bytes,
@@ -346,11 +403,56 @@ fn with_certificates() {
         vek: Some(cert("test-vcek.der")),
         ask: Some(cert("test-ask.pem")),
         ark: Some(cert("test-ark.pem")),
+        trust_ark: true,
     };
     let v = verify(&report, &bytes, &config(), &Expected::default(), &certs).unwrap();
-    assert!(v.passed(), "{:#?}", v.checks);
+    assert!(v.passed() && v.authenticated(), "{:#?}", v.checks);
     for name in ["signature", "certificate_chain", "tcb", "chip_id"] {
         assert_eq!(check(&v, name).ok, Some(true), "{name}");
+    }
+    // The test ARK is not AMD's: unless trusted, the chain does not
+    // authenticate the report.
+    certs.trust_ark = false;
+    let v = verify(&report, &bytes, &config(), &Expected::default(), &certs).unwrap();
+    assert_eq!(
+        v.failures().map(|c| c.name).collect::<Vec<_>>(),
+        ["certificate_chain"]
+    );
+    assert!(
+        check(&v, "certificate_chain").detail.ends_with(
+            "is not one of AMD's root keys (Milan, Genoa, Turin) and was not marked trusted"
+        ),
+        "{}",
+        check(&v, "certificate_chain").detail
+    );
+    assert!(!v.authenticated() && !v.passed() && !v.consistent());
+    certs.trust_ark = true;
+    // A VCEK whose hwID is DER-wrapped (newer VCEKs): same chip, same key.
+    let der_hwid = Certificates {
+        vek: Some(cert("test-vcek-hwid-der.der")),
+        ..Certificates::default()
+    };
+    let v = verify(&report, &bytes, &config(), &Expected::default(), &der_hwid).unwrap();
+    assert_eq!(check(&v, "chip_id").ok, Some(true), "{:#?}", v.checks);
+    assert_eq!(check(&v, "signature").ok, Some(true));
+    // KEY_INFO.SIGNING_KEY must name the certificate's kind: a VLEK (1) or
+    // a reserved value (2) with a VCEK fails the signature check (the
+    // report re-signed, so only the key kind differs).
+    for (signing_key, why) in [
+        (
+            1u32,
+            "SIGNING_KEY says a VLEK signed the report, but the certificate is a VCEK",
+        ),
+        (2, "SIGNING_KEY 2 is a reserved value"),
+    ] {
+        let mut other = r;
+        other.key_info.set(signing_key << 2);
+        other.sign_with(&key);
+        let report = AttestationReport::parse(other.as_bytes()).unwrap();
+        let v = verify(&report, &bytes, &config(), &Expected::default(), &certs).unwrap();
+        let c = check(&v, "signature");
+        assert_eq!(c.ok, Some(false));
+        assert!(c.detail.starts_with(why), "{}", c.detail);
     }
     certs.vek = Some(cert("test-vcek-other-chip.der"));
     let v = verify(&report, &bytes, &config(), &Expected::default(), &certs).unwrap();

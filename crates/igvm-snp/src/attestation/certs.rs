@@ -196,6 +196,20 @@ impl Certificate {
         self.cert.tbs_certificate.subject.to_string()
     }
 
+    /// The subject's common name (`CN`): `SEV-VCEK` or `SEV-VLEK` for
+    /// AMD's endorsement keys.
+    pub fn common_name(&self) -> Option<String> {
+        const CN: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.5.4.3");
+        let subject = &self.cert.tbs_certificate.subject;
+        let atv = subject
+            .0
+            .iter()
+            .flat_map(|rdn| rdn.0.iter())
+            .find(|a| a.oid == CN)?;
+        let text = atv.to_string();
+        text.split_once('=').map(|(_, v)| v.to_string())
+    }
+
     /// The issuer.
     pub fn issuer(&self) -> String {
         self.cert.tbs_certificate.issuer.to_string()
@@ -303,7 +317,7 @@ impl Certificate {
                 OID_SNP => out.snp = Some(spl()?),
                 OID_MICROCODE => out.microcode = Some(spl()?),
                 OID_FMC => out.fmc = Some(spl()?),
-                OID_HW_ID => out.hw_id = Some(value.to_vec()),
+                OID_HW_ID => out.hw_id = Some(hw_id(value).to_vec()),
                 _ => {}
             }
         }
@@ -450,6 +464,17 @@ pub fn tcb_differences(reported: &TcbVersion, ext: &VekExtensions) -> Vec<String
     out
 }
 
+/// The hwID extension's ID: older VCEKs carry the 64 (Turin: 8) bytes as
+/// the extension's value itself, newer ones DER-encoded as an OCTET STRING
+/// (`04 40` and the 64 bytes). A raw ID is never 66 or 10 bytes long, so
+/// only those lengths are unwrapped.
+fn hw_id(value: &[u8]) -> &[u8] {
+    match der::asn1::OctetStringRef::from_der(value) {
+        Ok(inner) if value.len() == 66 || value.len() == 10 => inner.as_bytes(),
+        _ => value,
+    }
+}
+
 /// Whether a VCEK's hardware ID is the report's CHIP_ID: equal over the
 /// ID's length (64 bytes, or 8 on Turin), the rest of CHIP_ID zero.
 pub fn hw_id_matches(hw_id: &[u8], chip_id: &[u8; 64]) -> bool {
@@ -463,6 +488,25 @@ pub fn hw_id_matches(hw_id: &[u8], chip_id: &[u8; 64]) -> bool {
 mod tests {
     use super::*;
     use crate::attestation::report::TcbLayout;
+
+    #[test]
+    fn hw_id_values_raw_or_der_wrapped() {
+        let raw = [0xA1u8; 64];
+        let mut wrapped = vec![0x04, 0x40];
+        wrapped.extend_from_slice(&raw);
+        assert_eq!(hw_id(&wrapped), raw);
+        assert_eq!(hw_id(&raw), raw);
+        // Turin's 8-byte ID, wrapped and not.
+        assert_eq!(
+            hw_id(&[0x04, 0x08, 1, 2, 3, 4, 5, 6, 7, 8]),
+            [1, 2, 3, 4, 5, 6, 7, 8]
+        );
+        assert_eq!(hw_id(&[1, 2, 3, 4, 5, 6, 7, 8]), [1, 2, 3, 4, 5, 6, 7, 8]);
+        // A raw 64-byte ID that happens to read as DER stays whole.
+        let mut lookalike = [0u8; 64];
+        lookalike[..2].copy_from_slice(&[0x04, 0x3E]);
+        assert_eq!(hw_id(&lookalike), lookalike);
+    }
 
     #[test]
     fn hw_ids() {

@@ -450,7 +450,7 @@ pub struct AttestationReport {
     pub reported_tcb: TcbVersion,
     /// `CPUID_FAM_ID`, `CPUID_MOD_ID`, `CPUID_STEP` (version 3 and later).
     pub cpuid: Option<CpuId>,
-    /// `CHIP_ID` (zeros when the guest policy masks it).
+    /// `CHIP_ID` (zeros when the platform masks it: MASK_CHIP_ID in SNP_CONFIG).
     #[serde(serialize_with = "hex")]
     pub chip_id: [u8; 64],
     /// `COMMITTED_TCB`.
@@ -609,7 +609,8 @@ impl AttestationReport {
         &self.raw.signature
     }
 
-    /// Whether `CHIP_ID` is all zeros (the guest policy's MASK_CHIP_ID).
+    /// Whether `CHIP_ID` is all zeros (the platform's MASK_CHIP_ID
+    /// configuration, set by the host with SNP_CONFIG: not the guest's policy).
     pub fn chip_id_masked(&self) -> bool {
         self.chip_id.iter().all(|b| *b == 0)
     }

@@ -4,16 +4,24 @@
 //! | check | compares | not checked when |
 //! |---|---|---|
 //! | `signature` | the report's signature with the VCEK/VLEK | no certificate |
-//! | `certificate_chain` | ARK → ARK, ARK → ASK, ASK → VCEK | no ASK and ARK |
+//! | `certificate_chain` | ARK → ARK, ARK → ASK, ASK → VCEK, and the ARK is one of AMD's root keys (or one the caller trusts) | no ASK and ARK |
 //! | `tcb` | the VCEK's TCB extensions with REPORTED_TCB | no certificate |
 //! | `chip_id` | the VCEK's hwID with CHIP_ID | no certificate; a VLEK; a masked CHIP_ID |
 //! | `measurement` | MEASUREMENT with every profile's digest (kvm-legacy for 1 to `max_vcpus` vCPUs) | never |
 //! | `host_data` | HOST_DATA with the expected host data | none expected |
-//! | `policy` | POLICY with the expected policy, else the file's | neither |
+//! | `report_data` | REPORT_DATA with the expected report data (a nonce or key the guest put there) | none expected |
+//! | `policy` | POLICY with the expected policy, else the file's; with neither, that POLICY allows neither debugging nor a migration agent | never |
 //! | `id_block` | FAMILY_ID, IMAGE_ID, GUEST_SVN with the file's ID block (zeros without one) | never |
 //! | `id_key_digest` | ID_KEY_DIGEST with SHA-384 of the file's ID public key (zeros without one) | never |
 //! | `author_key_digest` | AUTHOR_KEY_DIGEST and AUTHOR_KEY_EN with the file's author key | never |
-//! | `vmpl` | VMPL with the file's boot VMSA's VMPL (a report is requested at that VMPL or a less privileged one) | never |
+//! | `vmpl` | VMPL with the expected VMPL, else with the file's boot VMSA's VMPL (a report is requested at that VMPL or a less privileged one) | never |
+//!
+//! A report is *authenticated* when its signature verifies with the VCEK or
+//! VLEK given and that certificate chains to one of AMD's root keys (or to
+//! an ARK the caller chose to trust). [`Verdict::passed`] needs that as well
+//! as every check made passing: without it, anyone who can plan the file
+//! can write a report that matches it. [`Verdict::consistent`] is the
+//! checks alone.
 //!
 //! The digest the kvm-legacy profile predicts depends on the CPU signature
 //! the VMM writes into the APs' RDX: it is taken from the report's CPUID
@@ -32,6 +40,7 @@ use crate::digest::LaunchDigest;
 use crate::error::{Error, Result};
 use crate::kvm_legacy::{KVM_MAX_VCPUS, KVM_RESET_RDX, KvmLegacyInputs};
 use crate::plan::{LaunchPlan, PlanOptions};
+use crate::policy::SnpPolicy;
 use crate::profile::Profile;
 
 /// Launch inputs the caller expects, besides the file.
@@ -40,9 +49,15 @@ use crate::profile::Profile;
 pub struct Expected {
     /// HOST_DATA given to SNP_LAUNCH_FINISH; `None`: not checked.
     pub host_data: Option<[u8; 32]>,
-    /// The guest policy; `None`: the file's, or not checked when the file
-    /// has none.
+    /// REPORT_DATA the guest asked for (a nonce, a key's hash); `None`:
+    /// not checked.
+    pub report_data: Option<[u8; 64]>,
+    /// The guest policy; `None`: the file's, or when the file has none,
+    /// only that debugging and a migration agent are not allowed.
     pub policy: Option<u64>,
+    /// The VMPL the report was requested at; `None`: the file's boot VMPL
+    /// or a less privileged one.
+    pub vmpl: Option<u32>,
     /// The kvm-legacy profile is tried for 1 to this many vCPUs.
     pub max_vcpus: u32,
 }
@@ -52,7 +67,9 @@ impl Default for Expected {
     fn default() -> Self {
         Expected {
             host_data: None,
+            report_data: None,
             policy: None,
+            vmpl: None,
             max_vcpus: 64,
         }
     }
@@ -65,9 +82,21 @@ impl Expected {
         self
     }
 
+    /// Expects this REPORT_DATA.
+    pub fn with_report_data(mut self, report_data: [u8; 64]) -> Self {
+        self.report_data = Some(report_data);
+        self
+    }
+
     /// Expects this guest policy, whatever the file's.
     pub fn with_policy(mut self, policy: u64) -> Self {
         self.policy = Some(policy);
+        self
+    }
+
+    /// Expects the report to be requested at exactly this VMPL.
+    pub fn with_vmpl(mut self, vmpl: u32) -> Self {
+        self.vmpl = Some(vmpl);
         self
     }
 
@@ -87,6 +116,9 @@ pub struct Certificates {
     pub ask: Option<Certificate>,
     /// The ARK.
     pub ark: Option<Certificate>,
+    /// Anchor the chain in `ark` even when it is not one of AMD's root
+    /// keys (a test or private chain). Without it such a chain fails.
+    pub trust_ark: bool,
 }
 
 /// One check: passed (`Some(true)`), failed (`Some(false)`) or not made
@@ -133,8 +165,27 @@ pub struct Verdict {
 }
 
 impl Verdict {
-    /// Whether every check made passed.
+    /// Whether the report is authenticated (module docs) and every check
+    /// made passed: what to act on.
     pub fn passed(&self) -> bool {
+        self.authenticated() && self.consistent()
+    }
+
+    /// Whether the signature and the certificate chain checks passed: the
+    /// report was signed by a VCEK or VLEK that chains to one of AMD's root
+    /// keys (or to an ARK the caller trusts).
+    pub fn authenticated(&self) -> bool {
+        let ok = |name| {
+            self.checks
+                .iter()
+                .any(|c| c.name == name && c.ok == Some(true))
+        };
+        ok("signature") && ok("certificate_chain")
+    }
+
+    /// Whether every check made passed, whether or not the report is
+    /// authenticated (checks not made count neither way).
+    pub fn consistent(&self) -> bool {
         self.checks.iter().all(|c| c.ok != Some(false))
     }
 
@@ -164,9 +215,10 @@ impl Verdict {
 /// let report = AttestationReport::parse(raw.as_bytes())?;
 /// let verdict = verify(&report, &bytes, &config, &Expected::default(), &Certificates::default())?;
 /// assert_eq!(verdict.matched.unwrap().profile, "igvm-spec");
-/// assert!(verdict.passed());
+/// assert!(verdict.consistent());
 /// let signature = verdict.checks.iter().find(|c| c.name == "signature").unwrap();
 /// assert_eq!(signature.ok, None); // not checked: no certificate
+/// assert!(!verdict.passed()); // so the report is not authenticated
 /// # Ok(()) }
 /// ```
 ///
@@ -234,29 +286,62 @@ pub fn certificate_checks(report: &AttestationReport, certs: &Certificates) -> V
         ];
     };
     let mut out = Vec::new();
-    out.push(match verify_report_signature(report, vek) {
-        Ok(()) => Check::new(
-            "signature",
-            Some(true),
-            format!("ECDSA P-384 signature verifies with \"{vek}\""),
+    // KEY_INFO.SIGNING_KEY says which key signed; the certificate must be
+    // that kind (AMD names them by CN).
+    let key_kind = match (report.key_info.signing_key, vek.common_name().as_deref()) {
+        (SigningKey::Reserved(n), _) => Err(format!("SIGNING_KEY {n} is a reserved value")),
+        (SigningKey::Vcek, Some("SEV-VLEK")) => Err(
+            "SIGNING_KEY says the VCEK signed the report, but the certificate is a VLEK \
+             (CN=SEV-VLEK)"
+                .to_string(),
         ),
-        Err(e) => Check::new("signature", Some(false), e.to_string()),
+        (SigningKey::Vlek, Some("SEV-VCEK")) => Err(
+            "SIGNING_KEY says a VLEK signed the report, but the certificate is a VCEK \
+             (CN=SEV-VCEK)"
+                .to_string(),
+        ),
+        _ => Ok(()),
+    };
+    out.push(match key_kind {
+        Err(reason) => Check::new("signature", Some(false), reason),
+        Ok(()) => match verify_report_signature(report, vek) {
+            Ok(()) => Check::new(
+                "signature",
+                Some(true),
+                format!("ECDSA P-384 signature verifies with \"{vek}\""),
+            ),
+            Err(e) => Check::new("signature", Some(false), e.to_string()),
+        },
     });
     out.push(match (&certs.ask, &certs.ark) {
         (Some(ask), Some(ark)) => match verify_chain(ark, ask, vek) {
-            Ok(()) => Check::new(
-                "certificate_chain",
-                Some(true),
-                format!(
-                    "\"{ark}\" signs itself and \"{ask}\", which signs the VCEK/VLEK; {}",
-                    match ark.amd_root() {
-                        Some(g) => format!("the ARK is AMD's {g} root key"),
-                        None => "the ARK is not one of AMD's root keys (Milan, Genoa, Turin): \
-                                 trusted as given"
-                            .to_string(),
-                    }
-                ),
-            ),
+            Ok(()) => {
+                let links =
+                    format!("\"{ark}\" signs itself and \"{ask}\", which signs the VCEK/VLEK");
+                match (ark.amd_root(), certs.trust_ark) {
+                    (Some(g), _) => Check::new(
+                        "certificate_chain",
+                        Some(true),
+                        format!("{links}; the ARK is AMD's {g} root key"),
+                    ),
+                    (None, true) => Check::new(
+                        "certificate_chain",
+                        Some(true),
+                        format!(
+                            "{links}; the ARK is not one of AMD's root keys (Milan, Genoa, \
+                             Turin): trusted as asked"
+                        ),
+                    ),
+                    (None, false) => Check::new(
+                        "certificate_chain",
+                        Some(false),
+                        format!(
+                            "{links}, but the ARK is not one of AMD's root keys (Milan, Genoa, \
+                             Turin) and was not marked trusted"
+                        ),
+                    ),
+                }
+            }
             Err(e) => Check::new("certificate_chain", Some(false), e.to_string()),
         },
         _ => Check::new(
@@ -377,6 +462,25 @@ fn file_checks_releasing(
         ),
     });
 
+    checks.push(match expected.report_data {
+        None => Check::new(
+            "report_data",
+            None,
+            format!(
+                "not checked: no report data expected (a nonce or key the guest put there); \
+                 REPORT_DATA is {}",
+                to_hex(&report.report_data)
+            ),
+        ),
+        Some(d) => compare(
+            "report_data",
+            "REPORT_DATA",
+            &to_hex(&report.report_data),
+            "the expected report data",
+            &to_hex(&d),
+        ),
+    });
+
     let policy = |v: u64| format!("{v:#x}");
     checks.push(match (expected.policy, file_policy) {
         (Some(p), _) => compare(
@@ -393,32 +497,77 @@ fn file_checks_releasing(
             "the file's guest policy",
             &policy(p),
         ),
-        (None, None) => Check::new(
-            "policy",
-            None,
-            format!(
-                "not checked: the file has no guest policy and none is expected; POLICY is {}",
-                policy(report.policy)
-            ),
-        ),
+        (None, None) => {
+            // Nothing to compare with, but a policy that lets the host or a
+            // migration agent into the guest is never what a file without
+            // one asked for.
+            let risky: Vec<&str> = [
+                (SnpPolicy::DEBUG, "DEBUG"),
+                (SnpPolicy::MIGRATE_MA, "MIGRATE_MA"),
+            ]
+            .into_iter()
+            .filter(|(bit, _)| report.policy & bit != 0)
+            .map(|(_, name)| name)
+            .collect();
+            if risky.is_empty() {
+                Check::new(
+                    "policy",
+                    Some(true),
+                    format!(
+                        "the file has no guest policy and none is expected; POLICY {} allows \
+                         neither debugging nor a migration agent",
+                        policy(report.policy)
+                    ),
+                )
+            } else {
+                Check::new(
+                    "policy",
+                    Some(false),
+                    format!(
+                        "POLICY {} sets {} (the host can read and change guest memory, or a \
+                         migration agent can export it); the file has no guest policy and \
+                         none is expected",
+                        policy(report.policy),
+                        risky.join(" and ")
+                    ),
+                )
+            }
+        }
     });
     checks.extend(id_checks(report, &spec));
 
     let boot_vmpl = u32::from(spec.vmsa().vmsa.vmpl);
-    let ok = report.vmpl <= 3 && report.vmpl >= boot_vmpl;
-    checks.push(Check::new(
-        "vmpl",
-        Some(ok),
-        format!(
-            "report requested at VMPL {}; the file's boot VMSA runs at VMPL {boot_vmpl}{}",
-            report.vmpl,
-            if ok {
-                ""
-            } else {
-                " (a report can only be requested at that VMPL or a less privileged one, 3 at most)"
-            }
-        ),
-    ));
+    checks.push(match expected.vmpl {
+        Some(want) => {
+            let ok = report.vmpl == want;
+            Check::new(
+                "vmpl",
+                Some(ok),
+                format!(
+                    "report requested at VMPL {}{} the expected VMPL {want}",
+                    report.vmpl,
+                    if ok { ", as" } else { ", not" }
+                ),
+            )
+        }
+        None => {
+            let ok = report.vmpl <= 3 && report.vmpl >= boot_vmpl;
+            Check::new(
+                "vmpl",
+                Some(ok),
+                format!(
+                    "report requested at VMPL {}; the file's boot VMSA runs at VMPL {boot_vmpl}{}",
+                    report.vmpl,
+                    if ok {
+                        ""
+                    } else {
+                        " (a report can only be requested at that VMPL or a less privileged one, \
+                         3 at most)"
+                    }
+                ),
+            )
+        }
+    });
     Ok((matched, checks))
 }
 
