@@ -77,6 +77,10 @@ pub struct PreflightReport {
     pub memory_attributes: u64,
     /// `KVM_X86_SEV_VMSA_FEATURES`: the `vmsa_features` INIT2 accepts.
     pub vmsa_features: AttrProbe,
+    /// `KVM_X86_SNP_POLICY_BITS`: the guest policy bits SNP_LAUNCH_START
+    /// accepts (kernels before it fail with `ENXIO` and apply fixed rules:
+    /// [`PreflightReport::check_policy`]).
+    pub snp_policy_bits: AttrProbe,
     /// The SEV device probed.
     pub sev_path: PathBuf,
     /// Why it did not open, if it did not.
@@ -264,6 +268,7 @@ impl PreflightReport {
             user_memory2: false,
             memory_attributes: 0,
             vmsa_features: AttrProbe::NotProbed,
+            snp_policy_bits: AttrProbe::NotProbed,
             sev_path: sev_path.to_path_buf(),
             sev_error: None,
         };
@@ -275,6 +280,8 @@ impl PreflightReport {
                 report.memory_attributes = extension(&kvm, KVM_CAP_MEMORY_ATTRIBUTES);
                 report.vmsa_features =
                     system_attr(&kvm, KVM_X86_GRP_SEV, KVM_X86_SEV_VMSA_FEATURES.into());
+                report.snp_policy_bits =
+                    system_attr(&kvm, KVM_X86_GRP_SEV, KVM_X86_SNP_POLICY_BITS);
             }
             Err(e) => report.kvm_error = Some(e),
         }
@@ -361,6 +368,69 @@ impl PreflightReport {
             Err(PreflightError { missing })
         }
     }
+
+    /// Whether this KVM's SNP_LAUNCH_START takes the guest policy `policy`,
+    /// which it refuses with a bare `EINVAL` (firmware status 0): bits
+    /// outside `KVM_X86_SNP_POLICY_BITS`, or, on kernels without that
+    /// attribute, bits outside ABI, SMT, the must-be-one bit, DEBUG and
+    /// SINGLE_SOCKET, a clear SMT bit, or SINGLE_SOCKET set. Not probed
+    /// (KVM did not open): nothing to check against.
+    ///
+    /// # Errors
+    /// [`PolicyRefused`] naming the bits and the rule.
+    pub fn check_policy(&self, policy: u64) -> Result<(), PolicyRefused> {
+        let refused = |bits, rule| Err(PolicyRefused { policy, bits, rule });
+        match self.snp_policy_bits {
+            AttrProbe::NotProbed => Ok(()),
+            AttrProbe::Value(supported) => match policy & !supported {
+                0 => Ok(()),
+                bits => refused(bits, "not among KVM_X86_SNP_POLICY_BITS"),
+            },
+            AttrProbe::Failed(_) => {
+                if policy & !OLD_KERNEL_POLICY_BITS != 0 {
+                    refused(
+                        policy & !OLD_KERNEL_POLICY_BITS,
+                        "not among the bits kernels without KVM_X86_SNP_POLICY_BITS take",
+                    )
+                } else if policy & POLICY_SMT == 0 {
+                    refused(
+                        POLICY_SMT,
+                        "SMT must be allowed on kernels without KVM_X86_SNP_POLICY_BITS",
+                    )
+                } else if policy & POLICY_SINGLE_SOCKET != 0 {
+                    refused(
+                        POLICY_SINGLE_SOCKET,
+                        "SINGLE_SOCKET is refused by kernels without KVM_X86_SNP_POLICY_BITS",
+                    )
+                } else {
+                    Ok(())
+                }
+            }
+        }
+    }
+}
+
+/// `KVM_X86_SNP_POLICY_BITS` (`arch/x86/include/uapi/asm/kvm.h`; not in
+/// kvm-bindings 0.14).
+const KVM_X86_SNP_POLICY_BITS: u64 = 1;
+/// Guest policy SMT (bit 16) and SINGLE_SOCKET (bit 20).
+const POLICY_SMT: u64 = 1 << 16;
+const POLICY_SINGLE_SOCKET: u64 = 1 << 20;
+/// What kernels before `KVM_X86_SNP_POLICY_BITS` take (`sev.c`'s fixed
+/// mask): ABI minor and major (bits 0-15), SMT, the must-be-one bit 17,
+/// DEBUG (19) and SINGLE_SOCKET (20).
+const OLD_KERNEL_POLICY_BITS: u64 = 0xFFFF | POLICY_SMT | 1 << 17 | 1 << 19 | POLICY_SINGLE_SOCKET;
+
+/// A guest policy this KVM's SNP_LAUNCH_START would refuse.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("KVM refuses guest policy {policy:#x}: bits {bits:#x} are {rule}")]
+pub struct PolicyRefused {
+    /// The policy.
+    pub policy: u64,
+    /// The bits at fault.
+    pub bits: u64,
+    /// The rule they break.
+    pub rule: &'static str,
 }
 
 impl fmt::Display for PreflightReport {
@@ -383,6 +453,15 @@ impl fmt::Display for PreflightReport {
                     AttrProbe::Value(v) => writeln!(f, "  SEV VMSA features: {v:#x}")?,
                     AttrProbe::Failed(e) => writeln!(f, "  SEV VMSA features: unavailable ({e})")?,
                     AttrProbe::NotProbed => writeln!(f, "  SEV VMSA features: not probed")?,
+                }
+                match self.snp_policy_bits {
+                    AttrProbe::Value(v) => writeln!(f, "  SNP policy bits: {v:#x}")?,
+                    AttrProbe::Failed(e) => writeln!(
+                        f,
+                        "  SNP policy bits: unavailable ({e}: no SEV-SNP, or a kernel before the \
+                         attribute, whose fixed rules then apply)"
+                    )?,
+                    AttrProbe::NotProbed => writeln!(f, "  SNP policy bits: not probed")?,
                 }
             }
         }
@@ -437,6 +516,49 @@ mod tests {
         }
     }
 
+    /// The policy rules of both kinds of kernel (sev.c's
+    /// `snp_launch_start`): with KVM_X86_SNP_POLICY_BITS, bits outside it;
+    /// without (ENXIO), the fixed mask, SMT required, SINGLE_SOCKET
+    /// refused.
+    #[test]
+    fn policies_kvm_would_refuse_are_named() {
+        let mut host = PreflightReport::probe_paths(
+            Path::new("/nonexistent/kvm"),
+            Path::new("/nonexistent/sev"),
+        );
+        let default = 0x30000; // SMT, must-be-one
+        assert_eq!(host.check_policy(default | 1 << 18), Ok(()), "not probed");
+
+        // A newer kernel taking the ABI fields, SMT, the must-be-one bit,
+        // DEBUG and SINGLE_SOCKET (not MIGRATE_MA, bit 18).
+        host.snp_policy_bits = AttrProbe::Value(0x1B_FFFF);
+        assert_eq!(host.check_policy(default | 1 << 20), Ok(()));
+        assert_eq!(host.check_policy(0x20000), Ok(()), "SMT may be clear");
+        let e = host.check_policy(default | 1 << 18 | 1 << 21).unwrap_err();
+        assert_eq!(
+            (e.bits, e.rule),
+            (0x24_0000, "not among KVM_X86_SNP_POLICY_BITS")
+        );
+        assert_eq!(
+            e.to_string(),
+            "KVM refuses guest policy 0x270000: bits 0x240000 are not among \
+             KVM_X86_SNP_POLICY_BITS"
+        );
+
+        // An older kernel.
+        host.snp_policy_bits = AttrProbe::Failed(Errno::new(libc::ENXIO));
+        assert_eq!(host.check_policy(default | 1 << 19 | 0x0102), Ok(()));
+        for (policy, bits) in [
+            (default | 1 << 18, 1 << 18),
+            (default | 1 << 21, 1 << 21),
+            (0x20000, 1 << 16),
+            (default | 1 << 20, 1 << 20),
+        ] {
+            let e = host.check_policy(policy).unwrap_err();
+            assert_eq!(e.bits, bits, "{policy:#x}: {e}");
+        }
+    }
+
     #[test]
     fn missing_devices_are_reported_not_panicked() {
         let r = PreflightReport::probe_paths(
@@ -464,6 +586,7 @@ mod tests {
             user_memory2: true,
             memory_attributes: 8,
             vmsa_features: AttrProbe::Value(0x20),
+            snp_policy_bits: AttrProbe::Value(0x1B_FFFF),
             sev_path: "/dev/sev".into(),
             sev_error: None,
         };

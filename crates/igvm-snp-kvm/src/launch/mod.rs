@@ -38,7 +38,7 @@ pub use run::{LaunchedVm, launch_snp};
 pub use run::{ModelLaunch, launch_model};
 
 use crate::memory::MemoryError;
-use crate::preflight::PreflightError;
+use crate::preflight::{PolicyRefused, PreflightError};
 use crate::sev::{CpuidDiff, CpuidRetry, InputError, SevError};
 use crate::vmsa_regs::VcpuStateError;
 
@@ -201,6 +201,9 @@ pub enum LaunchError {
     /// The host cannot run SEV-SNP guests (nothing was changed).
     #[error(transparent)]
     Preflight(#[from] PreflightError),
+    /// KVM's SNP_LAUNCH_START would refuse the plan's guest policy.
+    #[error(transparent)]
+    PolicyRefused(#[from] PolicyRefused),
     /// The plan cannot be executed as configured.
     #[error("the plan cannot be executed: {0}")]
     Plan(#[from] igvm_snp::Error),

@@ -172,8 +172,10 @@ pub fn launch_snp(
     options: &LaunchOptions,
 ) -> Result<LaunchedVm, LaunchError> {
     let t = Instant::now();
-    PreflightReport::probe().require_snp()?;
+    let host = PreflightReport::probe();
+    host.require_snp()?;
     plan.require_launchable()?;
+    host.check_policy(plan.policy()?.bits())?;
     check_vcpus(plan, options)?;
     let preflight = t.elapsed();
     let kvm = Kvm::new().map_err(kvm_err("opening /dev/kvm"))?;
