@@ -187,6 +187,36 @@ pub fn sregs(v: &SevVmsa, base: &kvm_sregs) -> kvm_sregs {
     }
 }
 
+/// Gives an AP the x86 reset segments as QEMU writes them at every reset
+/// (`KVM_SET_SREGS`: accessed code and data types, CS 0x9B, data 0x93, TR
+/// a busy 32-bit TSS 0x8B, LDTR 0x82), which is what
+/// `igvm_snp::kvm_legacy::reset_vmsa` predicts and sev-snp-measure's QEMU
+/// vectors hold. A vCPU KVM has only created differs by vendor: on AMD
+/// `init_vmcb()` leaves CS 0x9A, data 0x92 and TR 0x83, so without this an
+/// AP's VMSA, and the launch digest of two or more vCPUs, would not be the
+/// predicted one. Everything but the segments is left as KVM reset it.
+///
+/// # Errors
+/// [`VcpuStateError::Ioctl`] naming `KVM_GET_SREGS` or `KVM_SET_SREGS`.
+pub fn set_ap_reset_segments(vcpu: &VcpuFd) -> Result<(), VcpuStateError> {
+    let ioctl = |ioctl| move |source| VcpuStateError::Ioctl { ioctl, source };
+    let current = vcpu.get_sregs().map_err(ioctl("KVM_GET_SREGS"))?;
+    let inputs = igvm_snp::kvm_legacy::KvmLegacyInputs::new(1, 0, 0);
+    let reset = sregs(&igvm_snp::kvm_legacy::reset_vmsa(&inputs), &current);
+    let segments = kvm_sregs {
+        cs: reset.cs,
+        ds: reset.ds,
+        es: reset.es,
+        fs: reset.fs,
+        gs: reset.gs,
+        ss: reset.ss,
+        tr: reset.tr,
+        ldt: reset.ldt,
+        ..current
+    };
+    vcpu.set_sregs(&segments).map_err(ioctl("KVM_SET_SREGS"))
+}
+
 /// The general registers, RIP and RFLAGS.
 ///
 /// With the test-only feature `planted-translation-error`, R15 is left out

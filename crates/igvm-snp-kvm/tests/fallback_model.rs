@@ -318,9 +318,12 @@ fn mxcsr_kvm_refuses_names_the_ioctl() {
     }
 }
 
-/// The APs: a vCPU left at KVM's reset state, given the CPUID table and
-/// RDX = the CPU signature as the executor does, rebuilt as KVM's VMSA,
-/// equals `kvm_legacy::reset_vmsa` (the sev-snp-measure vector's model).
+/// The APs: a vCPU at KVM's reset state, given the CPUID table, the reset
+/// segments and RDX = the CPU signature as the executor does, rebuilt as
+/// KVM's VMSA, equals `kvm_legacy::reset_vmsa` (the sev-snp-measure
+/// vector's model). The vCPU's segments start as AMD's `init_vmcb()`
+/// leaves them (CS 0x9A, data 0x92, TR 0x83; this host's KVM may start
+/// elsewhere), so the test holds only if `set_ap_reset_segments` sets them.
 #[test]
 fn ap_reset_state_matches_the_reset_model() {
     let Some(kvm) = kvm_or_skip("ap_reset_state_matches_the_reset_model") else {
@@ -329,6 +332,20 @@ fn ap_reset_state_matches_the_reset_model() {
     let sig = cpu_signature(0x19, 1, 1);
     let v = vcpu(&kvm);
     v.vcpu.set_cpuid2(&v.cpuid).unwrap();
+    let mut svm = v.vcpu.get_sregs().unwrap();
+    for s in [
+        &mut svm.ds,
+        &mut svm.es,
+        &mut svm.fs,
+        &mut svm.gs,
+        &mut svm.ss,
+    ] {
+        s.type_ = 2;
+    }
+    svm.cs.type_ = 0xA;
+    svm.tr.type_ = 3;
+    v.vcpu.set_sregs(&svm).unwrap();
+    vmsa_regs::set_ap_reset_segments(&v.vcpu).unwrap();
     let mut regs = v.vcpu.get_regs().unwrap();
     assert_eq!(regs.rdx, u64::from(KVM_RESET_RDX));
     regs.rdx = u64::from(sig);

@@ -12,8 +12,11 @@
 //!   (`igvm-snp-kvm` `vmsa_regs`: `KVM_SET_SREGS`, `KVM_SET_REGS`,
 //!   `KVM_SET_XSAVE`, `KVM_SET_XCRS`, `KVM_SET_MSRS`, `KVM_SET_DEBUGREGS`),
 //!   then what KVM keeps of it. [`boot_vmsa`] documents every field.
-//! * other vCPUs: KVM's reset state with RDX set to the CPU signature, as
-//!   QEMU writes it ([`reset_vmsa`], notes §4.6).
+//! * other vCPUs: the x86 reset state as QEMU writes it, RDX set to the CPU
+//!   signature ([`reset_vmsa`], notes §4.6). KVM's own state for a vCPU it
+//!   just created differs on AMD (segment types without the accessed bit),
+//!   so the backend sets the APs' segments (`igvm-snp-kvm`
+//!   `vmsa_regs::set_ap_reset_segments`), as QEMU does at every reset.
 //!
 //! This is a **model** built from reading KVM's source (`arch/x86/kvm/svm/
 //! sev.c` `sev_es_sync_vmsa`, `svm.c` `svm_set_segment`/`svm_set_cr0`/
@@ -22,7 +25,9 @@
 //! reproduces the published sev-snp-measure vector (QEMU EPYC-Milan,
 //! `728af287…`, notes §4.6; the field values also agree with
 //! virtee/sev-snp-measure `vmsa.py`, whose older revisions lack MXCSR and
-//! FCW, as KVM before 6.9 did); `tests/profiles.rs` rebuilds both VMSAs
+//! FCW, as KVM before 6.10 did: the x87/SSE sync into the VMSA came with
+//! the 6.10 pull, for the new VM types that KVM_X86_SNP_VM is one of);
+//! `tests/profiles.rs` rebuilds both VMSAs
 //! byte by byte from the notes' table, independently of this module. The
 //! boot VMSA rules have not been checked against a real SEV-SNP launch.
 //! Nothing here is verified on hardware.
@@ -158,8 +163,11 @@ fn sel(selector: u16, attrib: u16, limit: u32, base: u64) -> SevSelector {
     }
 }
 
-/// The VMSA KVM builds for a vCPU left in its reset state, with RDX set to
-/// `inputs.cpu_signature`: `kvm_vcpu_reset()` and `init_vmcb()`, then the
+/// The VMSA KVM builds for a vCPU in the x86 reset state as QEMU sets it,
+/// with RDX set to `inputs.cpu_signature`: `kvm_vcpu_reset()` and
+/// `init_vmcb()`, with the segments QEMU writes at reset through
+/// `KVM_SET_SREGS` (accessed code and data types: CS 0x9B, data 0x93, TR
+/// 0x8B; `init_vmcb()` alone leaves 0x9A, 0x92 and 0x83), then the
 /// adjustments `svm_set_efer` (EFER.SVME), `svm_set_cr0` (CD and NW
 /// cleared, leaving ET) and `svm_set_cr4` (the host's CR4.MCE) make, the
 /// x87/SSE reset state `sev_es_sync_vmsa()` copies for SNP VMs, and
@@ -445,10 +453,12 @@ const FIELDS: &[Field] = &[
     ("ymm", |v| v.ymm_registers.as_bytes()),
 ];
 
-/// The VMSA fields KVM builds from vCPU state, so a VMM can reproduce
-/// them through registers: the list QEMU's `check_vmsa_supported`
-/// (`target/i386/sev.c`) clears before requiring the rest of an IGVM VMSA
-/// to be zero. `sev_features` comes from KVM_SEV_INIT2.
+/// The VMSA fields a VMM may set through registers for KVM to build the
+/// VMSA from: the list QEMU's `check_vmsa_supported` (`target/i386/sev.c`)
+/// clears before requiring the rest of an IGVM VMSA to be zero.
+/// `sev_features` comes from KVM_SEV_INIT2. `sev_es_sync_vmsa()` copies
+/// more (the syscall MSRs, CPL, the x87 and vector registers, XSS, PKRU),
+/// which this list, like QEMU, does not offer.
 pub const KVM_SYNCED_FIELDS: &[&str] = &[
     "es",
     "cs",

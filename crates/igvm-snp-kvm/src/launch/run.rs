@@ -17,6 +17,7 @@ use crate::preflight::PreflightReport;
 #[cfg(any(test, feature = "firmware-model"))]
 use crate::sev::FirmwareModel;
 use crate::sev::{KvmSnp, PrivateMemory, SEV_DEVICE, SnpFirmware};
+use crate::vmsa_regs;
 #[cfg(any(test, feature = "firmware-model"))]
 use crate::vmsa_sync::VcpuSnapshot;
 
@@ -70,7 +71,9 @@ fn check_vcpus(plan: &LaunchPlan<'_>, options: &LaunchOptions) -> Result<(), Lau
 }
 
 /// Creates the vCPUs (after INIT2) and gives each the host's supported
-/// CPUID; in the fallback the APs get RDX = the CPU signature.
+/// CPUID; the APs get the reset segments KVM's legacy VMSAs are predicted
+/// with ([`vmsa_regs::set_ap_reset_segments`]) and, in the fallback, RDX =
+/// the CPU signature.
 fn create_vcpus(
     kvm: &Kvm,
     vm: &VmFd,
@@ -86,6 +89,8 @@ fn create_vcpus(
             .map_err(kvm_err("KVM_CREATE_VCPU"))?;
         vcpu.set_cpuid2(&cpuid).map_err(kvm_err("KVM_SET_CPUID2"))?;
         if i > 0 {
+            vmsa_regs::set_ap_reset_segments(&vcpu)
+                .map_err(|source| LaunchError::VcpuState { vcpu: i, source })?;
             if let Some(sig) = options.ap_cpu_signature {
                 let mut regs = vcpu.get_regs().map_err(kvm_err("KVM_GET_REGS"))?;
                 regs.rdx = u64::from(sig);
