@@ -268,6 +268,8 @@ fn usage_errors_exit_2() {
         &["plan", demo.as_str(), "--memory", "3"],
         &["plan", demo.as_str(), "--host-data", "abc"],
         &["run", "--native", demo.as_str(), "--time-limit", "0"],
+        &["check", demo.as_str(), "--vcpus", "0"],
+        &["check", demo.as_str(), "--vcpus", "4097"],
         &[
             "launch",
             demo.as_str(),
@@ -348,6 +350,21 @@ fn bad_files_give_one_error_line_and_exit_1() {
             assert!(o.stdout.is_empty(), "{args:?}: {}", stdout(&o));
         }
     }
+    // What is not a regular file: named, and never read without bound.
+    let d = dir.to_str().unwrap();
+    for (args, what) in [
+        (&["measure", d][..], "it is a directory"),
+        (&["check", d], "it is a directory"),
+        (&["plan", "/dev/null"], "not a regular file"),
+        (&["launch", d, "--backend", "model"], "Is a directory"),
+        // An endless device: its header is read, nothing more.
+        (&["launch", "/dev/zero", "--backend", "model"], "bad magic"),
+        (&["run", "--native", "/dev/zero"], "bad magic"),
+    ] {
+        let o = igvm_load(args);
+        assert_exit(&o, 1, &format!("{args:?}"));
+        assert!(stderr(&o).contains(what), "{args:?}: {}", stderr(&o));
+    }
 }
 
 #[test]
@@ -422,6 +439,20 @@ fn measure_with_a_mismatching_id_block_prints_the_digest_and_fails() {
     let o = igvm_load(&["measure", &good]);
     assert_exit(&o, 0, "measure with the right ID block");
     assert_eq!(stdout(&o).trim_end(), digest);
+
+    // A list of counts: kvm-legacy's digests differ by count, and the ID
+    // block expects none of them; the spec's is the same for every count.
+    let legacy = ["--profile", "kvm-legacy", "--vcpus", "1,2"];
+    let o = igvm_load(&[&["measure", &good][..], &legacy].concat());
+    assert_exit(&o, 1, "kvm-legacy counts the ID block does not expect");
+    assert_eq!(stdout(&o).lines().count(), 2, "{}", stdout(&o));
+    assert!(
+        stderr(&o).contains("which 1, 2 vCPU(s) do not give"),
+        "{}",
+        stderr(&o)
+    );
+    let o = igvm_load(&["measure", &good, "--vcpus", "1,2"]);
+    assert_exit(&o, 0, "spec digest for every count");
 }
 
 #[test]
@@ -1134,7 +1165,60 @@ fn real_igvmbuilder_files_measure_as_igvmmeasure() {
         let o = igvm_load(&["check", file]);
         assert_exit(&o, 0, &format!("check {file}"));
         assert!(stdout(&o).contains(e["digest"].as_str().unwrap()), "{file}");
+        // A signed file: native-zero gives another digest than the ID block
+        // expects, so check must not call that profile launchable.
+        let v = json(&igvm_load(&["check", file, "--json"]));
+        let native_zero = v["profiles"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["name"] == "native-zero")
+            .unwrap();
+        let differs = e["digest_native_zero"] != e["digest"];
+        let signed = v["id_block_digest"].is_string();
+        assert_eq!(
+            native_zero["launchable"],
+            !(signed && differs),
+            "{file}: {native_zero}"
+        );
     }
+    // hyper-v's VMSA sets virtual_tom, which KVM cannot set from registers
+    // (README, "Files from real builders").
+    let hyperv = dir.join("hyperv.igvm");
+    let o = igvm_load(&["check", hyperv.to_str().unwrap()]);
+    assert!(
+        stdout(&o).contains("are not zero: virtual_tom (QEMU refuses such a VMSA)"),
+        "{}",
+        stdout(&o)
+    );
+    // A MADT too large for the file's area: named with the largest count.
+    let nofw = dir.join("qemu-nofw.igvm");
+    let nofw = nofw.to_str().unwrap();
+    let o = igvm_load(&["check", nofw, "--vcpus", "500"]);
+    assert_exit(&o, 1, "check --vcpus 500");
+    assert!(
+        stdout(&o).contains("MADT parameter needs"),
+        "{}",
+        stdout(&o)
+    );
+    let o = igvm_load(&["measure", nofw, "--vcpus", "500"]);
+    assert_exit(&o, 1, "measure --vcpus 500");
+    assert!(
+        stderr(&o).contains("(the MADT for --vcpus 500; at most 378 vCPUs fit)"),
+        "{}",
+        stderr(&o)
+    );
+    // The bound is exact: 378 plan, 379 do not.
+    assert_exit(
+        &igvm_load(&["measure", nofw, "--vcpus", "378"]),
+        0,
+        "378 vCPUs",
+    );
+    assert_exit(
+        &igvm_load(&["measure", nofw, "--vcpus", "379"]),
+        1,
+        "379 vCPUs",
+    );
 }
 
 /// Real igvmbuilder output launches on the firmware model with no option
@@ -1502,6 +1586,15 @@ fn verify_checks_the_signature_and_chain() {
     assert!(
         err.contains("error: chip_id:") && err.contains("another chip"),
         "{err}"
+    );
+
+    // An RSA certificate given as the VCEK: the key it holds is named.
+    let o = verify(&report, &file, &["--vcek", &ask, "--unauthenticated"]);
+    assert_exit(&o, 1, "an ASK as the VCEK");
+    assert!(
+        stderr(&o).contains("its key algorithm is 1.2.840.113549.1.1.1, not EC"),
+        "{}",
+        stderr(&o)
     );
 
     // AMD's Milan chain did not issue the test VCEK.

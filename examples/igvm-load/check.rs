@@ -8,7 +8,7 @@ use std::process::ExitCode;
 
 use clap::Args;
 use igvm_snp::id_sign::verify_id_auth;
-use igvm_snp::kvm_legacy::{KVM_RESET_RDX, KvmLegacyInputs};
+use igvm_snp::kvm_legacy::{KVM_MAX_VCPUS, KVM_RESET_RDX, KvmLegacyInputs};
 use igvm_snp::profile::{self, CompatReport};
 use igvm_snp::{LaunchConfig, LaunchPlan, PlanOptions};
 
@@ -22,8 +22,9 @@ pub struct CheckArgs {
     /// Print the report as JSON.
     #[arg(long)]
     pub json: bool,
-    /// vCPUs (VP count parameter; one KVM VMSA each in the kvm-legacy profile).
-    #[arg(long, default_value_t = 1)]
+    /// vCPUs (VP count parameter and MADT; one KVM VMSA each in the kvm-legacy profile).
+    #[arg(long, default_value_t = 1,
+          value_parser = clap::value_parser!(u32).range(1..=i64::from(KVM_MAX_VCPUS)))]
     pub vcpus: u32,
     /// CPU signature (CPUID 1 EAX) the VMM writes into the APs' RDX, hexadecimal, e.g.
     /// a00f11 for EPYC-Milan [default: 600, KVM's reset value].
@@ -62,7 +63,11 @@ pub fn parse_hex_u64(s: &str) -> Result<u64, String> {
 /// Runs `check`.
 pub fn run(out: &mut impl Write, args: &CheckArgs) -> Result<ExitCode, Failure> {
     let bytes = crate::map(&args.file)?;
-    let config = LaunchConfig::new(args.vcpus, crate::config::ram_ranges(args.memory));
+    // What `launch` fills in too: the MADT for the vCPUs (a file whose
+    // MADT area is too small for them cannot launch) and the command line.
+    let mut config = LaunchConfig::new(args.vcpus, crate::config::ram_ranges(args.memory))
+        .with_command_line(String::new());
+    config.madt = igvm_snp::acpi::madt_for_vcpus(args.vcpus).ok();
     let spec = LaunchPlan::new(&bytes, &config, PlanOptions::default()).ok();
     let vmsa_features = args
         .vmsa_features

@@ -177,8 +177,11 @@ pub fn launch_config_for_launch(args: &LaunchArgs) -> Result<LaunchConfig, Strin
     Ok(launch_config(args)?.leaving_optional_tables_unset())
 }
 
+/// Reads a table for a parameter area (at most the largest area the parser
+/// takes).
 fn read_table(what: &str, path: &Path) -> Result<Vec<u8>, String> {
-    std::fs::read(path).map_err(|e| format!("cannot read the {what} {}: {e}", path.display()))
+    let limit = igvm_snp::parse::MAX_PARAMETER_AREA_BYTES;
+    crate::read_at_most(path, &format!("the {what}"), limit).map_err(|e| e.to_string())
 }
 
 /// The launch configuration for the options, with what a VMM provides
@@ -213,6 +216,29 @@ pub fn launch_config(args: &LaunchArgs) -> Result<LaunchConfig, String> {
         config.device_tree = Some(read_table("device tree", path)?);
     }
     Ok(config)
+}
+
+/// A planning error, with a hint when it is the MADT this loader built
+/// for `vcpus` that does not fit its parameter area: the largest count
+/// whose MADT fits.
+pub fn explain_plan_error(e: &igvm_snp::Error, vcpus: u32) -> String {
+    if let igvm_snp::Error::ParameterOutOfBounds {
+        kind: "MADT",
+        byte_offset,
+        area_size,
+        ..
+    } = e
+    {
+        let room = area_size.saturating_sub(u64::from(*byte_offset));
+        let fits = |n: u32| igvm_snp::acpi::madt_for_vcpus(n).is_ok_and(|t| t.len() as u64 <= room);
+        // The MADT grows with the count: the largest count that fits.
+        let most = (1..=vcpus).rev().find(|&n| fits(n));
+        return match most {
+            Some(n) => format!("{e} (the MADT for --vcpus {vcpus}; at most {n} vCPUs fit)"),
+            None => format!("{e} (the MADT for --vcpus {vcpus}; not even one vCPU's fits)"),
+        };
+    }
+    e.to_string()
 }
 
 /// The CPU signature in the APs' RDX.

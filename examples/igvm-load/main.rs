@@ -63,6 +63,23 @@ fn main() -> ExitCode {
 /// Maps a file (no copy; BENCHMARKS.md) for commands that only read it
 /// (`plan`, `measure`, `check`), naming it in the error.
 fn map(path: &Path) -> Result<igvm_snp_kvm::mapped_file::MappedFile, Failure> {
+    // Only a regular file can be mapped whole: a directory or a pipe would
+    // fail or read as empty.
+    let meta =
+        std::fs::metadata(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    if !meta.is_file() {
+        return Err(format!(
+            "cannot read {}: {}",
+            path.display(),
+            if meta.is_dir() {
+                "it is a directory"
+            } else {
+                "not a regular file (plan, measure, check and verify map their input; save a \
+                 pipe to a file first)"
+            }
+        )
+        .into());
+    }
     // SAFETY: the loader's documented contract (README) is that the file is
     // not written or truncated while igvm-load inspects it, as for any tool
     // that maps its input; `launch` and `run` take a private snapshot
@@ -75,7 +92,51 @@ fn map(path: &Path) -> Result<igvm_snp_kvm::mapped_file::MappedFile, Failure> {
 /// one private snapshot of the bytes is both hashed and loaded, whatever
 /// happens to the file afterwards.
 fn snapshot(path: &Path) -> Result<Vec<u8>, Failure> {
-    std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()).into())
+    use std::io::Read;
+    use zerocopy::FromBytes;
+    let cannot =
+        |e: std::io::Error| -> Failure { format!("cannot read {}: {e}", path.display()).into() };
+    // A pipe or device has no size to check first: read the fixed header,
+    // then no more than the total size it gives (one byte more, so that a
+    // longer input still fails the parser's size check). What is not an
+    // IGVM file stops at its header, for the parser to name.
+    let mut file = std::fs::File::open(path).map_err(cannot)?;
+    let header_len = size_of::<igvm_defs::IGVM_FIXED_HEADER>() as u64;
+    let mut bytes = Vec::new();
+    (&mut file)
+        .take(header_len)
+        .read_to_end(&mut bytes)
+        .map_err(cannot)?;
+    let total = match igvm_defs::IGVM_FIXED_HEADER::read_from_prefix(&bytes) {
+        Ok((h, _)) if h.magic == igvm_defs::IGVM_MAGIC_VALUE => u64::from(h.total_file_size),
+        _ => return Ok(bytes),
+    };
+    file.take(total.saturating_sub(header_len) + 1)
+        .read_to_end(&mut bytes)
+        .map_err(cannot)?;
+    Ok(bytes)
+}
+
+/// Reads `path` (a regular file, a pipe, a device) whole, refusing more than
+/// `limit` bytes: `/dev/zero` or an endless pipe is an error, not all of
+/// the host's memory. `what` names the file in errors ("" for the input).
+pub fn read_at_most(path: &Path, what: &str, limit: u64) -> Result<Vec<u8>, Failure> {
+    use std::io::Read;
+    let name = if what.is_empty() {
+        path.display().to_string()
+    } else {
+        format!("{what} {}", path.display())
+    };
+    let cannot = |e: std::io::Error| -> Failure { format!("cannot read {name}: {e}").into() };
+    let file = std::fs::File::open(path).map_err(cannot)?;
+    let mut bytes = Vec::new();
+    file.take(limit + 1)
+        .read_to_end(&mut bytes)
+        .map_err(cannot)?;
+    if bytes.len() as u64 > limit {
+        return Err(format!("cannot read {name}: more than {limit} bytes").into());
+    }
+    Ok(bytes)
 }
 
 /// Plans a file, naming it in the error. The kvm-legacy profile needs the
@@ -109,7 +170,10 @@ fn plan_with<'a>(
     args: &LaunchArgs,
     config: &igvm_snp::LaunchConfig,
 ) -> Result<LaunchPlan<'a>, Failure> {
-    let named = |e: igvm_snp::Error| -> Failure { format!("{}: {e}", path.display()).into() };
+    let named = |e: igvm_snp::Error| -> Failure {
+        let e = config::explain_plan_error(&e, args.vcpus.max());
+        format!("{}: {e}", path.display()).into()
+    };
     let features = if args.profile == ProfileArg::KvmLegacy {
         LaunchPlan::new(bytes, config, PlanOptions::default())
             .map_err(named)?
@@ -314,6 +378,17 @@ fn measure_counts(
             (n, d.unwrap_or_default())
         })
         .collect();
+    // As for one count: the file's ID block must expect each digest, or
+    // SNP_LAUNCH_FINISH with it fails.
+    let expected = plan.finish().expected_digest.map(|d| d.to_string());
+    let refused: Vec<String> = match &expected {
+        Some(e) => by_count
+            .iter()
+            .filter(|(_, d)| d != e)
+            .map(|(n, _)| n.to_string())
+            .collect(),
+        None => Vec::new(),
+    };
     if json {
         let map: serde_json::Map<String, serde_json::Value> = by_count
             .into_iter()
@@ -325,7 +400,17 @@ fn measure_counts(
             writeln!(out, "{n} {d}")?;
         }
     }
-    Ok(ExitCode::SUCCESS)
+    out.flush()?;
+    match expected {
+        Some(e) if !refused.is_empty() => Err(format!(
+            "{}: the ID block expects launch digest {e}, which {} vCPU(s) do not give: \
+             SNP_LAUNCH_FINISH with it would fail",
+            file.display(),
+            refused.join(", ")
+        )
+        .into()),
+        _ => Ok(ExitCode::SUCCESS),
+    }
 }
 
 /// `demo`: the built-in demo file's plan and digest, then a native run on

@@ -68,9 +68,10 @@ pub struct VerifyArgs {
     pub json: bool,
 }
 
-/// Reads a file, naming it in the error.
+/// Reads a report or certificate (a few KiB; at most 1 MiB), naming it in
+/// the error.
 fn read(path: &Path, what: &str) -> Result<Vec<u8>, Failure> {
-    std::fs::read(path).map_err(|e| format!("cannot read {what} {}: {e}", path.display()).into())
+    crate::read_at_most(path, what, 1 << 20)
 }
 
 /// A report given raw, or as hexadecimal text (as some tools save it).

@@ -436,6 +436,11 @@ const FIELDS: &[Field] = &[
     ("r14", |v| v.r14.as_bytes()),
     ("r15", |v| v.r15.as_bytes()),
     ("sev_features", |v| v.sev_features.as_bytes()),
+    ("virtual_tom", |v| v.virtual_tom.as_bytes()),
+    ("v_intr_cntrl", |v| v.v_intr_cntrl.as_bytes()),
+    ("event_inject", |v| v.event_inject.as_bytes()),
+    ("spec_ctrl", |v| v.spec_ctrl.as_bytes()),
+    ("dbgctl", |v| v.dbgctl.as_bytes()),
     ("xcr0", |v| v.xcr0.as_bytes()),
     ("x87_dp", |v| v.x87dp.as_bytes()),
     ("mxcsr", |v| v.mxcsr.as_bytes()),
@@ -601,9 +606,15 @@ mod tests {
         v.cr3 = 0x1000; // synchronised: not reported
         assert_eq!(fields_kvm_cannot_set(&v), vec!["dr0", "lstar"]);
         let mut v = demo;
-        v.spec_ctrl = 1; // not one of the named fields
-        v.s_cet = 1;
+        v.s_cet = 1; // not one of the named fields
         assert_eq!(fields_kvm_cannot_set(&v), vec!["other"]);
+        // Named: hyper-v's VMSA sets virtual_tom (tests/fixtures/igvmbuilder).
+        v.virtual_tom = 1 << 46;
+        v.spec_ctrl = 1;
+        assert_eq!(
+            fields_kvm_cannot_set(&v),
+            vec!["virtual_tom", "spec_ctrl", "other"]
+        );
     }
 
     fn hex(b: &[u8]) -> String {

@@ -565,3 +565,44 @@ fn kvm_legacy_inputs_must_match_the_configuration_and_the_file() {
         other => panic!("unexpected {other:?}"),
     }
 }
+
+/// igvmbuilder's signed file: its ID block expects the spec's digest (as
+/// igvmmeasure computed it, expected.json). A profile with another digest
+/// cannot launch it, since SNP_LAUNCH_FINISH would refuse the ID block.
+#[test]
+fn profiles_whose_digest_the_id_block_does_not_expect_cannot_launch() {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../tests/fixtures/igvmbuilder/qemu-signed.igvm"
+    );
+    let bytes = std::fs::read(path).unwrap();
+    let expected: igvm_snp::LaunchDigest = "A25369BB4DB67F334461E00D243082567C6DF385BE90D35D283E52EE701D7ECD27394C054E4A4D74A50FDD3F6C9CEB6D"
+        .parse()
+        .unwrap();
+    let features = LaunchPlan::new(&bytes, &config(1), igvm_snp::PlanOptions::default())
+        .unwrap()
+        .init2_vmsa_features();
+    let legacy = KvmLegacyInputs::new(1, features, 0x600);
+    let r = profile::check(&bytes, &config(1), legacy, None).unwrap();
+    assert_eq!(r.id_block_digest, Some(expected));
+    for name in ["igvm-spec", "igvmmeasure"] {
+        let p = by_name(&r, name);
+        assert!(
+            p.launchable && p.matches_id_block == Some(true),
+            "{name}: {p:?}"
+        );
+    }
+    for name in ["native-zero", "kvm-legacy"] {
+        let p = by_name(&r, name);
+        assert_eq!(p.matches_id_block, Some(false), "{name}");
+        assert!(!p.launchable, "{name}");
+        assert!(
+            p.blockers.iter().any(|b| matches!(
+                b,
+                Finding::IdBlockDigest { expected: e, digest } if *e == expected && Some(*digest) == p.digest
+            )),
+            "{name}: {:?}",
+            p.blockers
+        );
+    }
+}

@@ -225,9 +225,24 @@ impl Certificate {
             .tbs_certificate
             .subject_public_key_info
             .owned_to_ref();
+        // The decoder's own message names the OID it expected, not the one
+        // it found: say what the certificate holds.
+        const EC_PUBLIC_KEY: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.10045.2.1");
+        const SECP384R1: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.132.0.34");
+        let algorithm = spki.algorithm.oid;
+        let curve = spki
+            .algorithm
+            .parameters
+            .as_ref()
+            .and_then(|p| p.decode_as::<ObjectIdentifier>().ok());
         VerifyingKey::try_from(spki).map_err(|e| CertError::NotP384Key {
             subject: self.subject(),
-            reason: e.to_string(),
+            reason: match (algorithm, curve) {
+                (EC_PUBLIC_KEY, Some(SECP384R1)) => e.to_string(),
+                (EC_PUBLIC_KEY, Some(c)) => format!("an EC key on curve {c}, not P-384"),
+                (EC_PUBLIC_KEY, None) => "an EC key with no named curve".to_string(),
+                (other, _) => format!("its key algorithm is {other}, not EC"),
+            },
         })
     }
 

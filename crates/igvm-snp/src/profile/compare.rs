@@ -115,6 +115,14 @@ pub enum Finding {
         /// Why.
         message: String,
     },
+    /// The file's ID block expects another launch digest: SNP_LAUNCH_FINISH
+    /// with it would fail (BAD_MEASUREMENT).
+    IdBlockDigest {
+        /// The digest the ID block expects.
+        expected: LaunchDigest,
+        /// This profile's digest.
+        digest: LaunchDigest,
+    },
 }
 
 impl fmt::Display for Finding {
@@ -173,6 +181,11 @@ impl fmt::Display for Finding {
                 fields.join(", ")
             ),
             Finding::InvalidPolicy { message } => f.write_str(message),
+            Finding::IdBlockDigest { expected, .. } => write!(
+                f,
+                "the file's ID block expects digest {expected}, not this one: SNP_LAUNCH_FINISH \
+                 with it would fail (BAD_MEASUREMENT)"
+            ),
         }
     }
 }
@@ -381,6 +394,11 @@ pub fn check_releasing(
                 blockers.push(Finding::PlanError {
                     message: e.to_string(),
                 });
+            }
+            if let (Some(expected), Some(digest)) = (id_block_digest, digest) {
+                if expected != digest {
+                    blockers.push(Finding::IdBlockDigest { expected, digest });
+                }
             }
             if let (Some(facts), Ok(plan)) = (&facts, plan) {
                 findings(
