@@ -48,7 +48,13 @@ fn main() -> ExitCode {
             }
         }
         size => match size.parse::<u64>() {
-            Ok(size) => image::image(size),
+            // The image is built in memory: up to 4 GiB, the most an IGVM
+            // file's 32-bit offsets address.
+            Ok(size @ 0..=4095) => image::image(size),
+            Ok(_) => {
+                eprintln!("error: SIZE_MIB is at most 4095 (an IGVM file is under 4 GiB)");
+                return ExitCode::from(2);
+            }
             Err(_) => {
                 eprintln!(
                     "usage: make-image SIZE_MIB FILE | make-image hostile-dataless|hostile-shared FILE [HUGE_PAGES]"

@@ -15,7 +15,8 @@
 //! 1.3.6.1.4.1.3704.1.3.3  snpSPL       INTEGER  SNP firmware SVN
 //! 1.3.6.1.4.1.3704.1.3.8  ucodeSPL     INTEGER  microcode patch level
 //! 1.3.6.1.4.1.3704.1.3.9  fmcSPL       INTEGER  FMC SVN (Turin and later)
-//! 1.3.6.1.4.1.3704.1.4    hwID         the raw bytes: 64 (Milan, Genoa) or 8 (Turin)
+//! 1.3.6.1.4.1.3704.1.4    hwID         64 bytes (Milan, Genoa) or 8 (Turin), raw or as
+//!                                      a DER OCTET STRING (newer VCEKs)
 //! ```
 //!
 //! Nothing here reads a file or the network, or looks at a clock: the

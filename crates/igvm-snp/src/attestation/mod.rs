@@ -8,8 +8,15 @@
 //!   [`hw_id_matches`]: the VCEK's TCB and hardware ID against the report.
 //! * [`verify()`]: everything at once, and the report against an IGVM file:
 //!   which measurement profile (and vCPU count) explains MEASUREMENT, and
-//!   HOST_DATA, POLICY, the ID block's fields and key digests, VMPL, as a
-//!   [`Verdict`] of named [`Check`]s.
+//!   HOST_DATA, REPORT_DATA, POLICY, the ID block's fields and key
+//!   digests, VMPL, as a [`Verdict`] of named [`Check`]s.
+//!
+//! Not checked, by design or not yet: certificate validity dates and AMD's
+//! revocation list (nothing here looks at a clock or the network);
+//! PLATFORM_INFO (SMT, TSME, ciphertext hiding…), a minimum for
+//! CURRENT_TCB, COMMITTED_TCB or LAUNCH_TCB, and the VCEK's productName
+//! against the report's CPUID. A guest owner with requirements on those
+//! reads them from the [`AttestationReport`].
 
 mod certs;
 mod report;
