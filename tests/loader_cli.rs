@@ -1833,3 +1833,45 @@ fn measure_trace_streams() {
         std::fs::remove_file(&out).unwrap();
     }
 }
+
+/// Options that fill a parameter the file does not have are named as
+/// ignored, a table given twice is refused, and `--profile igvm-spec` (the
+/// name `check` and `verify` print) is the spec profile.
+#[test]
+fn options_the_file_cannot_use_are_named() {
+    let dir = scratch("unused-options");
+    let file = write(&dir, "demo.igvm", &igvm_snp::demo::demo_igvm());
+    let table = write(&dir, "srat.bin", b"SRAT");
+    let digest = measure(&file, &[]);
+    let o = igvm_load(&[
+        "measure",
+        &file,
+        "--cmdline",
+        "console=ttyS0",
+        "--acpi-table",
+        &format!("srat={table}"),
+    ]);
+    assert_exit(&o, 0, "unused options");
+    assert_eq!(stdout(&o).trim_end(), digest);
+    assert_eq!(
+        stderr(&o),
+        "note: --cmdline is ignored: the file has no COMMAND_LINE parameter\n\
+         note: --acpi-table srat is ignored: the file has no SRAT parameter\n"
+    );
+    let twice = format!("srat={table}");
+    let o = igvm_load(&[
+        "measure",
+        &file,
+        "--acpi-table",
+        &twice,
+        "--acpi-table",
+        &twice,
+    ]);
+    assert_exit(&o, 1, "a table twice");
+    assert!(
+        stderr(&o).contains("--acpi-table srat is given twice"),
+        "{}",
+        stderr(&o)
+    );
+    assert_eq!(measure(&file, &["--profile", "igvm-spec"]), digest);
+}

@@ -141,6 +141,7 @@ pub struct RunCmd {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum ProfileArg {
     /// The IGVM spec with the SEV-SNP VMSA page type (default).
+    #[value(alias = "igvm-spec")]
     Spec,
     /// Data-less pages as the firmware's ZERO type (cloud-hypervisor on KVM).
     NativeZero,

@@ -99,6 +99,58 @@ pub enum AcpiTable {
     Madt,
 }
 
+impl AcpiTable {
+    /// The parameter the table fills.
+    pub fn parameter(self) -> ParameterKind {
+        match self {
+            AcpiTable::Srat => ParameterKind::Srat,
+            AcpiTable::Slit => ParameterKind::Slit,
+            AcpiTable::Pptt => ParameterKind::Pptt,
+            AcpiTable::Madt => ParameterKind::Madt,
+        }
+    }
+
+    /// Its name in `--acpi-table NAME=FILE`.
+    pub fn name(self) -> &'static str {
+        match self {
+            AcpiTable::Srat => "srat",
+            AcpiTable::Slit => "slit",
+            AcpiTable::Pptt => "pptt",
+            AcpiTable::Madt => "madt",
+        }
+    }
+}
+
+/// Notes for options that fill a parameter the file does not have: a
+/// command line or table the guest will never see should not pass
+/// silently.
+pub fn unused_option_notes(plan: &LaunchPlan<'_>, args: &LaunchArgs) -> Vec<String> {
+    let areas = plan.parameter_areas().iter();
+    let written = areas.flat_map(|a| a.writes().iter().map(|w| w.kind));
+    let unfilled = plan.unfilled_parameters().iter().map(|u| u.kind);
+    let present: Vec<ParameterKind> = written.chain(unfilled).collect();
+    let mut given: Vec<(String, ParameterKind)> = Vec::new();
+    if args.cmdline.is_some() {
+        given.push(("--cmdline".into(), ParameterKind::CommandLine));
+    }
+    if args.device_tree.is_some() {
+        given.push(("--device-tree".into(), ParameterKind::DeviceTree));
+    }
+    for (table, _) in &args.acpi_tables {
+        given.push((format!("--acpi-table {}", table.name()), table.parameter()));
+    }
+    given
+        .into_iter()
+        .filter(|(_, kind)| !present.contains(kind))
+        .map(|(option, kind)| {
+            format!(
+                "note: {option} is ignored: the file has no {} parameter",
+                kind.name()
+            )
+        })
+        .collect()
+}
+
 /// Parses `KIND=FILE` for `--acpi-table`.
 pub fn parse_acpi_table(s: &str) -> Result<(AcpiTable, PathBuf), String> {
     let (kind, file) = s
@@ -203,7 +255,10 @@ pub fn launch_config(args: &LaunchArgs) -> Result<LaunchConfig, String> {
     // A vCPU count no MADT describes leaves the MADT unfilled: measuring
     // does not need it, and a launch names the problem.
     config.madt = igvm_snp::acpi::madt_for_vcpus(args.vcpus.max()).ok();
-    for (kind, path) in &args.acpi_tables {
+    for (i, (kind, path)) in args.acpi_tables.iter().enumerate() {
+        if args.acpi_tables[..i].iter().any(|(k, _)| k == kind) {
+            return Err(format!("--acpi-table {} is given twice", kind.name()));
+        }
         let bytes = read_table("ACPI table", path)?;
         match kind {
             AcpiTable::Srat => config.srat = Some(bytes),

@@ -143,7 +143,11 @@ pub fn read_at_most(path: &Path, what: &str, limit: u64) -> Result<Vec<u8>, Fail
 /// file's VMSA features, so it plans twice.
 fn plan<'a>(path: &Path, bytes: &'a [u8], args: &LaunchArgs) -> Result<LaunchPlan<'a>, Failure> {
     let config = config::launch_config(args).map_err(|e| -> Failure { e.into() })?;
-    plan_with(path, bytes, args, &config)
+    let plan = plan_with(path, bytes, args, &config)?;
+    for note in config::unused_option_notes(&plan, args) {
+        eprintln!("{note}");
+    }
+    Ok(plan)
 }
 
 /// Plans a file for `launch` or `run`: the optional tables the options do
