@@ -95,9 +95,38 @@ fn describe(exit: &UnexpectedExit) -> String {
             format!("KVM could not enter the guest (reason {reason:#x}, host CPU {cpu})")
         }
         UnexpectedExit::InternalError { suberror, data } => {
-            format!("KVM internal error {suberror} (data {data:x?})")
+            // KVM_INTERNAL_ERROR_* (include/uapi/linux/kvm.h).
+            let what = match suberror {
+                1 => ": KVM could not emulate an instruction (e.g. no code where the guest runs)",
+                2 => ": a simultaneous exception",
+                3 => ": an event was being delivered",
+                4 => ": unexpected exit reason",
+                _ => "",
+            };
+            format!("KVM internal error {suberror}{what} (data {data:x?})")
         }
         UnexpectedExit::Other(what) => format!("unhandled VM exit {what}"),
         other => format!("unhandled VM exit {other:?}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// KVM's internal-error suberrors are named (KVM_INTERNAL_ERROR_*).
+    #[test]
+    fn internal_errors_are_named() {
+        let e = |suberror| UnexpectedExit::InternalError {
+            suberror,
+            data: vec![0, 0x1000],
+        };
+        assert_eq!(
+            describe(&e(1)),
+            "KVM internal error 1: KVM could not emulate an instruction (e.g. no code where the \
+             guest runs) (data [0, 1000])"
+        );
+        assert!(describe(&e(4)).contains(": unexpected exit reason"));
+        assert_eq!(describe(&e(9)), "KVM internal error 9 (data [0, 1000])");
     }
 }
