@@ -1875,3 +1875,27 @@ fn options_the_file_cannot_use_are_named() {
     );
     assert_eq!(measure(&file, &["--profile", "igvm-spec"]), digest);
 }
+
+/// A failing stdout (a full disk behind a redirection) is named as such.
+#[test]
+fn a_stdout_that_cannot_be_written_is_named() {
+    let dir = scratch("stdout-full");
+    let file = write(&dir, "demo.igvm", &igvm_snp::demo::demo_igvm());
+    for args in [&["measure", &file][..], &["measure", "--trace", &file]] {
+        let full = std::fs::OpenOptions::new()
+            .write(true)
+            .open("/dev/full")
+            .unwrap();
+        let o = Command::new(loader())
+            .args(args)
+            .stdout(full)
+            .output()
+            .unwrap();
+        assert_exit(&o, 1, &format!("{args:?} > /dev/full"));
+        assert!(
+            stderr(&o).starts_with("error: cannot write to stdout: "),
+            "{args:?}: {}",
+            stderr(&o)
+        );
+    }
+}

@@ -50,6 +50,7 @@ fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     match run(&cli) {
         Ok(code) => code,
@@ -58,6 +59,28 @@ fn main() -> ExitCode {
             ExitCode::from(1)
         }
     }
+}
+
+/// Standard output whose write errors say they are stdout's (a full disk
+/// behind a redirection printed only "No space left on device").
+struct Stdout(std::io::Stdout);
+
+impl Write for Stdout {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.write(buf).map_err(on_stdout)
+    }
+
+    fn write_all(&mut self, buf: &[u8]) -> std::io::Result<()> {
+        self.0.write_all(buf).map_err(on_stdout)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.0.flush().map_err(on_stdout)
+    }
+}
+
+fn on_stdout(e: std::io::Error) -> std::io::Error {
+    std::io::Error::new(e.kind(), format!("cannot write to stdout: {e}"))
 }
 
 /// Maps a file (no copy; BENCHMARKS.md) for commands that only read it
@@ -215,7 +238,7 @@ fn one_vcpu_count(args: &LaunchArgs, command: &str) {
 /// launch digest. The entries come from the hashing threads, so stdout is
 /// not locked by the caller meanwhile.
 fn print_trace(plan: &LaunchPlan<'_>, json: bool) -> Result<igvm_snp::LaunchDigest, Failure> {
-    let out = std::io::BufWriter::with_capacity(1 << 16, std::io::stdout());
+    let out = std::io::BufWriter::with_capacity(1 << 16, Stdout(std::io::stdout()));
     let mut failed: Option<std::io::Error> = None;
     let mut keep = |r: std::io::Result<()>| {
         if let Err(e) = r {
@@ -243,7 +266,7 @@ fn print_trace(plan: &LaunchPlan<'_>, json: bool) -> Result<igvm_snp::LaunchDige
 fn run(cli: &Cli) -> Result<ExitCode, Failure> {
     // Not locked for the whole run: `measure --trace` writes from the
     // hashing threads.
-    let mut out = std::io::stdout();
+    let mut out = Stdout(std::io::stdout());
     let progress = Progress::new(cli.quiet);
     match &cli.command {
         Command::Plan { file, json, launch } => {

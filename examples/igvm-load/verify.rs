@@ -75,25 +75,32 @@ fn read(path: &Path, what: &str) -> Result<Vec<u8>, Failure> {
 }
 
 /// A report given raw, or as hexadecimal text (as some tools save it).
-fn report_bytes(bytes: Vec<u8>) -> Vec<u8> {
+fn report_bytes(bytes: Vec<u8>) -> Result<Vec<u8>, String> {
     if bytes.len() == REPORT_SIZE {
-        return bytes;
+        return Ok(bytes);
     }
     let digits: Vec<u8> = bytes
         .iter()
         .copied()
         .filter(|b| !b.is_ascii_whitespace())
         .collect();
-    if digits.len() != 2 * REPORT_SIZE || !digits.iter().all(u8::is_ascii_hexdigit) {
-        return bytes;
+    if digits.is_empty() || !digits.iter().all(u8::is_ascii_hexdigit) {
+        return Ok(bytes);
     }
-    digits
+    if digits.len() != 2 * REPORT_SIZE {
+        return Err(format!(
+            "hexadecimal text of {} digits; a report is {} digits ({REPORT_SIZE} bytes)",
+            digits.len(),
+            2 * REPORT_SIZE
+        ));
+    }
+    Ok(digits
         .chunks(2)
         .map(|pair| {
             let text = std::str::from_utf8(pair).unwrap_or("00");
             u8::from_str_radix(text, 16).unwrap_or(0)
         })
-        .collect()
+        .collect())
 }
 
 fn certificate(path: &Option<PathBuf>, what: &str) -> Result<Option<Certificate>, Failure> {
@@ -109,7 +116,8 @@ fn certificate(path: &Option<PathBuf>, what: &str) -> Result<Option<Certificate>
 /// Runs `verify`: the verdict on stdout, each failed check on stderr; exit
 /// 1 when a check fails.
 pub fn run(out: &mut impl Write, args: &VerifyArgs) -> Result<ExitCode, Failure> {
-    let bytes = report_bytes(read(&args.report, "report")?);
+    let bytes = report_bytes(read(&args.report, "report")?)
+        .map_err(|e| format!("report {}: {e}", args.report.display()))?;
     let report = AttestationReport::parse(&bytes)
         .map_err(|e| format!("report {}: {e}", args.report.display()))?;
     let certs = Certificates {
@@ -238,9 +246,14 @@ mod tests {
             .map(|c| std::str::from_utf8(c).unwrap())
             .collect::<Vec<_>>()
             .join("\n");
-        assert_eq!(report_bytes(wrapped.into_bytes()), raw);
-        assert_eq!(report_bytes(raw.clone()), raw);
+        assert_eq!(report_bytes(wrapped.into_bytes()), Ok(raw.clone()));
+        assert_eq!(report_bytes(raw.clone()), Ok(raw));
         // Neither: left for the parser to reject.
-        assert_eq!(report_bytes(b"xyz".to_vec()), b"xyz");
+        assert_eq!(report_bytes(b"xyz".to_vec()), Ok(b"xyz".to_vec()));
+        // Hex text of the wrong length: said so, not read as raw bytes.
+        assert_eq!(
+            report_bytes(hex.as_bytes()[..2000].to_vec()),
+            Err("hexadecimal text of 2000 digits; a report is 2368 digits (1184 bytes)".into())
+        );
     }
 }
