@@ -269,6 +269,13 @@ fn usage_errors_exit_2() {
         &["plan", demo.as_str(), "--host-data", "abc"],
         &["run", "--native", demo.as_str(), "--time-limit", "0"],
         &["check", demo.as_str(), "--vcpus", "0"],
+        &[
+            "measure",
+            demo.as_str(),
+            "--native-zero",
+            "--profile",
+            "kvm-legacy",
+        ],
         &["check", demo.as_str(), "--vcpus", "4097"],
         &[
             "launch",

@@ -181,7 +181,7 @@ pub struct LaunchArgs {
     #[arg(long, value_parser = crate::config::parse_host_data)]
     pub host_data: Option<[u8; 32]>,
     /// Measure data-less pages with the firmware's ZERO page type (same as --profile native-zero).
-    #[arg(long)]
+    #[arg(long, conflicts_with = "profile")]
     pub native_zero: bool,
     /// Measurement rules.
     #[arg(long, value_enum, default_value_t = ProfileArg::Spec)]

@@ -31,7 +31,7 @@ use crate::plan::{ParameterInserts, PlanOptions, SharedPages, VmsaPlacement, Zer
 /// # Ok::<(), igvm_snp::Error>(())
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
-#[serde(rename_all = "snake_case", tag = "profile")]
+#[serde(rename_all = "kebab-case", tag = "profile")]
 pub enum Profile {
     /// The IGVM specification with the SEV-SNP VMSA page type: data-less
     /// pages as NORMAL zero pages, shared pages host visible and not
