@@ -738,6 +738,19 @@ fn host_reports_what_kvm_offers() {
     };
     assert_eq!(vm0["guest_memfd"]["state"], state, "{v}");
     assert_eq!(v["disabled"], serde_json::json!([]));
+    // What the text shows, the JSON has: the preflight's probes, the
+    // library's own (hex strings for bitmaps, a value or an error for
+    // device attributes).
+    let library = igvm_snp_kvm::preflight::PreflightReport::probe();
+    let p = &v["preflight"];
+    assert_eq!(p["vm_types"], format!("{:#x}", library.vm_types), "{p}");
+    assert_eq!(p["sev_path"], "/dev/sev", "{p}");
+    for attr in ["vmsa_features", "snp_policy_bits"] {
+        assert!(
+            p[attr].get("value").is_some() || p[attr].get("error").is_some(),
+            "{attr}: {p}"
+        );
+    }
 
     let o = igvm_load_without("guest_memfd", &["host", "--json"]);
     assert_exit(&o, 0, "host --json without guest_memfd");

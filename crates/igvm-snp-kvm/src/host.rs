@@ -243,7 +243,6 @@ impl VmTypeCapabilities {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct HostCapabilities {
     /// The SEV-SNP preflight (system capabilities, SEV device, INIT2).
-    #[serde(skip)]
     pub preflight: PreflightReport,
     /// One entry per VM type probed.
     pub vm_types: Vec<VmTypeCapabilities>,
