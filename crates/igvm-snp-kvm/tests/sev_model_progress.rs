@@ -87,7 +87,7 @@ fn failure_after_partial_progress_names_the_remaining_range() {
     match &e {
         SevError::ModelRejected { context, errno, .. } => {
             assert_eq!(*context, CommandContext::update(0x13000, 2, PageType::Zero));
-            assert_eq!(errno.errno(), libc::EEXIST);
+            assert_eq!(errno.errno(), libc::EIO);
         }
         other => panic!("{other}"),
     }

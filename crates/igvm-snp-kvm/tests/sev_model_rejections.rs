@@ -134,7 +134,10 @@ fn a_gpa_updated_twice_is_rejected() {
         rejection(&e),
         ModelRejection::AlreadyUpdated { gpa: 0x3000 }
     );
-    assert_eq!(errno(&e), libc::EEXIST);
+    // KVM reports every kvm_gmem_populate failure as EIO, the firmware
+    // status 0 (it never ran).
+    assert_eq!(errno(&e), libc::EIO);
+    assert_eq!(e.firmware(), Some(FirmwareError::Success));
 }
 
 #[test]
@@ -148,6 +151,8 @@ fn a_page_not_private_is_rejected_at_its_gpa() {
         .launch_update(&mut LaunchUpdate::zero(0x100000, 3).unwrap())
         .unwrap_err();
     assert_eq!(rejection(&e), ModelRejection::NotPrivate { gpa: 0x101000 });
+    assert_eq!(errno(&e), libc::EIO);
+    assert_eq!(e.firmware(), Some(FirmwareError::Success));
     // The error names the range still to do: it starts at the failing page.
     match &e {
         SevError::ModelRejected { context, .. } => {

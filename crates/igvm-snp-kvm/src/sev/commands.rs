@@ -351,8 +351,9 @@ impl<'a> LaunchFinishInput<'a> {
 /// VMSA's VMPL and SEV_FEATURES against INIT2, LAUNCH_START done), so that
 /// `EINVAL` on a VMSA page is taken to mean "unsupported" (see
 /// [`SevError::VmsaPageTypeUnsupported`]). What they cannot check is the
-/// memory: on a kernel with the page type, a VMSA GPA that is not private
-/// or not in a guest_memfd memslot also gives `EINVAL`.
+/// memory: on a kernel with the page type, a VMSA GPA outside a
+/// guest_memfd memslot also gives `EINVAL` (one that is not private gives
+/// `EIO`, as every failure inside `kvm_gmem_populate` does).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum VmsaPageTypeSupport {
     /// No VMSA page has been submitted yet.

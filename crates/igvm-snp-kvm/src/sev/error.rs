@@ -200,8 +200,7 @@ pub enum SevError {
     /// LAUNCH_UPDATE of a VMSA page failed with `EINVAL` while every other
     /// field was checked valid: the kernel lacks the proposed
     /// `KVM_SEV_SNP_PAGE_TYPE_VMSA`. (On a kernel that has it, `EINVAL`
-    /// can also mean the page is not private or not in a guest_memfd
-    /// memslot.)
+    /// can also mean the page is not in a guest_memfd memslot.)
     #[error("{context}: {errno}: the kernel does not accept the VMSA page type (2)")]
     VmsaPageTypeUnsupported {
         /// The command and page.

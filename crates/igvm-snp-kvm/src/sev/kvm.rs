@@ -204,7 +204,7 @@ impl SnpFirmware for KvmSnp<'_> {
         if let (PageType::Vmsa, Some(features), Some(page)) =
             (page_type, self.vmsa_features, update.first_source_page())
         {
-            check_launch_vmsa(&page[..], features).map_err(|p| input(InputError::Vmsa(p)))?;
+            check_launch_vmsa(gpa, &page[..], features).map_err(|p| input(InputError::Vmsa(p)))?;
         }
         // Before LAUNCH_START KVM answers EINVAL to every update, so only
         // after it does EINVAL on a VMSA page say anything about the type.

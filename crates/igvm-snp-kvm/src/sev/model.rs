@@ -290,7 +290,7 @@ mod firmware {
                 (_, None) => return Err(fail(ModelRejection::MissingSource { gpa })),
             };
             match page_type {
-                PageType::Vmsa => check_launch_vmsa(page, self.vmsa_features)
+                PageType::Vmsa => check_launch_vmsa(gpa, page, self.vmsa_features)
                     .map_err(|problem| fail(ModelRejection::Vmsa { gpa, problem })),
                 PageType::Cpuid => match check_cpuid_page(page, &self.config.cpuid_expected) {
                     CpuidVerdict::Valid => Ok(()),

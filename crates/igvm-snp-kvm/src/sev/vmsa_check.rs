@@ -1,6 +1,8 @@
 //! The rules the proposed kernel support applies to a VMSA page given to
 //! LAUNCH_UPDATE (`snp_check_launch_vmsa` in the posted patch): VMPL 0, and
-//! SEV_FEATURES equal to the INIT2 `vmsa_features` plus SNPActive.
+//! SEV_FEATURES equal to the INIT2 `vmsa_features` plus SNPActive; and, as
+//! KVM does for every guest VMSA (an SNP erratum; the redesign's selftest
+//! expects `EINVAL`), not at a 2 MiB-aligned GPA.
 
 use igvm_snp::{SEV_FEATURE_SNP_ACTIVE, SevVmsa};
 use zerocopy::FromBytes;
@@ -8,6 +10,12 @@ use zerocopy::FromBytes;
 /// Why a VMSA page is not acceptable.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum VmsaProblem {
+    /// The VMSA's GPA is 2 MiB aligned, which KVM refuses (SNP erratum).
+    #[error("GPA {gpa:#x} is 2 MiB aligned: KVM refuses a VMSA there (SNP erratum)")]
+    Gpa2MbAligned {
+        /// The GPA.
+        gpa: u64,
+    },
     /// The page is not 4096 bytes.
     #[error("{len} bytes, not a 4096-byte VMSA")]
     Size {
@@ -30,11 +38,18 @@ pub enum VmsaProblem {
     },
 }
 
-/// Checks a VMSA page against the INIT2 `vmsa_features`.
+/// Checks a VMSA page for `gpa` against the INIT2 `vmsa_features`.
 ///
 /// # Errors
 /// The first [`VmsaProblem`] found.
-pub fn check_launch_vmsa(page: &[u8], init2_vmsa_features: u64) -> Result<(), VmsaProblem> {
+pub fn check_launch_vmsa(
+    gpa: u64,
+    page: &[u8],
+    init2_vmsa_features: u64,
+) -> Result<(), VmsaProblem> {
+    if gpa % (2 << 20) == 0 {
+        return Err(VmsaProblem::Gpa2MbAligned { gpa });
+    }
     let vmsa = SevVmsa::ref_from_bytes(page).map_err(|_| VmsaProblem::Size { len: page.len() })?;
     if vmsa.vmpl != 0 {
         return Err(VmsaProblem::Vmpl { vmpl: vmsa.vmpl });
@@ -60,29 +75,38 @@ mod tests {
 
     #[test]
     fn offsets_and_rules() {
-        assert_eq!(check_launch_vmsa(&page(0, 1), 0), Ok(()));
-        assert_eq!(check_launch_vmsa(&page(0, 0x21), 0x20), Ok(()));
+        const GPA: u64 = 0xFFFF_FFFF_F000;
+        assert_eq!(check_launch_vmsa(GPA, &page(0, 1), 0), Ok(()));
+        assert_eq!(check_launch_vmsa(GPA, &page(0, 0x21), 0x20), Ok(()));
         assert_eq!(
-            check_launch_vmsa(&page(1, 1), 0),
+            check_launch_vmsa(GPA, &page(1, 1), 0),
             Err(VmsaProblem::Vmpl { vmpl: 1 })
         );
         assert_eq!(
-            check_launch_vmsa(&page(0, 0), 0),
+            check_launch_vmsa(GPA, &page(0, 0), 0),
             Err(VmsaProblem::SevFeatures {
                 found: 0,
                 expected: 1
             })
         );
         assert_eq!(
-            check_launch_vmsa(&page(0, 0x21), 0),
+            check_launch_vmsa(GPA, &page(0, 0x21), 0),
             Err(VmsaProblem::SevFeatures {
                 found: 0x21,
                 expected: 1
             })
         );
         assert_eq!(
-            check_launch_vmsa(&[0; 10], 0),
+            check_launch_vmsa(GPA, &[0; 10], 0),
             Err(VmsaProblem::Size { len: 10 })
         );
+        // KVM's VMSA GPA rule, checked first.
+        for gpa in [0, 0x20_0000, 0x1_0000_0000] {
+            assert_eq!(
+                check_launch_vmsa(gpa, &page(0, 1), 0),
+                Err(VmsaProblem::Gpa2MbAligned { gpa })
+            );
+        }
+        assert_eq!(check_launch_vmsa(0x20_1000, &page(0, 1), 0), Ok(()));
     }
 }

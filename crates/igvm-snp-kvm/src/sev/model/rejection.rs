@@ -119,7 +119,10 @@ impl ModelRejection {
         use ModelRejection::*;
         match self {
             StartBeforeInit2 => (libc::ENOTTY, FirmwareError::Success),
-            AlreadyUpdated { .. } => (libc::EEXIST, FirmwareError::Success),
+            // kvm_gmem_populate fails (EEXIST for a page already launched,
+            // EINVAL for one not private) and snp_launch_update reports
+            // every such failure as EIO, the firmware never having run.
+            AlreadyUpdated { .. } | NotPrivate { .. } => (libc::EIO, FirmwareError::Success),
             UpdateAfterFinish | FinishRepeated => (libc::EIO, FirmwareError::InvalidGuestState),
             IdBlockDigestMismatch { .. } => (libc::EIO, FirmwareError::BadMeasurement),
             IdBlockPolicyMismatch { .. } => (libc::EIO, FirmwareError::PolicyFailure),
@@ -132,7 +135,6 @@ impl ModelRejection {
             | UpdateBeforeStart
             | VmsaPageTypeUnsupported
             | MissingSource { .. }
-            | NotPrivate { .. }
             | Vmsa { .. }
             | FinishBeforeStart
             | KvmVmsaRefused { .. } => (libc::EINVAL, FirmwareError::Success),
