@@ -116,20 +116,45 @@ fn a_wrong_id_block_fails_launch_finish_with_bad_measurement() {
     if kvm_or_skip("a_wrong_id_block_fails_launch_finish").is_none() {
         return;
     }
-    let bytes = igvm_snp_test_support::demo_with_id_block([0xAB; 48]);
-    let plan = LaunchPlan::new(&bytes, &config(), PlanOptions::default()).unwrap();
-    let err = launch_model(&plan, &options(), FirmwareModel::default()).unwrap_err();
-    let LaunchError::Sev(sev) = &err else {
-        panic!("expected a LAUNCH_FINISH failure, got {err}");
-    };
-    assert!(
-        matches!(
-            **sev,
-            SevError::Failed { .. } | SevError::ModelRejected { .. }
+    // Validly signed, for another digest: BAD_MEASUREMENT. The same block
+    // with the fixture's marker bytes for a signature: BAD_SIGNATURE, which
+    // the firmware checks first.
+    for (bytes, status) in [
+        (
+            igvm_snp_test_support::demo_with_signed_id_block([0xAB; 48]),
+            "BAD_MEASUREMENT",
         ),
-        "{sev}"
-    );
-    assert!(err.to_string().contains("BAD_MEASUREMENT"), "{err}");
+        (
+            igvm_snp_test_support::demo_with_id_block([0xAB; 48]),
+            "BAD_SIGNATURE",
+        ),
+    ] {
+        let plan = LaunchPlan::new(&bytes, &config(), PlanOptions::default()).unwrap();
+        let err = launch_model(&plan, &options(), FirmwareModel::default()).unwrap_err();
+        let LaunchError::Sev(sev) = &err else {
+            panic!("expected a LAUNCH_FINISH failure, got {err}");
+        };
+        assert!(
+            matches!(
+                **sev,
+                SevError::Failed { .. } | SevError::ModelRejected { .. }
+            ),
+            "{sev}"
+        );
+        assert!(err.to_string().contains(status), "{err}");
+    }
+    // Signed for the right digest, the launch finishes.
+    let digest = LaunchPlan::new(
+        &igvm_snp_test_support::demo_with_signed_id_block([0; 48]),
+        &config(),
+        PlanOptions::default(),
+    )
+    .unwrap()
+    .launch_digest();
+    let bytes = igvm_snp_test_support::demo_with_signed_id_block(digest.0);
+    let plan = LaunchPlan::new(&bytes, &config(), PlanOptions::default()).unwrap();
+    let launched = launch_model(&plan, &options(), FirmwareModel::default()).unwrap();
+    assert_eq!(launched.launched.report.launch_digest, Some(digest));
 }
 
 #[test]

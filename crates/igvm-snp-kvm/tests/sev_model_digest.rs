@@ -150,7 +150,7 @@ fn kvm_built_vmsas_are_measured_at_finish_before_the_id_block_check() {
     let mut block = IdBlock::new_zeroed();
     block.ld = expect.digest().0;
     block.policy = POLICY;
-    let auth = IdAuth::new_zeroed();
+    let auth = igvm_snp_test_support::signed_id_auth(&block);
     m.launch_finish(&LaunchFinishInput {
         id: Some(IdInput {
             block: &block,

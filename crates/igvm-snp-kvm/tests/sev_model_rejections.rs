@@ -309,17 +309,66 @@ fn finish_order() {
     assert_eq!(rejection(&e), ModelRejection::FinishRepeated);
 }
 
+/// LAUNCH_FINISH with `block`, signed with the test ID key as the
+/// firmware verifies it.
 fn finish_with(m: &mut FirmwareModel, block: &IdBlock) -> Result<(), SevError> {
-    let auth = IdAuth::new_zeroed();
+    let auth = igvm_snp_test_support::signed_id_auth(block);
+    finish_with_auth(m, block, &auth, false)
+}
+
+fn finish_with_auth(
+    m: &mut FirmwareModel,
+    block: &IdBlock,
+    auth: &IdAuth,
+    author_key_enabled: bool,
+) -> Result<(), SevError> {
     m.launch_finish(&LaunchFinishInput {
         id: Some(IdInput {
             block,
-            auth: &auth,
-            author_key_enabled: false,
+            auth,
+            author_key_enabled,
         }),
         vcek_disabled: false,
         host_data: [0; 32],
     })
+}
+
+/// SNP_LAUNCH_FINISH verifies the ID block's signature before its digest:
+/// an unsigned ID auth, a signature over another block, or AUTH_KEY_EN
+/// without an author key are BAD_SIGNATURE, even with the right digest.
+#[test]
+fn id_signatures_are_checked_before_the_digest() {
+    let mut m = started(ModelConfig::default());
+    m.launch_update(&mut LaunchUpdate::zero(0, 1).unwrap())
+        .unwrap();
+    let mut block = IdBlock::new_zeroed();
+    block.policy = POLICY;
+    block.version = 1;
+    block.ld = m.launch_digest().0;
+    let mut other = block;
+    other.guest_svn = 1;
+    for (auth, author, why) in [
+        (IdAuth::new_zeroed(), false, "ID key algorithm 0"),
+        (
+            igvm_snp_test_support::signed_id_auth(&other),
+            false,
+            "ID block",
+        ),
+        (
+            igvm_snp_test_support::signed_id_auth(&block),
+            true,
+            "AUTH_KEY_EN",
+        ),
+    ] {
+        let e = finish_with_auth(&mut m, &block, &auth, author).unwrap_err();
+        assert_eq!(e.firmware(), Some(FirmwareError::BadSignature), "{why}");
+        assert_eq!(errno(&e), libc::EIO);
+        let ModelRejection::IdSignature { reason } = rejection(&e) else {
+            panic!("{e}");
+        };
+        assert!(reason.contains(why), "{why}: {reason}");
+    }
+    finish_with(&mut m, &block).unwrap();
 }
 
 #[test]

@@ -2,6 +2,7 @@
 
 use igvm::IgvmDirectiveHeader;
 use igvm_defs::{IGVM_VHS_SNP_ID_BLOCK_PUBLIC_KEY, IGVM_VHS_SNP_ID_BLOCK_SIGNATURE};
+use igvm_snp::{IdAuth, IdBlock, LaunchDigest, PublicKey, Signature, SnpPolicy};
 use zerocopy::FromZeros;
 
 use crate::files::{MASK, demo_with};
@@ -39,4 +40,76 @@ pub fn id_block(ld: [u8; 48]) -> IgvmDirectiveHeader {
 /// The demo file with [`id_block`]`(ld)` appended.
 pub fn demo_with_id_block(ld: [u8; 48]) -> Vec<u8> {
     demo_with(|dirs| dirs.push(id_block(ld)))
+}
+
+/// The test ID key: a fixed P-384 scalar (it certifies nothing).
+pub fn test_id_key() -> p384::ecdsa::SigningKey {
+    p384::ecdsa::SigningKey::from_bytes(&[0x5A; 48].into()).expect("0x5A.. is a valid scalar")
+}
+
+/// The ID authentication structure for `block`, signed with
+/// [`test_id_key`] (no author key), as SNP_LAUNCH_FINISH verifies it.
+pub fn signed_id_auth(block: &IdBlock) -> IdAuth {
+    use p384::ecdsa::signature::Signer;
+    let key = test_id_key();
+    let sig: p384::ecdsa::Signature = key.sign(igvm_snp::id_sign::id_block_message(block));
+    IdAuth::new(
+        Signature::from_p384(&sig),
+        PublicKey::from_p384(key.verifying_key()),
+        None,
+    )
+}
+
+/// As [`id_block`], but validly signed with [`test_id_key`] for a file
+/// whose guest policy is `policy` (the ID block's policy is the launch's).
+pub fn signed_id_block(ld: [u8; 48], policy: u64) -> IgvmDirectiveHeader {
+    let IgvmDirectiveHeader::SnpIdBlock {
+        compatibility_mask,
+        author_key_enabled,
+        reserved,
+        ld,
+        family_id,
+        image_id,
+        version,
+        guest_svn,
+        id_key_algorithm,
+        author_key_algorithm,
+        author_key_signature,
+        author_public_key,
+        ..
+    } = id_block(ld)
+    else {
+        unreachable!("id_block builds an SnpIdBlock")
+    };
+    let policy = SnpPolicy::new(policy).expect("a valid policy");
+    let block = IdBlock::new(LaunchDigest(ld), policy, family_id, image_id, guest_svn);
+    let auth = signed_id_auth(&block);
+    let mut sig = IGVM_VHS_SNP_ID_BLOCK_SIGNATURE::new_zeroed();
+    sig.r_comp = auth.id_block_sig.r;
+    sig.s_comp = auth.id_block_sig.s;
+    let mut key = IGVM_VHS_SNP_ID_BLOCK_PUBLIC_KEY::new_zeroed();
+    key.curve = auth.id_key.curve;
+    key.qx = auth.id_key.qx;
+    key.qy = auth.id_key.qy;
+    IgvmDirectiveHeader::SnpIdBlock {
+        compatibility_mask,
+        author_key_enabled,
+        reserved,
+        ld,
+        family_id,
+        image_id,
+        version,
+        guest_svn,
+        id_key_algorithm,
+        author_key_algorithm,
+        id_key_signature: Box::new(sig),
+        id_public_key: Box::new(key),
+        author_key_signature,
+        author_public_key,
+    }
+}
+
+/// The demo file (policy 0x30000) with [`signed_id_block`]`(ld)` appended.
+pub fn demo_with_signed_id_block(ld: [u8; 48]) -> Vec<u8> {
+    demo_with(|dirs| dirs.push(signed_id_block(ld, 0x30000)))
 }

@@ -17,5 +17,8 @@ pub mod id_block;
 pub mod scratch;
 
 pub use files::*;
-pub use id_block::{demo_with_id_block, id_block};
+pub use id_block::{
+    demo_with_id_block, demo_with_signed_id_block, id_block, signed_id_auth, signed_id_block,
+    test_id_key,
+};
 pub use scratch::scratch_file;

@@ -485,6 +485,27 @@ mod firmware {
                 self.kvm_vmsas = Some(vmsas);
             }
             if let Some(id) = input.id {
+                // The firmware checks the signatures first: the ID key's
+                // over the ID block, and with AUTH_KEY_EN the author key's
+                // over the ID key.
+                let verify = |auth| {
+                    igvm_snp::id_sign::verify_id_auth(id.block, auth).map_err(|e| e.to_string())
+                };
+                let signed = match (id.author_key_enabled, id.auth.author_key_present()) {
+                    (true, true) => verify(id.auth),
+                    (true, false) => {
+                        Err("AUTH_KEY_EN is set, but the ID auth has no author key".to_string())
+                    }
+                    (false, _) => {
+                        // Without AUTH_KEY_EN the author fields are ignored.
+                        let mut id_key_only = id.auth.clone();
+                        id_key_only.author_key = zerocopy::FromZeros::new_zeroed();
+                        verify(&id_key_only)
+                    }
+                };
+                if let Err(reason) = signed {
+                    return Err(reject(context, ModelRejection::IdSignature { reason }));
+                }
                 let launch = self.digest.value();
                 if id.block.ld != launch.0 {
                     return Err(reject(

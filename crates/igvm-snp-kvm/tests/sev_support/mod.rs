@@ -50,7 +50,7 @@ pub fn hex(d: &LaunchDigest) -> String {
 /// the error.
 pub fn rejection(e: &SevError) -> ModelRejection {
     match e.model_rejection() {
-        Some(r) => *r,
+        Some(r) => r.clone(),
         None => panic!("not a model rejection: {e}"),
     }
 }

@@ -8,7 +8,7 @@ use super::super::vmsa_check::VmsaProblem;
 use crate::vmsa_sync::SyncRefused;
 
 /// A rule of the KVM / AMD-SP launch flow the model enforces.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ModelRejection {
     /// KVM_SEV_INIT2 a second time.
     #[error("INIT2 was already issued")]
@@ -103,6 +103,14 @@ pub enum ModelRejection {
         /// The model's digest.
         launch: LaunchDigest,
     },
+    /// An ID signature does not verify: the ID key's over the ID block, or
+    /// the author key's over the ID key (SNP_LAUNCH_FINISH checks them
+    /// before the digest).
+    #[error("the ID block's signatures do not verify: {reason}")]
+    IdSignature {
+        /// Why.
+        reason: String,
+    },
     /// The ID block's policy is not the launch policy.
     #[error("ID block policy {id_block:#x} differs from the launch policy {launch:#x}")]
     IdBlockPolicyMismatch {
@@ -124,6 +132,7 @@ impl ModelRejection {
             // every such failure as EIO, the firmware never having run.
             AlreadyUpdated { .. } | NotPrivate { .. } => (libc::EIO, FirmwareError::Success),
             UpdateAfterFinish | FinishRepeated => (libc::EIO, FirmwareError::InvalidGuestState),
+            IdSignature { .. } => (libc::EIO, FirmwareError::BadSignature),
             IdBlockDigestMismatch { .. } => (libc::EIO, FirmwareError::BadMeasurement),
             IdBlockPolicyMismatch { .. } => (libc::EIO, FirmwareError::PolicyFailure),
             Init2Repeated
