@@ -4,7 +4,7 @@
 
 mod sev_support;
 
-use igvm_snp::{DigestChain, IdAuth, IdBlock, PageType, page_hash};
+use igvm_snp::{DigestChain, IdBlock, PageType, page_hash};
 use igvm_snp_kvm::sev::model::{KVM_INITIAL_VMSA_GPA, ModelRejection};
 use igvm_snp_kvm::sev::{
     FirmwareModel, IdInput, LaunchFinishInput, LaunchStartInput, LaunchUpdate, ModelConfig,

@@ -63,50 +63,26 @@ pub fn signed_id_auth(block: &IdBlock) -> IdAuth {
 /// As [`id_block`], but validly signed with [`test_id_key`] for a file
 /// whose guest policy is `policy` (the ID block's policy is the launch's).
 pub fn signed_id_block(ld: [u8; 48], policy: u64) -> IgvmDirectiveHeader {
-    let IgvmDirectiveHeader::SnpIdBlock {
-        compatibility_mask,
-        author_key_enabled,
-        reserved,
-        ld,
+    let mut directive = id_block(ld);
+    if let IgvmDirectiveHeader::SnpIdBlock {
         family_id,
         image_id,
-        version,
         guest_svn,
-        id_key_algorithm,
-        author_key_algorithm,
-        author_key_signature,
-        author_public_key,
+        id_key_signature,
+        id_public_key,
         ..
-    } = id_block(ld)
-    else {
-        unreachable!("id_block builds an SnpIdBlock")
-    };
-    let policy = SnpPolicy::new(policy).expect("a valid policy");
-    let block = IdBlock::new(LaunchDigest(ld), policy, family_id, image_id, guest_svn);
-    let auth = signed_id_auth(&block);
-    let mut sig = IGVM_VHS_SNP_ID_BLOCK_SIGNATURE::new_zeroed();
-    sig.r_comp = auth.id_block_sig.r;
-    sig.s_comp = auth.id_block_sig.s;
-    let mut key = IGVM_VHS_SNP_ID_BLOCK_PUBLIC_KEY::new_zeroed();
-    key.curve = auth.id_key.curve;
-    key.qx = auth.id_key.qx;
-    key.qy = auth.id_key.qy;
-    IgvmDirectiveHeader::SnpIdBlock {
-        compatibility_mask,
-        author_key_enabled,
-        reserved,
-        ld,
-        family_id,
-        image_id,
-        version,
-        guest_svn,
-        id_key_algorithm,
-        author_key_algorithm,
-        id_key_signature: Box::new(sig),
-        id_public_key: Box::new(key),
-        author_key_signature,
-        author_public_key,
+    } = &mut directive
+    {
+        let policy = SnpPolicy::new(policy).expect("a valid policy");
+        let block = IdBlock::new(LaunchDigest(ld), policy, *family_id, *image_id, *guest_svn);
+        let auth = signed_id_auth(&block);
+        id_key_signature.r_comp = auth.id_block_sig.r;
+        id_key_signature.s_comp = auth.id_block_sig.s;
+        id_public_key.curve = auth.id_key.curve;
+        id_public_key.qx = auth.id_key.qx;
+        id_public_key.qy = auth.id_key.qy;
     }
+    directive
 }
 
 /// The demo file (policy 0x30000) with [`signed_id_block`]`(ld)` appended.

@@ -498,7 +498,7 @@ mod firmware {
                     }
                     (false, _) => {
                         // Without AUTH_KEY_EN the author fields are ignored.
-                        let mut id_key_only = id.auth.clone();
+                        let mut id_key_only = *id.auth;
                         id_key_only.author_key = zerocopy::FromZeros::new_zeroed();
                         verify(&id_key_only)
                     }
