@@ -66,7 +66,9 @@ fn parse() -> Option<Options> {
     while let Some(arg) = args.next() {
         match arg.as_str() {
             "--model" => options.model = true,
-            "--memory-mib" => options.memory = args.next()?.parse::<u64>().ok()? << 20,
+            "--memory-mib" => {
+                options.memory = args.next()?.parse::<u64>().ok()?.checked_mul(1 << 20)?;
+            }
             "--time-limit" => {
                 options.time_limit =
                     Duration::try_from_secs_f64(args.next()?.parse().ok()?).ok()?;
@@ -177,29 +179,70 @@ fn run_natively(plan: &LaunchPlan<'_>, ram: &[GpaRange], limit: Duration) -> Res
     });
     match outcome.recv_timeout(limit) {
         Ok(result) => result,
-        Err(_) => Err(format!("the guest did not halt within {} s", limit.as_secs_f64()).into()),
+        Err(_) => {
+            // The vCPU thread is still in KVM_RUN on this VM and memory:
+            // exit now, with them alive, rather than return and drop them
+            // under a running vCPU. (A VMM that goes on would kick the vCPU
+            // out of KVM_RUN and join its thread first.)
+            eprintln!(
+                "error: the guest did not halt within {} s",
+                limit.as_secs_f64()
+            );
+            std::process::exit(1);
+        }
     }
 }
 
-/// The VMM's KVM_RUN loop: COM1 output to stdout, the line status register
-/// always "transmitter empty", HLT ends the run.
+/// The VMM's KVM_RUN loop: a 16550 COM1 just good enough for output (data
+/// written to stdout unless the divisor latch is selected; the line status
+/// register always "transmitter empty and idle", which firmware such as
+/// OVMF waits for), HLT ends the run.
 fn run_vcpu(mut vcpu: VcpuFd) -> Result<(), Failure> {
+    const LCR: u16 = COM1 + 3;
+    const LSR: u16 = COM1 + 5;
+    const LCR_DLAB: u8 = 0x80;
+    const LSR_THRE_TEMT: u8 = 0x60;
     let mut stdout = std::io::stdout().lock();
+    let mut lcr = 0u8;
     loop {
-        match vcpu.run()? {
-            VcpuExit::IoOut(COM1, data) => {
+        let exit = match vcpu.run() {
+            Ok(exit) => exit,
+            // A signal interrupted KVM_RUN (EINTR): run again.
+            Err(e) if interrupted(e.errno()) => continue,
+            Err(e) => return Err(e.into()),
+        };
+        match exit {
+            VcpuExit::IoOut(COM1, data) if lcr & LCR_DLAB == 0 => {
                 stdout.write_all(data)?;
                 stdout.flush()?;
             }
+            VcpuExit::IoOut(LCR, data) => lcr = data.first().copied().unwrap_or(0),
             VcpuExit::IoIn(port, data) => {
-                let value = if port == COM1 + 5 { 0x20 } else { 0xFF };
+                let value = if port == LSR { LSR_THRE_TEMT } else { 0xFF };
                 data.fill(value);
             }
             VcpuExit::IoOut(..) => {}
             VcpuExit::Hlt => return Ok(()),
+            VcpuExit::MmioRead(gpa, data) => {
+                let len = data.len();
+                return Err(
+                    format!("the guest read {len} byte(s) of unmapped memory at {gpa:#x}").into(),
+                );
+            }
+            VcpuExit::MmioWrite(gpa, data) => {
+                let len = data.len();
+                return Err(format!(
+                    "the guest wrote {len} byte(s) to unmapped memory at {gpa:#x}"
+                )
+                .into());
+            }
             other => return Err(format!("the guest stopped: {other:?}").into()),
         }
     }
+}
+
+fn interrupted(errno: i32) -> bool {
+    std::io::Error::from_raw_os_error(errno).kind() == std::io::ErrorKind::Interrupted
 }
 
 /// The same VMM objects, launched as an SEV-SNP guest on the firmware

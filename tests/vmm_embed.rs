@@ -106,6 +106,9 @@ fn a_guest_that_does_not_halt_is_a_failure_with_a_message() {
     assert!(text(&o.stderr).starts_with("error: /nonexistent/igvm-snp/none.igvm: "));
     let o = Command::new(vmm_embed()).output().unwrap();
     assert_eq!(o.status.code(), Some(2), "usage error");
+    // 2^44 + 1 MiB does not fit in bytes: a usage error, not 1 MiB of RAM.
+    let o = run(&path, &["--memory-mib", "17592186044417"]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o.stderr));
 }
 
 /// `--model`: the VMM's objects launched step by step on the firmware
@@ -137,4 +140,45 @@ fn launches_on_the_model_and_prints_the_launch_digest() {
         "{}",
         text(&o.stdout)
     );
+}
+
+/// A guest that sets the UART up as firmware does: the divisor written
+/// with DLAB set (not output), then waiting for the line status register
+/// to say "transmitter empty and idle" (0x60, as OVMF's serial library
+/// waits) before each byte.
+#[test]
+fn the_serial_port_is_a_16550_for_output() {
+    use igvm_snp_test_support::asm::{Code, gdt32};
+    use igvm_snp_test_support::{flat_vmsa, snp_igvm};
+    if kvm_or_skip("the_serial_port_is_a_16550_for_output").is_none() {
+        return;
+    }
+    const CODE: u64 = 0x1000;
+    const GDT: u64 = 0x6000;
+    let mut c = Code::new(CODE as u32);
+    let out = |c: &mut Code, port: u16, value: u8| {
+        c.emit(&[0xBA]); // mov edx, imm32
+        c.emit(&u32::from(port).to_le_bytes());
+        c.emit(&[0xB0, value]); // mov al, imm8
+        c.emit(&[0xEE]); // out dx, al
+    };
+    out(&mut c, 0x3FB, 0x80); // LCR: DLAB on
+    out(&mut c, 0x3F8, 0x01); // divisor latch low: not output
+    out(&mut c, 0x3FB, 0x03); // LCR: 8N1, DLAB off
+    for byte in *b"UART\n" {
+        c.emit(&[0xBA, 0xFD, 0x03, 0x00, 0x00]); // mov edx, 0x3FD (LSR)
+        let poll = c.here();
+        c.emit(&[0xEC]); // in al, dx
+        c.emit(&[0x24, 0x60]); // and al, 0x60
+        c.emit(&[0x3C, 0x60]); // cmp al, 0x60
+        c.short_back(0x75, poll); // jne poll
+        out(&mut c, 0x3F8, byte);
+    }
+    c.halt();
+    let file = snp_igvm(
+        &[(CODE, c.page()), (GDT, gdt32())],
+        flat_vmsa(CODE, 0xC9B, GDT),
+    );
+    let path = write("uart.igvm", &file);
+    assert_prints(&run(&path, &["--time-limit", "5"]), "UART\n");
 }
