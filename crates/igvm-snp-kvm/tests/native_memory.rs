@@ -212,6 +212,31 @@ fn bad_layouts_are_refused() {
     register(&vm, &[GpaRange::new(0, 0x1000)], MemoryFlavour::Plain, 7).unwrap();
 }
 
+/// More regions than KVM has memslots left from `first_slot` are refused
+/// before any slot exists, naming the count and KVM's limit; the last
+/// slot itself can be used.
+#[test]
+fn regions_beyond_kvms_memslots_are_refused_up_front() {
+    let Some(vm) = vm("regions_beyond_kvms_memslots_are_refused_up_front") else {
+        return;
+    };
+    let limit = u32::try_from(vm.check_extension_int(kvm_ioctls::Cap::NrMemslots)).unwrap();
+    assert!(limit > 2, "KVM_CAP_NR_MEMSLOTS {limit}");
+    let two = [GpaRange::new(0, 0x1000), GpaRange::new(0x10_0000, 0x1000)];
+    match register(&vm, &two, MemoryFlavour::Plain, limit - 1) {
+        Err(MemoryError::TooManyMemslots {
+            regions,
+            first_slot,
+            limit: l,
+        }) => assert_eq!((regions, first_slot, l), (2, limit - 1, limit)),
+        other => panic!("unexpected {:?}", other.map(|_| ())),
+    }
+    // Nothing was registered: both GPAs take slots 0 and 1 afterwards.
+    let (_memory, _slots) = register(&vm, &two, MemoryFlavour::Plain, 0).unwrap();
+    let last = [GpaRange::new(0x20_0000, 0x1000)];
+    register(&vm, &last, MemoryFlavour::Plain, limit - 1).unwrap();
+}
+
 #[test]
 fn dropping_memory_deletes_its_slots() {
     let Some((vm, host)) = vm_and_host("dropping_memory_deletes_its_slots") else {

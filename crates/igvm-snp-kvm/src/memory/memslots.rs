@@ -3,12 +3,12 @@
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::sync::Arc;
 
-use igvm_snp::GpaRange;
+use igvm_snp::{GpaRange, PAGE_SIZE};
 use kvm_bindings::{
     KVM_MEM_GUEST_MEMFD, KVM_MEMORY_ATTRIBUTE_PRIVATE, kvm_create_guest_memfd,
     kvm_memory_attributes, kvm_userspace_memory_region, kvm_userspace_memory_region2,
 };
-use kvm_ioctls::VmFd;
+use kvm_ioctls::{Cap, VmFd};
 use vm_memory::{GuestMemoryBackend, GuestMemoryMmap, GuestMemoryRegion, MemoryRegionAddress};
 use vmm_sys_util::errno;
 
@@ -61,6 +61,26 @@ pub struct Memslots {
     memory: Option<GuestMemoryMmap>,
 }
 
+/// KVM's largest memslot, `KVM_MEM_MAX_NR_PAGES` (2^31 - 1) pages.
+const MAX_SLOT_PAGES: u64 = (1 << 31) - 1;
+
+/// A region one memslot can take: page aligned, not overflowing, at most
+/// [`MAX_SLOT_PAGES`] pages.
+fn check_slot_range(range: &GpaRange) -> Result<(), MemoryError> {
+    let invalid = |reason| MemoryError::InvalidRange {
+        gpa: range.gpa,
+        size: range.size,
+        reason,
+    };
+    page_span_end(range).map_err(invalid)?;
+    if range.size / PAGE_SIZE as u64 > MAX_SLOT_PAGES {
+        return Err(invalid(
+            "larger than one KVM memslot takes (2^31 - 1 pages, just under 8 TiB)",
+        ));
+    }
+    Ok(())
+}
+
 impl Memslots {
     /// Registers every region of `memory` as memslots `first_slot`,
     /// `first_slot + 1`, … in GPA order. With
@@ -78,19 +98,30 @@ impl Memslots {
         flavour: MemoryFlavour,
         first_slot: u32,
     ) -> Result<Self, MemoryError> {
+        // Refused up front, before any slot exists: KVM's EINVAL for the
+        // slot past its limit, or for a slot past its size limit, names
+        // neither (and undoing thousands of slots takes seconds).
+        let limit = u32::try_from(vm.check_extension_int(Cap::NrMemslots)).unwrap_or(0);
+        let regions = memory.num_regions();
+        if limit > 0 && u64::from(first_slot) + regions as u64 > u64::from(limit) {
+            return Err(MemoryError::TooManyMemslots {
+                regions,
+                first_slot,
+                limit,
+            });
+        }
+        for region in memory.iter() {
+            let range = GpaRange::new(region.start_addr().0, region.len());
+            check_slot_range(&range)?;
+        }
         let mut slots = Memslots {
             vm,
             flavour,
-            slots: Vec::with_capacity(memory.num_regions()),
+            slots: Vec::with_capacity(regions),
             memory: Some(memory.clone()),
         };
         for (i, region) in memory.iter().enumerate() {
             let range = GpaRange::new(region.start_addr().0, region.len());
-            page_span_end(&range).map_err(|reason| MemoryError::InvalidRange {
-                gpa: range.gpa,
-                size: range.size,
-                reason,
-            })?;
             let slot = u32::try_from(i)
                 .ok()
                 .and_then(|i| first_slot.checked_add(i))
@@ -305,5 +336,24 @@ impl Drop for Memslots {
         if leak {
             std::mem::forget(self.memory.take());
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// KVM_MEM_MAX_NR_PAGES: 2^31 - 1 pages fit one memslot, one more does
+    /// not (KVM answers EINVAL); checked without mapping 8 TiB.
+    #[test]
+    fn a_region_larger_than_a_memslot_is_refused() {
+        let most = MAX_SLOT_PAGES * PAGE_SIZE as u64;
+        check_slot_range(&GpaRange::new(0, most)).unwrap();
+        let err = check_slot_range(&GpaRange::new(0, most + PAGE_SIZE as u64)).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("larger than one KVM memslot takes"),
+            "{err}"
+        );
     }
 }

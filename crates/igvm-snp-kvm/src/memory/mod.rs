@@ -102,6 +102,21 @@ pub enum MemoryError {
         /// The host width.
         phys_bits: u8,
     },
+    /// The memory has more regions than KVM has memslots left from
+    /// `first_slot` (`KVM_CAP_NR_MEMSLOTS`); each region takes one.
+    #[error(
+        "{regions} memory regions need memslots {first_slot} to {}, but KVM has {limit} \
+         (KVM_CAP_NR_MEMSLOTS)",
+        u64::from(*first_slot) + *regions as u64 - 1
+    )]
+    TooManyMemslots {
+        /// Regions to register.
+        regions: usize,
+        /// The first slot asked for.
+        first_slot: u32,
+        /// KVM's number of memslots.
+        limit: u32,
+    },
     /// `mmap` of a region failed.
     #[error("mmap of {size:#x} bytes for guest memory at GPA {gpa:#x} failed: {source}")]
     Mmap {
