@@ -56,18 +56,47 @@ pub fn layout_for(
     ram: &[GpaRange],
     options: &LayoutOptions,
 ) -> Result<Vec<GpaRange>, MemoryError> {
-    let mut ranges: Vec<(u64, u64)> = Vec::with_capacity(ram.len());
+    layout(plan, ram, options, true)
+}
+
+/// What [`layout_for`] adds to RAM, alone: the regions the file needs
+/// outside the RAM ranges, sorted and merged among themselves but never
+/// with RAM, for a VMM that maps its RAM itself (its own memfd, huge pages)
+/// and gives these their own regions, as QEMU's `igvm.N`.
+///
+/// # Errors
+/// As [`layout_for`].
+pub fn regions_outside_ram(
+    plan: &LaunchPlan<'_>,
+    ram: &[GpaRange],
+    options: &LayoutOptions,
+) -> Result<Vec<GpaRange>, MemoryError> {
+    layout(plan, ram, options, false)
+}
+
+fn layout(
+    plan: &LaunchPlan<'_>,
+    ram: &[GpaRange],
+    options: &LayoutOptions,
+    with_ram: bool,
+) -> Result<Vec<GpaRange>, MemoryError> {
+    let mut ram_ranges: Vec<(u64, u64)> = Vec::with_capacity(ram.len());
     for r in ram {
-        ranges.push(checked_span(r)?);
+        ram_ranges.push(checked_span(r)?);
     }
-    let ram_spans = merge(ranges.clone());
+    let ram_spans = merge(ram_ranges.clone());
+    let mut ranges = if with_ram {
+        ram_ranges.clone()
+    } else {
+        Vec::new()
+    };
     for (directive, range) in needed_regions(plan) {
         check_region(directive, range, &ram_spans, options)?;
     }
     // RAM and excluded pages are holes in what the plan loads; the work is
     // proportional to the number of ranges, never to their sizes.
     let holes = merge(
-        ranges
+        ram_ranges
             .iter()
             .copied()
             .chain(
@@ -283,6 +312,32 @@ mod tests {
             "{err}"
         );
         check_region(at, GpaRange::new(top, 0), &[], &opts).unwrap();
+    }
+
+    /// Memory the file needs right after RAM merges into RAM in
+    /// `layout_for`, and stays apart in `regions_outside_ram`.
+    #[test]
+    fn regions_outside_ram_are_never_merged_with_it() {
+        let bytes = demo::demo_igvm();
+        let plan = demo_plan(&bytes);
+        // RAM ends right where the demo's first page outside it would
+        // start: 0xFFFF_B000 (the parameter page).
+        let ram = [GpaRange::new(0, 0xFFFF_B000)];
+        let opts = LayoutOptions::new(48).excluding(GpaRange::new(demo::VMSA_GPA, 4096));
+        assert_eq!(
+            layout_for(&plan, &ram, &opts).unwrap(),
+            vec![
+                GpaRange::new(0, 0xFFFF_D000),
+                GpaRange::new(0xFFFF_E000, 0x2000)
+            ]
+        );
+        assert_eq!(
+            regions_outside_ram(&plan, &ram, &opts).unwrap(),
+            vec![
+                GpaRange::new(0xFFFF_B000, 0x2000),
+                GpaRange::new(0xFFFF_E000, 0x2000)
+            ]
+        );
     }
 
     #[test]

@@ -4,7 +4,8 @@
 //! at any time.
 //!
 //! * [`layout_for`]: which GPA ranges a plan needs (RAM, required memory,
-//!   pages loaded outside RAM).
+//!   pages loaded outside RAM); [`regions_outside_ram`]: the same without
+//!   RAM, for a VMM that maps its RAM itself.
 //! * [`load_plan`]: writes a plan's pages into any
 //!   [`GuestMemoryBackend`] (as linux-loader's loaders take their memory).
 //! * [`discard`]: gives a range's pages back to the host (it reads as zero
@@ -30,7 +31,7 @@ use kvm_ioctls::Kvm;
 use vmm_sys_util::errno;
 
 pub use discard::discard;
-pub use layout::{LayoutOptions, layout_for};
+pub use layout::{LayoutOptions, layout_for, regions_outside_ram};
 pub use load::{LoadOptions, load_pages, load_plan};
 pub use memslots::Memslots;
 pub use vm_memory::{Bytes, GuestAddress, GuestMemoryBackend, GuestMemoryMmap};
