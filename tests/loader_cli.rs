@@ -1228,6 +1228,18 @@ fn real_igvmbuilder_files_measure_as_igvmmeasure() {
         "{}",
         stderr(&o)
     );
+    // A MADT given on the command line is not the one built for --vcpus:
+    // no hint about the count.
+    let table = write(&scratch("madt-given"), "big-madt.bin", &[0u8; 0x2000]);
+    let given = format!("madt={table}");
+    let o = igvm_load(&["measure", nofw, "--acpi-table", &given]);
+    assert_exit(&o, 1, "a given MADT too large");
+    assert!(
+        stderr(&o).contains("MADT parameter needs 0x2000 bytes"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(!stderr(&o).contains("--vcpus"), "{}", stderr(&o));
     // The bound is exact: 378 plan, 379 do not.
     assert_exit(
         &igvm_load(&["measure", nofw, "--vcpus", "378"]),
@@ -1390,8 +1402,8 @@ fn verify_names_the_profile_that_explains_the_measurement() {
         assert_exit(&o, 0, "--json");
         let v = json(&o);
         assert_eq!(
-            (&v["authenticated"], &v["passed"]),
-            (&false.into(), &true.into())
+            (&v["authenticated"], &v["passed"], &v["accepted"]),
+            (&false.into(), &false.into(), &true.into())
         );
         assert_eq!(v["measurement"], digest.as_str());
         assert_eq!(
@@ -1564,8 +1576,8 @@ fn verify_checks_the_signature_and_chain() {
         assert_eq!(ok, true, "{name}");
     }
     assert_eq!(
-        (&v["authenticated"], &v["passed"]),
-        (&true.into(), &true.into())
+        (&v["authenticated"], &v["passed"], &v["accepted"]),
+        (&true.into(), &true.into(), &true.into())
     );
     let o = verify(&report, &file, &certs);
     assert!(

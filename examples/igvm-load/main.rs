@@ -198,7 +198,16 @@ fn plan_with<'a>(
     config: &igvm_snp::LaunchConfig,
 ) -> Result<LaunchPlan<'a>, Failure> {
     let named = |e: igvm_snp::Error| -> Failure {
-        let e = config::explain_plan_error(&e, args.vcpus.max());
+        // The hint is about the MADT built for --vcpus, not one given.
+        let given_madt = args
+            .acpi_tables
+            .iter()
+            .any(|(t, _)| *t == config::AcpiTable::Madt);
+        let e = if given_madt {
+            e.to_string()
+        } else {
+            config::explain_plan_error(&e, args.vcpus.max())
+        };
         format!("{}: {e}", path.display()).into()
     };
     let features = if args.profile == ProfileArg::KvmLegacy {
@@ -379,7 +388,8 @@ fn run(cli: &Cli) -> Result<ExitCode, Failure> {
 /// measures one VMSA per vCPU after the pages, so one pass over the pages
 /// gives every count; with other profiles the count does not enter the
 /// digest (the VP count parameter is UNMEASURED) and every count has the
-/// same one. The ID block is not checked against several digests.
+/// same one. With an ID block, every count's digest must be the one it
+/// expects (as for one count), or the command fails naming the others.
 fn measure_counts(
     out: &mut impl Write,
     file: &Path,

@@ -104,7 +104,7 @@ pub struct PreflightReport {
     /// `KVM_X86_SEV_VMSA_FEATURES`: the `vmsa_features` INIT2 accepts.
     pub vmsa_features: AttrProbe,
     /// `KVM_X86_SNP_POLICY_BITS`: the guest policy bits SNP_LAUNCH_START
-    /// accepts (kernels before it fail with `ENXIO` and apply fixed rules:
+    /// accepts (kernels before it fail with `ENXIO` and apply a fixed mask:
     /// [`PreflightReport::check_policy`]).
     pub snp_policy_bits: AttrProbe,
     /// The SEV device probed.
@@ -399,8 +399,10 @@ impl PreflightReport {
     /// which it refuses with a bare `EINVAL` (firmware status 0): bits
     /// outside `KVM_X86_SNP_POLICY_BITS`, or, on kernels without that
     /// attribute, bits outside ABI, SMT, the must-be-one bit, DEBUG and
-    /// SINGLE_SOCKET, a clear SMT bit, or SINGLE_SOCKET set. Not probed
-    /// (KVM did not open): nothing to check against.
+    /// SINGLE_SOCKET. (Kernels before 6.17 also required SMT and refused
+    /// SINGLE_SOCKET; 6.17 left those to the firmware, before the attribute
+    /// existed, so without it they are not judged here.) Not probed (KVM
+    /// did not open): nothing to check against.
     ///
     /// # Errors
     /// [`PolicyRefused`] naming the bits and the rule.
@@ -412,26 +414,13 @@ impl PreflightReport {
                 0 => Ok(()),
                 bits => refused(bits, "not among KVM_X86_SNP_POLICY_BITS"),
             },
-            AttrProbe::Failed(_) => {
-                if policy & !OLD_KERNEL_POLICY_BITS != 0 {
-                    refused(
-                        policy & !OLD_KERNEL_POLICY_BITS,
-                        "not among the bits kernels without KVM_X86_SNP_POLICY_BITS take",
-                    )
-                } else if policy & POLICY_SMT == 0 {
-                    refused(
-                        POLICY_SMT,
-                        "SMT must be allowed on kernels without KVM_X86_SNP_POLICY_BITS",
-                    )
-                } else if policy & POLICY_SINGLE_SOCKET != 0 {
-                    refused(
-                        POLICY_SINGLE_SOCKET,
-                        "SINGLE_SOCKET is refused by kernels without KVM_X86_SNP_POLICY_BITS",
-                    )
-                } else {
-                    Ok(())
-                }
-            }
+            AttrProbe::Failed(_) => match policy & !OLD_KERNEL_POLICY_BITS {
+                0 => Ok(()),
+                bits => refused(
+                    bits,
+                    "not among the bits kernels without KVM_X86_SNP_POLICY_BITS take",
+                ),
+            },
         }
     }
 }
@@ -439,13 +428,10 @@ impl PreflightReport {
 /// `KVM_X86_SNP_POLICY_BITS` (`arch/x86/include/uapi/asm/kvm.h`; not in
 /// kvm-bindings 0.14).
 const KVM_X86_SNP_POLICY_BITS: u64 = 1;
-/// Guest policy SMT (bit 16) and SINGLE_SOCKET (bit 20).
-const POLICY_SMT: u64 = 1 << 16;
-const POLICY_SINGLE_SOCKET: u64 = 1 << 20;
 /// What kernels before `KVM_X86_SNP_POLICY_BITS` take (`sev.c`'s fixed
-/// mask): ABI minor and major (bits 0-15), SMT, the must-be-one bit 17,
-/// DEBUG (19) and SINGLE_SOCKET (20).
-const OLD_KERNEL_POLICY_BITS: u64 = 0xFFFF | POLICY_SMT | 1 << 17 | 1 << 19 | POLICY_SINGLE_SOCKET;
+/// mask): ABI minor and major (bits 0-15), SMT (16), the must-be-one bit
+/// 17, DEBUG (19) and SINGLE_SOCKET (20).
+const OLD_KERNEL_POLICY_BITS: u64 = 0xFFFF | 1 << 16 | 1 << 17 | 1 << 19 | 1 << 20;
 
 /// A guest policy this KVM's SNP_LAUNCH_START would refuse.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -485,7 +471,7 @@ impl fmt::Display for PreflightReport {
                     AttrProbe::Failed(e) => writeln!(
                         f,
                         "  SNP policy bits: unavailable ({e}: no SEV-SNP, or a kernel before the \
-                         attribute, whose fixed rules then apply)"
+                         attribute, whose fixed mask then applies)"
                     )?,
                     AttrProbe::NotProbed => writeln!(f, "  SNP policy bits: not probed")?,
                 }
@@ -544,8 +530,7 @@ mod tests {
 
     /// The policy rules of both kinds of kernel (sev.c's
     /// `snp_launch_start`): with KVM_X86_SNP_POLICY_BITS, bits outside it;
-    /// without (ENXIO), the fixed mask, SMT required, SINGLE_SOCKET
-    /// refused.
+    /// without (ENXIO), bits outside the fixed mask.
     #[test]
     fn policies_kvm_would_refuse_are_named() {
         let mut host = PreflightReport::probe_paths(
@@ -571,14 +556,16 @@ mod tests {
              KVM_X86_SNP_POLICY_BITS"
         );
 
-        // An older kernel.
+        // A kernel without the attribute: its fixed mask. SMT clear and
+        // SINGLE_SOCKET are left to the kernel (6.17 stopped refusing them).
         host.snp_policy_bits = AttrProbe::Failed(Errno::new(libc::ENXIO));
-        assert_eq!(host.check_policy(default | 1 << 19 | 0x0102), Ok(()));
+        for policy in [default | 1 << 19 | 0x0102, 0x20000, default | 1 << 20] {
+            assert_eq!(host.check_policy(policy), Ok(()), "{policy:#x}");
+        }
         for (policy, bits) in [
             (default | 1 << 18, 1 << 18),
             (default | 1 << 21, 1 << 21),
-            (0x20000, 1 << 16),
-            (default | 1 << 20, 1 << 20),
+            (default | 1 << 18 | 1 << 25, 1 << 18 | 1 << 25),
         ] {
             let e = host.check_policy(policy).unwrap_err();
             assert_eq!(e.bits, bits, "{policy:#x}: {e}");

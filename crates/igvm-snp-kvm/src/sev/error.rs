@@ -86,8 +86,7 @@ fn failure_note(context: &CommandContext, errno: Errno, firmware: FirmwareError)
         // snp_launch_update turns every failure of kvm_gmem_populate into
         // EIO, with the firmware's status, 0 when it never ran.
         ", firmware status SUCCESS: KVM refused the pages before the firmware saw them \
-         (a GFN not private or not in a guest_memfd memslot, a page already launched, \
-         or a pending signal)"
+         (a GFN not private, a page already launched, or a pending signal)"
             .to_string()
     } else {
         String::new()

@@ -174,7 +174,8 @@ pub(crate) fn encrypt_op<T: SevPayload>(
     // kvm-ioctls' `encrypt_op_sev` is a safe fn, but what makes this call
     // sound is ours to show, so it goes through the unsafe `encrypt_op`.
     // SAFETY: KVM_MEMORY_ENCRYPT_OP reads the 24-byte `kvm_sev_cmd` at
-    // `&mut cmd` and writes back only its `error` field. `cmd.data` points
+    // `&mut cmd` and copies it back whole (with `error` set), all within
+    // `cmd`. `cmd.data` points
     // at `payload.raw`, borrowed mutably for this call, whose type is the
     // kernel's struct for `T::COMMAND` (size checked by `payload_of!`), so
     // the kernel reads and writes exactly that struct. The user addresses

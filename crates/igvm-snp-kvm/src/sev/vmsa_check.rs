@@ -1,8 +1,9 @@
 //! The rules the proposed kernel support applies to a VMSA page given to
 //! LAUNCH_UPDATE (`snp_check_launch_vmsa` in the posted patch): VMPL 0, and
-//! SEV_FEATURES equal to the INIT2 `vmsa_features` plus SNPActive; and, as
-//! KVM does for every guest VMSA (an SNP erratum; the redesign's selftest
-//! expects `EINVAL`), not at a 2 MiB-aligned GPA.
+//! SEV_FEATURES equal to the INIT2 `vmsa_features` plus SNPActive; and not
+//! at a 2 MiB-aligned GPA: KVM refuses that for the VMSAs a guest creates
+//! (`sev_snp_ap_creation`, an SNP erratum) and the redesign's selftest
+//! expects `EINVAL` for a launched one; for the v1 page type it is assumed.
 
 use igvm_snp::{SEV_FEATURE_SNP_ACTIVE, SevVmsa};
 use zerocopy::FromBytes;
