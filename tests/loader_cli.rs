@@ -270,6 +270,15 @@ fn usage_errors_exit_2() {
         &["run", "--native", demo.as_str(), "--time-limit", "0"],
         &["check", demo.as_str(), "--vcpus", "0"],
         &[
+            "launch",
+            demo.as_str(),
+            "--backend",
+            "kvm",
+            "--model-no-vmsa-type",
+        ],
+        &["run", "--native", demo.as_str(), "--policy", "30000"],
+        &["run", "--native", demo.as_str(), "--native-zero"],
+        &[
             "measure",
             demo.as_str(),
             "--native-zero",
@@ -291,6 +300,14 @@ fn usage_errors_exit_2() {
         assert!(stderr(&o).starts_with("error:"), "{args:?}: {}", stderr(&o));
         assert!(o.stdout.is_empty(), "{args:?}");
     }
+    // Errors the loader finds after parsing show the subcommand's usage.
+    let o = igvm_load(&["plan", demo.as_str(), "--vcpus", "1,2"]);
+    assert_exit(&o, 2, "plan with a list");
+    assert!(
+        stderr(&o).contains("Usage: igvm-load plan [OPTIONS] <FILE>"),
+        "{}",
+        stderr(&o)
+    );
 }
 
 /// Bad files: exit 1 and exactly one line on stderr, `error: FILE: …`
@@ -1733,6 +1750,12 @@ fn measure_prints_one_digest_per_vcpu_count() {
     let v = json(&o);
     assert_eq!(v.as_object().unwrap().len(), 2, "{v}");
     assert_eq!(v["4"], lines[2].split(' ').nth(1).unwrap());
+    // A list of one distinct count keeps the list's shape.
+    let o = igvm_load(&[&["measure", &file, "--vcpus", "2,2", "--json"][..], &legacy].concat());
+    assert_exit(&o, 0, "--vcpus 2,2");
+    let v = json(&o);
+    assert_eq!(v.as_object().unwrap().len(), 1, "{v}");
+    assert_eq!(v["2"], lines[1].split(' ').nth(1).unwrap());
     // Other profiles: the count does not enter the digest.
     let o = igvm_load(&["measure", &file, "--vcpus", "1,3"]);
     let spec = library_digest(&bytes, PlanOptions::default());

@@ -196,27 +196,35 @@ pub struct LaunchArgs {
 /// `--vcpus`: one count, or a comma-separated list of counts (only
 /// `measure` takes more than one).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct VcpuCounts(Vec<u32>);
+pub struct VcpuCounts {
+    counts: Vec<u32>,
+    /// Given as a list (with a comma), even of one distinct count.
+    list: bool,
+}
 
 impl VcpuCounts {
     /// One count.
     pub fn one(count: u32) -> Self {
-        VcpuCounts(vec![count])
+        VcpuCounts {
+            counts: vec![count],
+            list: false,
+        }
     }
 
     /// The counts, in the order given, each once.
     pub fn all(&self) -> &[u32] {
-        &self.0
+        &self.counts
     }
 
     /// The largest count: the VM's when there is only one.
     pub fn max(&self) -> u32 {
-        self.0.iter().copied().max().unwrap_or(1)
+        self.counts.iter().copied().max().unwrap_or(1)
     }
 
-    /// Whether more than one count was given.
+    /// Whether a list was given (`1,2,4`, or `2,2`): `measure` then prints
+    /// one digest per count, keyed by count.
     pub fn is_list(&self) -> bool {
-        self.0.len() > 1
+        self.list
     }
 }
 
@@ -236,7 +244,10 @@ pub fn parse_vcpus(s: &str) -> Result<VcpuCounts, String> {
             counts.push(n);
         }
     }
-    Ok(VcpuCounts(counts))
+    Ok(VcpuCounts {
+        counts,
+        list: s.contains(','),
+    })
 }
 
 #[cfg(test)]
@@ -251,6 +262,9 @@ mod tests {
         assert_eq!(l.max(), 16);
         assert!(l.is_list());
         assert!(!parse_vcpus("8").unwrap().is_list());
+        // A list of one distinct count is still a list (same output shape).
+        let dup = parse_vcpus("2,2").unwrap();
+        assert!(dup.is_list() && dup.all() == [2]);
         for bad in ["", "0", "1,,2", "x", "4097", "-1"] {
             assert!(parse_vcpus(bad).is_err(), "{bad}");
         }

@@ -36,7 +36,7 @@ use clap::{CommandFactory, Parser};
 use igvm_snp::{LaunchPlan, PlanOptions};
 use igvm_snp_kvm::native::NativeConfig;
 
-use cli::{Cli, Command, LaunchArgs, ProfileArg, VcpuCounts};
+use cli::{Backend, Cli, Command, LaunchArgs, ProfileArg, VcpuCounts};
 use progress::Progress;
 
 /// A failure: a message and its causes.
@@ -232,12 +232,25 @@ fn plan_table(plan: &LaunchPlan<'_>, progress: Progress, release: impl Fn(&[u8])
 /// command that runs or plans one VM.
 fn one_vcpu_count(args: &LaunchArgs, command: &str) {
     if args.vcpus.is_list() {
-        Cli::command()
-            .error(
-                clap::error::ErrorKind::ArgumentConflict,
-                format!("{command} takes one --vcpus count; only measure takes a list"),
-            )
-            .exit();
+        usage_error(
+            command,
+            format!("{command} takes one --vcpus count; only measure takes a list"),
+        );
+    }
+}
+
+/// A usage error of `subcommand` found after parsing: clap's message and
+/// exit code 2, with the subcommand's usage line.
+fn usage_error(subcommand: &str, message: impl std::fmt::Display) -> ! {
+    let mut cli = Cli::command();
+    cli.build();
+    match cli.find_subcommand_mut(subcommand) {
+        Some(sub) => sub
+            .error(clap::error::ErrorKind::ArgumentConflict, message)
+            .exit(),
+        None => cli
+            .error(clap::error::ErrorKind::ArgumentConflict, message)
+            .exit(),
     }
 }
 
@@ -303,12 +316,7 @@ fn run(cli: &Cli) -> Result<ExitCode, Failure> {
         } => {
             if launch.vcpus.is_list() {
                 if *trace {
-                    Cli::command()
-                        .error(
-                            clap::error::ErrorKind::ArgumentConflict,
-                            "--trace takes one --vcpus count",
-                        )
-                        .exit();
+                    usage_error("measure", "--trace takes one --vcpus count");
                 }
                 return measure_counts(&mut out, file, launch, *json, progress);
             }
@@ -341,18 +349,36 @@ fn run(cli: &Cli) -> Result<ExitCode, Failure> {
         }
         Command::Launch(cmd) => {
             if cmd.launch.profile == ProfileArg::KvmLegacy {
-                Cli::command()
-                    .error(
-                        clap::error::ErrorKind::ArgumentConflict,
-                        "launch executes the file's VMSA step; for KVM's per-vCPU measurement \
-                         use --allow-vmsa-fallback instead of --profile kvm-legacy",
-                    )
-                    .exit();
+                usage_error(
+                    "launch",
+                    "launch executes the file's VMSA step; for KVM's per-vCPU measurement \
+                     use --allow-vmsa-fallback instead of --profile kvm-legacy",
+                );
+            }
+            let model_options = cmd.model_no_vmsa_type || cmd.model_vmsa_features.is_some();
+            if cmd.backend == Backend::Kvm && model_options {
+                usage_error(
+                    "launch",
+                    "--model-no-vmsa-type and --model-vmsa-features configure the firmware \
+                     model (--backend model)",
+                );
             }
             one_vcpu_count(&cmd.launch, "launch");
             launch::run(&mut out, cmd, progress)
         }
         Command::Run(cmd) => {
+            let l = &cmd.launch;
+            let sev_options = l.profile != ProfileArg::Spec
+                || l.native_zero
+                || l.host_data.is_some()
+                || l.policy.is_some();
+            if sev_options {
+                usage_error(
+                    "run",
+                    "--profile, --native-zero, --host-data and --policy are for SEV-SNP \
+                     launches (measure, launch); run --native uses none of them",
+                );
+            }
             one_vcpu_count(&cmd.launch, "run");
             native::run(&mut out, cmd, progress)
         }
