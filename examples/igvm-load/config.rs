@@ -58,7 +58,7 @@ pub fn parse_report_data(s: &str) -> Result<[u8; 64], String> {
 }
 
 /// Parses exactly `2 * N` hexadecimal digits into `N` bytes.
-fn parse_hex<const N: usize>(s: &str, what: &str) -> Result<[u8; N], String> {
+pub fn parse_hex<const N: usize>(s: &str, what: &str) -> Result<[u8; N], String> {
     let s = s.trim();
     if s.len() != 2 * N || !s.bytes().all(|b| b.is_ascii_hexdigit()) {
         return Err(format!(
@@ -236,6 +236,16 @@ fn read_table(what: &str, path: &Path) -> Result<Vec<u8>, String> {
     crate::read_at_most(path, &format!("the {what}"), limit).map_err(|e| e.to_string())
 }
 
+/// What this loader, as a VMM, gives every file: `vcpus` vCPUs and a MADT
+/// built for them, `memory` bytes of RAM (and its memory map), the command
+/// line. A vCPU count no MADT describes leaves the MADT unfilled:
+/// measuring does not need it, and a launch names the problem.
+pub fn vmm_config(vcpus: u32, memory: u64, cmdline: String) -> LaunchConfig {
+    let mut config = LaunchConfig::new(vcpus, ram_ranges(memory)).with_command_line(cmdline);
+    config.madt = igvm_snp::acpi::madt_for_vcpus(vcpus).ok();
+    config
+}
+
 /// The launch configuration for the options, with what a VMM provides
 /// filled in as QEMU does: a MADT built for the vCPUs, an empty command
 /// line, the memory map of the RAM; SRAT, SLIT, PPTT and a device tree only
@@ -244,17 +254,14 @@ fn read_table(what: &str, path: &Path) -> Result<Vec<u8>, String> {
 /// # Errors
 /// A table file that cannot be read; a vCPU count no MADT describes.
 pub fn launch_config(args: &LaunchArgs) -> Result<LaunchConfig, String> {
-    let mut config = LaunchConfig::new(args.vcpus.max(), ram_ranges(args.memory))
-        .with_command_line(args.cmdline.clone().unwrap_or_default());
+    let cmdline = args.cmdline.clone().unwrap_or_default();
+    let mut config = vmm_config(args.vcpus.max(), args.memory, cmdline);
     if let Some(h) = args.host_data {
         config = config.with_host_data(h);
     }
     if let Some(p) = args.policy {
         config = config.with_default_policy(p);
     }
-    // A vCPU count no MADT describes leaves the MADT unfilled: measuring
-    // does not need it, and a launch names the problem.
-    config.madt = igvm_snp::acpi::madt_for_vcpus(args.vcpus.max()).ok();
     for (i, (kind, path)) in args.acpi_tables.iter().enumerate() {
         if args.acpi_tables[..i].iter().any(|(k, _)| k == kind) {
             return Err(format!("--acpi-table {} is given twice", kind.name()));

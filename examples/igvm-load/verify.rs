@@ -95,13 +95,9 @@ fn report_bytes(bytes: Vec<u8>) -> Result<Vec<u8>, String> {
             2 * REPORT_SIZE
         ));
     }
-    Ok(digits
-        .chunks(2)
-        .map(|pair| {
-            let text = std::str::from_utf8(pair).unwrap_or("00");
-            u8::from_str_radix(text, 16).unwrap_or(0)
-        })
-        .collect())
+    // ASCII hex digits (checked above), so also UTF-8.
+    let text = std::str::from_utf8(&digits).unwrap_or_default();
+    crate::config::parse_hex::<REPORT_SIZE>(text, "a report").map(|r| r.to_vec())
 }
 
 fn certificate(path: &Option<PathBuf>, what: &str) -> Result<Option<Certificate>, Failure> {

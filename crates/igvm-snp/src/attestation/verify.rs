@@ -444,42 +444,18 @@ fn file_checks_releasing(
     let (matched, detail) = measurement(report, file, config, &spec, expected.max_vcpus, release);
     checks.push(Check::new("measurement", Some(matched.is_some()), detail));
 
-    checks.push(match expected.host_data {
-        None => Check::new(
-            "host_data",
-            None,
-            format!(
-                "not checked: no host data expected; HOST_DATA is {}",
-                to_hex(&report.host_data)
-            ),
-        ),
-        Some(h) => compare(
-            "host_data",
-            "HOST_DATA",
-            &to_hex(&report.host_data),
-            "the expected host data",
-            &to_hex(&h),
-        ),
-    });
-
-    checks.push(match expected.report_data {
-        None => Check::new(
-            "report_data",
-            None,
-            format!(
-                "not checked: no report data expected (a nonce or key the guest put there); \
-                 REPORT_DATA is {}",
-                to_hex(&report.report_data)
-            ),
-        ),
-        Some(d) => compare(
-            "report_data",
-            "REPORT_DATA",
-            &to_hex(&report.report_data),
-            "the expected report data",
-            &to_hex(&d),
-        ),
-    });
+    checks.push(expected_field(
+        ("host_data", "HOST_DATA", "the expected host data"),
+        "no host data expected",
+        &report.host_data,
+        expected.host_data.as_ref().map(|h| &h[..]),
+    ));
+    checks.push(expected_field(
+        ("report_data", "REPORT_DATA", "the expected report data"),
+        "no report data expected (a nonce or key the guest put there)",
+        &report.report_data,
+        expected.report_data.as_ref().map(|d| &d[..]),
+    ));
 
     let policy = |v: u64| format!("{v:#x}");
     checks.push(match (expected.policy, file_policy) {
@@ -569,6 +545,25 @@ fn file_checks_releasing(
         }
     });
     Ok((matched, checks))
+}
+
+/// A report field compared with the value expected, when one is:
+/// `(name, field, what)` as for [`compare`]; `absent` says why it is not
+/// checked otherwise.
+fn expected_field(
+    (name, field, what): (&'static str, &str, &str),
+    absent: &str,
+    got: &[u8],
+    want: Option<&[u8]>,
+) -> Check {
+    match want {
+        None => Check::new(
+            name,
+            None,
+            format!("not checked: {absent}; {field} is {}", to_hex(got)),
+        ),
+        Some(want) => compare(name, field, &to_hex(got), what, &to_hex(want)),
+    }
 }
 
 fn compare(name: &'static str, field: &str, got: &str, what: &str, want: &str) -> Check {
