@@ -10,7 +10,7 @@ use clap::Args;
 use igvm_snp::id_sign::verify_id_auth;
 use igvm_snp::kvm_legacy::{KVM_MAX_VCPUS, KVM_RESET_RDX, KvmLegacyInputs};
 use igvm_snp::profile::{self, CompatReport};
-use igvm_snp::{LaunchConfig, LaunchPlan, PlanOptions};
+use igvm_snp::{LaunchPlan, PlanOptions};
 
 use crate::Failure;
 
@@ -65,9 +65,7 @@ pub fn run(out: &mut impl Write, args: &CheckArgs) -> Result<ExitCode, Failure> 
     let bytes = crate::map(&args.file)?;
     // What `launch` fills in too: the MADT for the vCPUs (a file whose
     // MADT area is too small for them cannot launch) and the command line.
-    let mut config = LaunchConfig::new(args.vcpus, crate::config::ram_ranges(args.memory))
-        .with_command_line(String::new());
-    config.madt = igvm_snp::acpi::madt_for_vcpus(args.vcpus).ok();
+    let config = crate::config::vmm_config(args.vcpus, args.memory, String::new());
     let spec = LaunchPlan::new(&bytes, &config, PlanOptions::default()).ok();
     let vmsa_features = args
         .vmsa_features
