@@ -101,6 +101,18 @@ pub enum VcpuStateError {
         /// The size `KVM_CAP_XSAVE2` reports.
         size: i32,
     },
+    /// `KVM_GET_SREGS` reports a segment register that differs from the one
+    /// `KVM_SET_SREGS` was given by more than KVM's getters change
+    /// (`vmsa_sync::read_back_agrees`): KVM did not keep what was written.
+    #[error("KVM_GET_SREGS reports {register} as {read:?}, but {written:?} was written")]
+    SegmentReadBack {
+        /// The register's name (`CS`, `TR`, ...).
+        register: &'static str,
+        /// What `KVM_SET_SREGS` was given.
+        written: kvm_segment,
+        /// What `KVM_GET_SREGS` reported.
+        read: kvm_segment,
+    },
 }
 
 /// Decodes a VMSA segment: AMD's 12-bit `attrib` has type(4) S DPL(2) P in
@@ -201,9 +213,17 @@ pub fn sregs(v: &SevVmsa, base: &kvm_sregs) -> kvm_sregs {
 pub fn set_ap_reset_segments(vcpu: &VcpuFd) -> Result<(), VcpuStateError> {
     let ioctl = |ioctl| move |source| VcpuStateError::Ioctl { ioctl, source };
     let current = vcpu.get_sregs().map_err(ioctl("KVM_GET_SREGS"))?;
+    vcpu.set_sregs(&ap_reset_sregs(&current))
+        .map_err(ioctl("KVM_SET_SREGS"))
+}
+
+/// What [`set_ap_reset_segments`] writes over a vCPU's `current` special
+/// registers: the reset segments (CS, DS, ES, FS, GS, SS, TR, LDTR), the
+/// rest as `current` has it.
+pub fn ap_reset_sregs(current: &kvm_sregs) -> kvm_sregs {
     let inputs = igvm_snp::kvm_legacy::KvmLegacyInputs::new(1, 0, 0);
-    let reset = sregs(&igvm_snp::kvm_legacy::reset_vmsa(&inputs), &current);
-    let segments = kvm_sregs {
+    let reset = sregs(&igvm_snp::kvm_legacy::reset_vmsa(&inputs), current);
+    kvm_sregs {
         cs: reset.cs,
         ds: reset.ds,
         es: reset.es,
@@ -212,9 +232,8 @@ pub fn set_ap_reset_segments(vcpu: &VcpuFd) -> Result<(), VcpuStateError> {
         ss: reset.ss,
         tr: reset.tr,
         ldt: reset.ldt,
-        ..current
-    };
-    vcpu.set_sregs(&segments).map_err(ioctl("KVM_SET_SREGS"))
+        ..*current
+    }
 }
 
 /// The general registers, RIP and RFLAGS.

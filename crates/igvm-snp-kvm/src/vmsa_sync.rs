@@ -16,6 +16,18 @@
 //! state the VMSA fallback really left in each vCPU, not on a prediction
 //! from the file.
 //!
+//! Segment registers are the exception to reading back: KVM_GET_SREGS does
+//! not report what KVM_SET_SREGS stored. `svm_get_segment()` makes G up from
+//! the limit, sets the accessed bit of DS/ES/FS/GS and the busy bit of TR,
+//! and calls a type-0 segment unusable; with unrestricted guests VMX sets the
+//! accessed bit of every segment but LDTR when it is written, and reports
+//! an unusable segment without attributes. The VMCB, and so the measured
+//! VMSA, holds what was written. So the model takes segments from what the
+//! launch wrote ([`VcpuSnapshot::with_written_segments`]) after checking
+//! that the read-back differs from it by no more than those getters change
+//! ([`read_back_agrees`]); otherwise the model's digest would depend on the
+//! host's vendor module for files with unusual segment attributes.
+//!
 //! A snapshot from a plain (non-SEV) VM shows the state as KVM's generic
 //! code holds it. What the SVM setters change on the way into the VMCB,
 //! which a plain VM — or a host that is not AMD — cannot show, is applied
@@ -231,6 +243,79 @@ impl VcpuSnapshot {
             fpu,
         })
     }
+
+    /// The snapshot with the segment registers (CS, DS, ES, FS, GS, SS, TR,
+    /// LDTR) that `KVM_SET_SREGS` was last given, `written`, in place of what
+    /// `KVM_GET_SREGS` reported: those are what KVM's SVM code stores in the
+    /// VMCB and copies into the VMSA (see the module documentation).
+    ///
+    /// # Errors
+    /// [`VcpuStateError::SegmentReadBack`] for the first register whose
+    /// read-back differs from `written` beyond [`read_back_agrees`].
+    pub fn with_written_segments(mut self, written: &kvm_sregs) -> Result<Self, VcpuStateError> {
+        let read = self.sregs;
+        for (register, w, r) in [
+            ("CS", written.cs, read.cs),
+            ("DS", written.ds, read.ds),
+            ("ES", written.es, read.es),
+            ("FS", written.fs, read.fs),
+            ("GS", written.gs, read.gs),
+            ("SS", written.ss, read.ss),
+            ("TR", written.tr, read.tr),
+            ("LDTR", written.ldt, read.ldt),
+        ] {
+            if !read_back_agrees(register, &w, &r) {
+                return Err(VcpuStateError::SegmentReadBack {
+                    register,
+                    written: w,
+                    read: r,
+                });
+            }
+        }
+        let s = &mut self.sregs;
+        (s.cs, s.ds, s.es, s.fs, s.gs) =
+            (written.cs, written.ds, written.es, written.fs, written.gs);
+        (s.ss, s.tr, s.ldt) = (written.ss, written.tr, written.ldt);
+        Ok(self)
+    }
+}
+
+/// Whether `KVM_GET_SREGS` may report `read` for the segment register named
+/// `register` (`CS`, `DS`, `ES`, `FS`, `GS`, `SS`, `TR`, `LDTR`) after
+/// `KVM_SET_SREGS` was given `written`, on a host whose KVM keeps what was
+/// written. Selector, base and limit must match, and so must usability
+/// (present and not unusable). For a usable segment S, DPL, AVL, L and D/B
+/// must match too; what KVM's getters change is allowed
+/// (arch/x86/kvm/svm/svm.c `svm_get_segment()`, vmx/vmx.c
+/// `__vmx_set_segment()` and `vmx_get_segment()`): the accessed bit (type
+/// bit 0) of any register but LDTR, TR's busy bit (type bit 1), a G bit
+/// made up from the limit (`limit > 0xFFFFF`), and a present type-0 segment
+/// reported unusable. An unusable segment's attributes are not compared
+/// (VMX drops them).
+pub fn read_back_agrees(register: &str, written: &kvm_segment, read: &kvm_segment) -> bool {
+    let usable = |s: &kvm_segment| s.present & 1 == 1 && s.unusable == 0;
+    if (written.selector, written.base, written.limit) != (read.selector, read.base, read.limit) {
+        return false;
+    }
+    match (usable(written), usable(read)) {
+        (true, true) => {}
+        (false, false) => return true,
+        // SVM reads a present type-0 segment back as unusable.
+        (true, false) => return written.type_ & 0xF == 0,
+        (false, true) => return false,
+    }
+    let mut ignored_type_bits = 0u8;
+    if register != "LDTR" {
+        ignored_type_bits |= 1;
+    }
+    if register == "TR" {
+        ignored_type_bits |= 2;
+    }
+    let g_made_up = u8::from(read.limit > 0xF_FFFF);
+    (written.type_ | ignored_type_bits) == (read.type_ | ignored_type_bits)
+        && (written.s, written.dpl, written.avl, written.l, written.db)
+            == (read.s, read.dpl, read.avl, read.l, read.db)
+        && (read.g == written.g || read.g == g_made_up)
 }
 
 /// The FPU part of a snapshot from a `KVM_GET_XSAVE` area and the vCPU's
@@ -555,6 +640,242 @@ mod tests {
         assert_eq!((v.sysenter_esp, v.sysenter_eip), (0x1234_5678, 0x10));
         assert_eq!(v.xss, 0x100);
         assert_eq!(v.sev_features.into_bits(), 0x21);
+    }
+
+    /// KVM_GET_SREGS on kvm_amd after KVM_SET_SREGS of `w`: the VMCB
+    /// holds `vmcb_segment(w)`, which `svm_get_segment()` decodes (G from
+    /// the limit, unusable for !P or type 0, accessed bit on usable data
+    /// segments, busy bit on TR, SS's D/B cleared when unusable).
+    fn svm_read_back(register: &str, w: &kvm_segment) -> kvm_segment {
+        let v = vmcb_segment(w);
+        let bit = |n: u16| ((v.attrib >> n) & 1) as u8;
+        let mut r = kvm_segment {
+            base: v.base,
+            limit: v.limit,
+            selector: v.selector,
+            type_: (v.attrib & 0xF) as u8,
+            s: bit(4),
+            dpl: ((v.attrib >> 5) & 3) as u8,
+            present: bit(7),
+            avl: bit(8),
+            l: bit(9),
+            db: bit(10),
+            g: u8::from(v.limit > 0xF_FFFF),
+            ..Default::default()
+        };
+        r.unusable = u8::from(r.present == 0 || r.type_ == 0);
+        match register {
+            "TR" => r.type_ |= 2,
+            "DS" | "ES" | "FS" | "GS" if r.unusable == 0 => r.type_ |= 1,
+            "SS" if r.unusable == 1 => r.db = 0,
+            _ => {}
+        }
+        r
+    }
+
+    /// KVM_GET_SREGS on kvm_intel with unrestricted guests after
+    /// KVM_SET_SREGS of `w`: `__vmx_set_segment()` sets the accessed bit
+    /// of all but LDTR and stores only "unusable" for an unusable or
+    /// non-present segment; `vmx_get_segment()` decodes the AR bytes.
+    fn vmx_read_back(register: &str, w: &kvm_segment) -> kvm_segment {
+        let mut w = *w;
+        if register != "LDTR" {
+            w.type_ |= 1;
+        }
+        let ar: u32 = if w.unusable != 0 || w.present == 0 {
+            1 << 16
+        } else {
+            u32::from(w.type_ & 15)
+                | u32::from(w.s & 1) << 4
+                | u32::from(w.dpl & 3) << 5
+                | u32::from(w.present & 1) << 7
+                | u32::from(w.avl & 1) << 12
+                | u32::from(w.l & 1) << 13
+                | u32::from(w.db & 1) << 14
+                | u32::from(w.g & 1) << 15
+        };
+        let bit = |n: u32| ((ar >> n) & 1) as u8;
+        kvm_segment {
+            base: w.base,
+            limit: w.limit,
+            selector: w.selector,
+            unusable: bit(16),
+            type_: (ar & 15) as u8,
+            s: bit(4),
+            dpl: ((ar >> 5) & 3) as u8,
+            present: 1 - bit(16),
+            avl: bit(12),
+            l: bit(13),
+            db: bit(14),
+            g: bit(15),
+            padding: 0,
+        }
+    }
+
+    /// Segments a file may hold that KVM's getters do not report as written.
+    fn unusual_segments() -> Vec<(&'static str, kvm_segment)> {
+        let data = |type_, limit, g| kvm_segment {
+            selector: 0x10,
+            limit,
+            type_,
+            s: 1,
+            present: 1,
+            db: 1,
+            g,
+            ..Default::default()
+        };
+        let mut unusable = data(3, 0xFFFF, 0);
+        unusable.present = 0;
+        unusable.unusable = 1;
+        unusable.dpl = 2;
+        let mut ss_unusable = unusable;
+        ss_unusable.dpl = 0;
+        let mut type0 = data(0, 0xFFFF, 0);
+        type0.s = 0;
+        let mut tr = data(9, 0x67, 0);
+        (tr.s, tr.db) = (0, 0);
+        let mut ldt = data(2, 0xFFFF, 0);
+        (ldt.s, ldt.db) = (0, 0);
+        vec![
+            ("DS", data(2, 0xFFFF_FFFF, 1)), // accessed bit clear
+            ("ES", data(3, 0xFFFF_FFFF, 0)), // 4 GiB limit, G clear
+            ("FS", data(3, 0xFFFF, 1)),      // 64 KiB limit, G set
+            ("GS", unusable),                // attributes of an unusable segment
+            ("SS", ss_unusable),
+            ("CS", data(0xA, 0xFFFF_FFFF, 1)), // code, accessed bit clear
+            ("TR", tr),                        // an available 32-bit TSS
+            ("LDTR", ldt),
+            ("DS", type0), // present, type 0
+        ]
+    }
+
+    #[test]
+    fn read_back_agrees_with_what_kvm_getters_report() {
+        for (register, w) in unusual_segments() {
+            for (vendor, r) in [
+                ("svm", svm_read_back(register, &w)),
+                ("vmx", vmx_read_back(register, &w)),
+                ("transparent", w),
+            ] {
+                assert!(
+                    read_back_agrees(register, &w, &r),
+                    "{vendor} {register}: wrote {w:?}, read {r:?}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn the_vmsa_holds_the_written_segments_whatever_the_getters_report() {
+        for (register, w) in unusual_segments() {
+            let mut written = reset_snapshot(0).sregs;
+            set_segment(&mut written, register, w);
+            let expect = vmcb_segment(&w);
+            let mut getters_show = false;
+            for read_back in [svm_read_back, vmx_read_back] {
+                let mut read = reset_snapshot(0);
+                read.sregs = written;
+                set_segment(&mut read.sregs, register, read_back(register, &w));
+                // Measured from the read-back alone, the getters can show.
+                let plain = sync_vmsa(&read, 0).unwrap();
+                getters_show |= segment_of(&plain, register).attrib != expect.attrib;
+                let vmsa = sync_vmsa(&read.with_written_segments(&written).unwrap(), 0).unwrap();
+                let got = segment_of(&vmsa, register);
+                assert_eq!(
+                    (got.attrib, got.limit, got.base, got.selector),
+                    (expect.attrib, expect.limit, expect.base, expect.selector),
+                    "{register}: {w:?}"
+                );
+            }
+            // Each case but LDTR's is one a getter changes.
+            assert_eq!(getters_show, register != "LDTR", "{register}: {w:?}");
+        }
+    }
+
+    fn set_segment(s: &mut kvm_sregs, register: &str, v: kvm_segment) {
+        match register {
+            "CS" => s.cs = v,
+            "DS" => s.ds = v,
+            "ES" => s.es = v,
+            "FS" => s.fs = v,
+            "GS" => s.gs = v,
+            "SS" => s.ss = v,
+            "TR" => s.tr = v,
+            _ => s.ldt = v,
+        }
+    }
+
+    fn segment_of(v: &SevVmsa, register: &str) -> SevSelector {
+        match register {
+            "CS" => v.cs,
+            "DS" => v.ds,
+            "ES" => v.es,
+            "FS" => v.fs,
+            "GS" => v.gs,
+            "SS" => v.ss,
+            "TR" => v.tr,
+            _ => v.ldtr,
+        }
+    }
+
+    #[test]
+    fn read_back_that_kvm_did_not_keep_is_refused() {
+        let w = kvm_segment {
+            selector: 0x10,
+            limit: 0xFFFF_FFFF,
+            type_: 3,
+            s: 1,
+            present: 1,
+            db: 1,
+            g: 1,
+            ..Default::default()
+        };
+        type Change = (&'static str, fn(&mut kvm_segment));
+        let changed: [Change; 9] = [
+            ("base", |r| r.base = 0x1000),
+            ("limit", |r| r.limit = 0xFFFF),
+            ("selector", |r| r.selector = 0x18),
+            ("dpl", |r| r.dpl = 3),
+            ("s", |r| r.s = 0),
+            ("l", |r| r.l = 1),
+            ("db", |r| r.db = 0),
+            ("writable bit", |r| r.type_ = 1),
+            ("usability", |r| r.unusable = 1),
+        ];
+        for (what, change) in changed {
+            let mut r = w;
+            change(&mut r);
+            assert!(!read_back_agrees("DS", &w, &r), "{what}");
+        }
+        // G is made up from the limit or kept, never anything else.
+        let mut small = w;
+        (small.limit, small.g) = (0xFFFF, 1);
+        let mut r = small;
+        r.g = 0;
+        assert!(read_back_agrees("DS", &small, &r));
+        let mut big = w;
+        big.g = 1;
+        let mut r = big;
+        r.g = 0;
+        assert!(!read_back_agrees("DS", &big, &r));
+        // LDTR's accessed bit is kept by every getter.
+        let mut ldt = w;
+        (ldt.type_, ldt.s) = (2, 0);
+        let mut r = ldt;
+        r.type_ = 3;
+        assert!(!read_back_agrees("LDTR", &ldt, &r));
+        // An unusable segment read back usable: KVM did not take it.
+        let mut gone = w;
+        gone.present = 0;
+        assert!(!read_back_agrees("DS", &gone, &w));
+
+        let mut snapshot = reset_snapshot(0);
+        let written = snapshot.sregs;
+        snapshot.sregs.gs.base = 0x2000;
+        match snapshot.with_written_segments(&written) {
+            Err(VcpuStateError::SegmentReadBack { register, .. }) => assert_eq!(register, "GS"),
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]

@@ -47,11 +47,15 @@ fn vcpu(kvm: &Kvm) -> Vcpu {
     Vcpu { vm, vcpu, cpuid }
 }
 
-/// Applies `file` to a fresh vCPU and reads it back.
+/// Applies `file` to a fresh vCPU and reads it back, with the segments
+/// written (which KVM's getters need not report unchanged; checked to agree
+/// with what they do report).
 fn applied(kvm: &Kvm, file: &SevVmsa) -> VcpuSnapshot {
     let v = vcpu(kvm);
     vmsa_regs::apply(&v.vm, &v.vcpu, &v.cpuid, file).unwrap();
-    VcpuSnapshot::read(&v.vcpu).unwrap()
+    let read = VcpuSnapshot::read(&v.vcpu).unwrap();
+    let written = vmsa_regs::sregs(file, &read.sregs);
+    read.with_written_segments(&written).unwrap()
 }
 
 /// The page KVM would build from the read-back state equals the
@@ -186,6 +190,21 @@ fn protected_mode() -> SevVmsa {
     v
 }
 
+/// A flat 32-bit VMSA whose segments KVM's getters report changed:
+/// data segments without the accessed bit, a 4 GiB ES with G clear, a
+/// 64 KiB FS with G set, a non-present GS that keeps its attributes, and a
+/// CS without the accessed bit. KVM's VMCB (and so its VMSA) keeps them as
+/// written; on kvm_amd `KVM_GET_SREGS` reports them otherwise.
+fn unusual_segments() -> SevVmsa {
+    let mut v = flat_vmsa(0x10_0000, 0xC9A, 0x6000);
+    v.ds.attrib = 0xC92;
+    v.ss.attrib = 0xC92;
+    v.es.attrib = 0x493;
+    v.fs = seg(0x10, 0x893, 0xFFFF, 0);
+    v.gs.attrib = 0xC13;
+    v
+}
+
 /// A VMSA that sets almost nothing (as in notes `igvm-snp-mapping.md` §7):
 /// PAT, MXCSR, FCW, XCR0, DR6/DR7 and TR attributes all 0.
 fn mostly_zero() -> SevVmsa {
@@ -274,6 +293,20 @@ fn protected_mode_vmsa_matches_the_model() {
 }
 
 #[test]
+fn unusual_segment_attributes_match_the_model() {
+    let Some(kvm) = kvm_or_skip("unusual_segment_attributes_match_the_model") else {
+        return;
+    };
+    let file = unusual_segments();
+    check(&kvm, "unusual segments", &file, 0);
+    let model = boot_vmsa(&file, &KvmLegacyInputs::new(1, 0, KVM_RESET_RDX));
+    assert_eq!(
+        [model.cs, model.ds, model.es, model.fs, model.gs].map(|s| s.attrib),
+        [0xC9A, 0xC92, 0x493, 0x893, 0xC13]
+    );
+}
+
+#[test]
 fn mostly_zero_vmsa_matches_the_model() {
     let Some(kvm) = kvm_or_skip("mostly_zero_vmsa_matches_the_model") else {
         return;
@@ -341,6 +374,9 @@ fn ap_reset_state_matches_the_reset_model() {
         &mut svm.ss,
     ] {
         s.type_ = 2;
+        // A base too, which no getter changes: kvm_amd would report the
+        // accessed bit set whether or not the reset segments were written.
+        s.base = 0x1000;
     }
     svm.cs.type_ = 0xA;
     svm.tr.type_ = 3;
@@ -351,6 +387,8 @@ fn ap_reset_state_matches_the_reset_model() {
     regs.rdx = u64::from(sig);
     v.vcpu.set_regs(&regs).unwrap();
     let rb = VcpuSnapshot::read(&v.vcpu).unwrap();
+    let written = vmsa_regs::ap_reset_sregs(&rb.sregs);
+    let rb = rb.with_written_segments(&written).unwrap();
     // CD and NW are set at reset; only the VMCB clears them.
     assert_eq!(rb.sregs.cr0, 0x6000_0010);
     let synced = sync_vmsa(&rb, 0).unwrap();

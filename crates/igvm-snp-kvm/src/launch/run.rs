@@ -216,10 +216,11 @@ pub fn launch_snp(
 /// VM's (so the VMSA fallback really sets vCPU 0's registers); the SEV
 /// commands go to `model`. Without the VMSA page type in the model's
 /// configuration, every vCPU's state is read back from KVM just before
-/// LAUNCH_FINISH ([`VcpuSnapshot::read`]), and the model builds and
-/// measures the VMSA KVM would build from it (`vmsa_sync`), so the digest
-/// shows what the fallback really loaded, not what `igvm_snp::kvm_legacy`
-/// predicts from the file.
+/// LAUNCH_FINISH ([`VcpuSnapshot::read`]; segment registers as written,
+/// once the read-back agrees with them: [`VcpuSnapshot::with_written_segments`]),
+/// and the model builds and measures the VMSA KVM would build from it
+/// (`vmsa_sync`), so the digest shows what the fallback really loaded, not
+/// what `igvm_snp::kvm_legacy` predicts from the file.
 ///
 /// # Errors
 /// As [`launch_snp`], without the preflight; [`LaunchError::VcpuReadBack`]
@@ -246,8 +247,19 @@ pub fn launch_model(
             let states = (0u32..)
                 .zip(vcpus)
                 .map(|(vcpu, fd)| {
-                    VcpuSnapshot::read(fd)
-                        .map_err(|source| LaunchError::VcpuReadBack { vcpu, source })
+                    // The segments the launch wrote (the file's into the boot
+                    // vCPU, the reset ones into the APs), which the VMCB keeps
+                    // and KVM's getters do not report unchanged.
+                    let read = |fd| {
+                        let snapshot = VcpuSnapshot::read(fd)?;
+                        let written = if vcpu == 0 {
+                            vmsa_regs::sregs(&plan.vmsa().vmsa, &snapshot.sregs)
+                        } else {
+                            vmsa_regs::ap_reset_sregs(&snapshot.sregs)
+                        };
+                        snapshot.with_written_segments(&written)
+                    };
+                    read(fd).map_err(|source| LaunchError::VcpuReadBack { vcpu, source })
                 })
                 .collect::<Result<Vec<_>, _>>()?;
             model.set_kvm_vcpus(states);
