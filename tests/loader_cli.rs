@@ -1690,6 +1690,54 @@ fn verify_a_real_milan_report() {
     assert!(c.contains(&("measurement".into(), false.into())), "{c:?}");
 }
 
+/// `--at` moves the time the certificates are checked at: the README's
+/// report passes at the start of 2027 and fails once the test chain has
+/// expired (2051-07-26T20:45:33Z), naming the certificates; a time that is
+/// not one is a usage error.
+#[test]
+fn verify_checks_certificates_at_the_time_given() {
+    let a = |n| attestation_fixture(n);
+    let (report, vcek, ask, ark) = (
+        a("qemu-nofw-4vcpus.bin"),
+        a("test-vcek.der"),
+        a("test-ask.pem"),
+        a("test-ark.pem"),
+    );
+    let file = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/igvmbuilder/qemu-nofw.igvm")
+        .display()
+        .to_string();
+    let chain = ["--vcek", &vcek, "--ask", &ask, "--ark", &ark, "--trust-ark"];
+    let at = |time: &str| {
+        let mut args = chain.to_vec();
+        args.extend(["--at", time]);
+        verify(&report, &file, &args)
+    };
+    assert_exit(&at("2051-07-26T20:45:33Z"), 0, "last second of the chain");
+    let o = at("2051-07-26T20:45:34Z");
+    assert_exit(&o, 1, "expired chain");
+    assert!(
+        stderr(&o).contains(
+            "error: certificate_dates: at 2051-07-26T20:45:34Z, the VCEK/VLEK expired at \
+             2051-07-26T20:45:33Z; the ASK expired at 2051-07-26T20:45:33Z; the ARK expired at \
+             2051-07-26T20:45:33Z"
+        ),
+        "{}",
+        stderr(&o)
+    );
+    // Now (no --at): the chain has been valid since 2026-12-04.
+    assert_exit(&verify(&report, &file, &chain), 0, "now");
+    for bad in ["2051-07-26 20:45:34", "26/07/2051", "2051-02-30"] {
+        let o = at(bad);
+        assert_exit(&o, 2, bad);
+        assert!(
+            stderr(&o).contains("is not a UTC time"),
+            "{bad}: {}",
+            stderr(&o)
+        );
+    }
+}
+
 #[test]
 fn verify_usage_and_input_errors() {
     let dir = scratch("verify-usage");
@@ -1821,6 +1869,8 @@ fn readme_example_report_is_reproducible() {
             "--trust-ark",
             "--host-data",
             "0102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f20",
+            "--at",
+            "2027-01-01",
         ])
         .env_remove("RUST_LOG")
         .output()

@@ -6,11 +6,13 @@ use std::fmt::Write as _;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::time::SystemTime;
 
 use clap::Args;
 use igvm_snp::LaunchConfig;
 use igvm_snp::attestation::{
-    AttestationReport, Certificate, Certificates, Expected, REPORT_SIZE, Verdict, verify_releasing,
+    AttestationReport, Certificate, Certificates, Expected, REPORT_SIZE, Verdict, parse_utc_time,
+    verify_releasing,
 };
 use igvm_snp::kvm_legacy::KVM_MAX_VCPUS;
 
@@ -39,6 +41,10 @@ pub struct VerifyArgs {
     /// or private chain).
     #[arg(long, requires = "ark")]
     pub trust_ark: bool,
+    /// Check the certificates' validity periods at TIME (YYYY-MM-DD or
+    /// YYYY-MM-DDTHH:MM:SSZ, UTC) [default: now].
+    #[arg(long, value_name = "TIME", value_parser = parse_time, requires = "vcek")]
+    pub at: Option<SystemTime>,
     /// Exit 0 when every check made passes even though the report is not authenticated (its
     /// signature and chain not verified): only the report's consistency with the file is
     /// then shown, and anyone who can plan the file can write such a report.
@@ -100,6 +106,11 @@ fn report_bytes(bytes: Vec<u8>) -> Result<Vec<u8>, String> {
     crate::config::parse_hex::<REPORT_SIZE>(text, "a report").map(|r| r.to_vec())
 }
 
+fn parse_time(text: &str) -> Result<SystemTime, String> {
+    parse_utc_time(text)
+        .ok_or_else(|| format!("{text:?} is not a UTC time: YYYY-MM-DD or YYYY-MM-DDTHH:MM:SSZ"))
+}
+
 fn certificate(path: &Option<PathBuf>, what: &str) -> Result<Option<Certificate>, Failure> {
     let Some(path) = path else {
         return Ok(None);
@@ -122,6 +133,7 @@ pub fn run(out: &mut impl Write, args: &VerifyArgs) -> Result<ExitCode, Failure>
         ask: certificate(&args.ask, "ASK")?,
         ark: certificate(&args.ark, "ARK")?,
         trust_ark: args.trust_ark,
+        valid_at: Some(args.at.unwrap_or_else(SystemTime::now)),
     };
     let file = crate::map(&args.file)?;
     let mut expected = Expected::default().with_max_vcpus(args.max_vcpus);

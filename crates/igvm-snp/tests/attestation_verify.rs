@@ -7,7 +7,8 @@
 use igvm::IgvmDirectiveHeader;
 use igvm_defs::IgvmPageDataFlags;
 use igvm_snp::attestation::{
-    AttestationReport, Certificate, Certificates, Expected, RawReport, Verdict, verify,
+    AttestationReport, Certificate, Certificates, Expected, RawReport, Verdict, certificate_checks,
+    parse_utc_time, verify,
 };
 use igvm_snp::kvm_legacy::KvmLegacyInputs;
 use igvm_snp::{LaunchConfig, LaunchDigest, LaunchPlan, PlanOptions, Profile};
@@ -94,6 +95,10 @@ fn run(raw: &RawReport, bytes: &[u8], expected: &Expected) -> Verdict {
     .unwrap()
 }
 
+fn cert(name: &str) -> Certificate {
+    Certificate::parse(&fixture("attestation", name)).unwrap()
+}
+
 fn check<'v>(v: &'v Verdict, name: &str) -> &'v igvm_snp::attestation::Check {
     v.checks.iter().find(|c| c.name == name).unwrap()
 }
@@ -115,6 +120,81 @@ fn profiles_are_distinct_here() {
     }
 }
 
+/// The validity periods, read with `openssl x509 -dates`: test-ark.pem and
+/// test-ask.pem 2026-12-04T20:45:33Z to 2051-07-26T20:45:33Z, test-vcek.der
+/// the same; milan-vcek.der 2023-04-03T19:23:43Z to 2030-04-03T19:23:43Z.
+#[test]
+fn certificates_are_checked_at_the_time_given() {
+    let at = |t| parse_utc_time(t).unwrap();
+    let test_chain = |valid_at| Certificates {
+        vek: Some(cert("test-vcek.der")),
+        ask: Some(cert("test-ask.pem")),
+        ark: Some(cert("test-ark.pem")),
+        trust_ark: true,
+        valid_at: Some(valid_at),
+    };
+    let vcek = cert("test-vcek.der").validity();
+    assert_eq!(
+        vcek.to_string(),
+        "2026-12-04T20:45:33Z to 2051-07-26T20:45:33Z"
+    );
+    let bytes = file();
+    let report =
+        AttestationReport::parse(raw(digest(&bytes, Profile::IgvmSpec)).as_bytes()).unwrap();
+    let dates = |certs: &Certificates| {
+        let checks = certificate_checks(&report, certs);
+        checks
+            .into_iter()
+            .find(|c| c.name == "certificate_dates")
+            .unwrap()
+    };
+    // Both ends of the period are within it.
+    for t in ["2026-12-04T20:45:33Z", "2040-01-01", "2051-07-26T20:45:33Z"] {
+        let c = dates(&test_chain(at(t)));
+        assert_eq!(c.ok, Some(true), "{t}: {}", c.detail);
+    }
+    let c = dates(&test_chain(at("2026-12-04T20:45:32Z")));
+    assert_eq!(c.ok, Some(false));
+    assert_eq!(
+        c.detail,
+        "at 2026-12-04T20:45:32Z, the VCEK/VLEK is not valid before 2026-12-04T20:45:33Z; \
+         the ASK is not valid before 2026-12-04T20:45:33Z; the ARK is not valid before \
+         2026-12-04T20:45:33Z"
+    );
+    // AMD's Milan chain: the VCEK expires in 2030, the ASK and ARK in 2045.
+    let milan = |t| Certificates {
+        vek: Some(cert("milan-vcek.der")),
+        ask: Some(cert("milan-ask.pem")),
+        ark: Some(cert("milan-ark.pem")),
+        trust_ark: false,
+        valid_at: Some(at(t)),
+    };
+    assert_eq!(dates(&milan("2030-04-03T19:23:43Z")).ok, Some(true));
+    let c = dates(&milan("2030-04-03T19:23:44Z"));
+    assert_eq!(
+        (c.ok, c.detail.as_str()),
+        (
+            Some(false),
+            "at 2030-04-03T19:23:44Z, the VCEK/VLEK expired at 2030-04-03T19:23:43Z"
+        )
+    );
+    // A failed date check fails the verdict, signature and chain aside.
+    let milan_report =
+        AttestationReport::parse(&fixture("attestation", "milan-report.bin")).unwrap();
+    let checks = certificate_checks(&milan_report, &milan("2046-01-01"));
+    let failed: Vec<_> = checks
+        .iter()
+        .filter(|c| c.ok == Some(false))
+        .map(|c| c.name)
+        .collect();
+    assert_eq!(failed, ["certificate_dates"]);
+    assert!(
+        dates(&milan("2046-01-01"))
+            .detail
+            .ends_with("the ARK expired at 2045-10-22T17:23:05Z")
+    );
+}
+
 #[test]
 fn each_profile_digest_is_named() {
     let bytes = file();
@@ -128,6 +208,7 @@ fn each_profile_digest_is_named() {
         for name in [
             "signature",
             "certificate_chain",
+            "certificate_dates",
             "tcb",
             "chip_id",
             "host_data",
@@ -388,7 +469,6 @@ fn file_without_policy() {
 #[test]
 fn with_certificates() {
     let bytes = file();
-    let cert = |n: &str| Certificate::parse(&fixture("attestation", n)).unwrap();
     let key = SigningKey::from_pkcs8_pem(
         &String::from_utf8(fixture("attestation", "test-vcek-key.pem")).unwrap(),
     )
@@ -404,12 +484,14 @@ fn with_certificates() {
         ask: Some(cert("test-ask.pem")),
         ark: Some(cert("test-ark.pem")),
         trust_ark: true,
+        valid_at: None,
     };
     let v = verify(&report, &bytes, &config(), &Expected::default(), &certs).unwrap();
     assert!(v.passed() && v.authenticated(), "{:#?}", v.checks);
     for name in ["signature", "certificate_chain", "tcb", "chip_id"] {
         assert_eq!(check(&v, name).ok, Some(true), "{name}");
     }
+    assert_eq!(check(&v, "certificate_dates").ok, None);
     // The test ARK is not AMD's: unless trusted, the chain does not
     // authenticate the report.
     certs.trust_ark = false;

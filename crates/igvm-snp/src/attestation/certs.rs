@@ -20,9 +20,11 @@
 //! ```
 //!
 //! Nothing here reads a file or the network, or looks at a clock: the
-//! caller passes the certificates, and validity dates are not checked.
+//! caller passes the certificates, and the time to check their validity
+//! periods at ([`Certificate::validity`]).
 
 use std::fmt;
+use std::time::SystemTime;
 
 use der::asn1::{Ia5StringRef, ObjectIdentifier};
 use der::referenced::OwnedToRef;
@@ -153,6 +155,65 @@ pub struct Certificate {
     cert: x509_cert::Certificate,
 }
 
+/// A certificate's validity period (`notBefore` to `notAfter`, both
+/// included, as RFC 5280 §4.1.2.5 has it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Validity {
+    /// `notBefore`.
+    pub not_before: SystemTime,
+    /// `notAfter`.
+    pub not_after: SystemTime,
+}
+
+impl Validity {
+    /// Whether `at` lies within the period.
+    pub fn contains(&self, at: SystemTime) -> bool {
+        self.not_before <= at && at <= self.not_after
+    }
+}
+
+/// A time as `YYYY-MM-DDTHH:MM:SSZ`, or as seconds since the Unix epoch
+/// where that form cannot hold it (before 1970 or after 9999).
+pub fn utc_time(t: SystemTime) -> String {
+    match der::DateTime::from_system_time(t) {
+        Ok(d) => d.to_string(),
+        Err(_) => match t.duration_since(SystemTime::UNIX_EPOCH) {
+            Ok(d) => format!("{} s after the Unix epoch", d.as_secs()),
+            Err(e) => format!("{} s before the Unix epoch", e.duration().as_secs()),
+        },
+    }
+}
+
+/// Parses `YYYY-MM-DDTHH:MM:SSZ` (UTC) or `YYYY-MM-DD` (its midnight, UTC).
+///
+/// ```
+/// use igvm_snp::attestation::{parse_utc_time, utc_time};
+/// let t = parse_utc_time("2030-04-03").unwrap();
+/// assert_eq!(utc_time(t), "2030-04-03T00:00:00Z");
+/// assert!(parse_utc_time("2030-02-30").is_none());
+/// ```
+pub fn parse_utc_time(text: &str) -> Option<SystemTime> {
+    let full;
+    let text = if text.len() == 10 {
+        full = format!("{text}T00:00:00Z");
+        &full
+    } else {
+        text
+    };
+    text.parse::<der::DateTime>().ok().map(SystemTime::from)
+}
+
+impl fmt::Display for Validity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} to {}",
+            utc_time(self.not_before),
+            utc_time(self.not_after)
+        )
+    }
+}
+
 /// The TCB and hardware ID a VCEK certifies, from its AMD extensions (each
 /// `None` when the certificate lacks it; a VLEK has no hardware ID).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
@@ -209,6 +270,15 @@ impl Certificate {
             .find(|a| a.oid == CN)?;
         let text = atv.to_string();
         text.split_once('=').map(|(_, v)| v.to_string())
+    }
+
+    /// The validity period.
+    pub fn validity(&self) -> Validity {
+        let v = &self.cert.tbs_certificate.validity;
+        Validity {
+            not_before: v.not_before.to_system_time(),
+            not_after: v.not_after.to_system_time(),
+        }
     }
 
     /// The issuer.

@@ -11,9 +11,10 @@
 //!   HOST_DATA, REPORT_DATA, POLICY, the ID block's fields and key
 //!   digests, VMPL, as a [`Verdict`] of named [`Check`]s.
 //!
-//! Not checked, by design or not yet: certificate validity dates and AMD's
-//! revocation list (nothing here looks at a clock or the network);
-//! PLATFORM_INFO (SMT, TSME, ciphertext hiding…), a minimum for
+//! Certificates' validity periods are checked at the time the caller gives
+//! ([`Certificates::valid_at`]: nothing here looks at a clock). Not checked,
+//! by design or not yet: AMD's revocation list (nothing here uses the
+//! network); PLATFORM_INFO (SMT, TSME, ciphertext hiding…), a minimum for
 //! CURRENT_TCB, COMMITTED_TCB or LAUNCH_TCB, and the VCEK's productName
 //! against the report's CPUID. A guest owner with requirements on those
 //! reads them from the [`AttestationReport`].
@@ -23,8 +24,8 @@ mod report;
 mod verify;
 
 pub use certs::{
-    CertError, Certificate, SignatureError, VekExtensions, hw_id_matches, tcb_differences,
-    verify_chain, verify_report_signature,
+    CertError, Certificate, SignatureError, Validity, VekExtensions, hw_id_matches, parse_utc_time,
+    tcb_differences, utc_time, verify_chain, verify_report_signature,
 };
 
 pub use report::{

@@ -5,6 +5,7 @@
 //! |---|---|---|
 //! | `signature` | the report's signature with the VCEK/VLEK | no certificate |
 //! | `certificate_chain` | ARK → ARK, ARK → ASK, ASK → VCEK, and the ARK is one of AMD's root keys (or one the caller trusts) | no ASK and ARK |
+//! | `certificate_dates` | each certificate given is within its validity period at the time given ([`Certificates::valid_at`]) | no certificate; no time |
 //! | `tcb` | the VCEK's TCB extensions with REPORTED_TCB | no certificate |
 //! | `chip_id` | the VCEK's hwID with CHIP_ID | no certificate; a VLEK; a masked CHIP_ID |
 //! | `measurement` | MEASUREMENT with every profile's digest (kvm-legacy for 1 to `max_vcpus` vCPUs) | never |
@@ -27,12 +28,14 @@
 //! the VMM writes into the APs' RDX: it is taken from the report's CPUID
 //! fields (version 3 and later), else KVM's reset value 0x600.
 
+use std::time::SystemTime;
+
 use serde::Serialize;
 use sha2::{Digest, Sha384};
 use zerocopy::IntoBytes;
 
 use super::certs::{
-    Certificate, hw_id_matches, tcb_differences, verify_chain, verify_report_signature,
+    Certificate, hw_id_matches, tcb_differences, utc_time, verify_chain, verify_report_signature,
 };
 use super::report::{AttestationReport, SigningKey, to_hex};
 use crate::config::LaunchConfig;
@@ -119,6 +122,10 @@ pub struct Certificates {
     /// Anchor the chain in `ark` even when it is not one of AMD's root
     /// keys (a test or private chain). Without it such a chain fails.
     pub trust_ark: bool,
+    /// The time every certificate given must be valid at (normally now;
+    /// the library reads no clock). `None`: validity periods are not
+    /// checked.
+    pub valid_at: Option<SystemTime>,
 }
 
 /// One check: passed (`Some(true)`), failed (`Some(false)`) or not made
@@ -274,13 +281,15 @@ pub fn verify_releasing(
     })
 }
 
-/// The checks that need certificates: signature, chain, TCB, chip ID.
+/// The checks that need certificates: signature, chain, dates, TCB, chip
+/// ID.
 pub fn certificate_checks(report: &AttestationReport, certs: &Certificates) -> Vec<Check> {
     let Some(vek) = &certs.vek else {
         let none = "not checked: no VCEK or VLEK given";
         return vec![
             Check::new("signature", None, none),
             Check::new("certificate_chain", None, none),
+            Check::new("certificate_dates", None, none),
             Check::new("tcb", None, none),
             Check::new("chip_id", None, none),
         ];
@@ -350,6 +359,7 @@ pub fn certificate_checks(report: &AttestationReport, certs: &Certificates) -> V
             "not checked: the ASK (or ASVK) and the ARK are both needed",
         ),
     });
+    out.push(certificate_dates(vek, certs));
     match vek.vek_extensions() {
         Err(e) => {
             out.push(Check::new("tcb", Some(false), e.to_string()));
@@ -407,6 +417,52 @@ pub fn certificate_checks(report: &AttestationReport, certs: &Certificates) -> V
         }
     }
     out
+}
+
+/// Each certificate given within its validity period at
+/// [`Certificates::valid_at`].
+fn certificate_dates(vek: &Certificate, certs: &Certificates) -> Check {
+    let Some(at) = certs.valid_at else {
+        return Check::new("certificate_dates", None, "not checked: no time given");
+    };
+    let given = [
+        ("VCEK/VLEK", Some(vek)),
+        ("ASK", certs.ask.as_ref()),
+        ("ARK", certs.ark.as_ref()),
+    ];
+    let mut valid = Vec::new();
+    let mut invalid = Vec::new();
+    for (what, cert) in given {
+        let Some(cert) = cert else { continue };
+        let period = cert.validity();
+        if period.contains(at) {
+            valid.push(format!("{what} {period}"));
+        } else if at < period.not_before {
+            invalid.push(format!(
+                "the {what} is not valid before {}",
+                utc_time(period.not_before)
+            ));
+        } else {
+            invalid.push(format!(
+                "the {what} expired at {}",
+                utc_time(period.not_after)
+            ));
+        }
+    }
+    let at = utc_time(at);
+    if invalid.is_empty() {
+        Check::new(
+            "certificate_dates",
+            Some(true),
+            format!("valid at {at}: {}", valid.join("; ")),
+        )
+    } else {
+        Check::new(
+            "certificate_dates",
+            Some(false),
+            format!("at {at}, {}", invalid.join("; ")),
+        )
+    }
 }
 
 /// The checks against the file: measurement, host data, policy, ID block,
