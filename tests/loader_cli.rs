@@ -1583,7 +1583,15 @@ fn verify_checks_the_signature_and_chain() {
         &file,
         &[
             &certs[..],
-            &["--json", "--host-data", &zeros, "--report-data", &zeros64],
+            &[
+                "--json",
+                "--host-data",
+                &zeros,
+                "--report-data",
+                &zeros64,
+                "--min-tcb",
+                "snp=8",
+            ],
         ]
         .concat(),
     );
@@ -1693,9 +1701,9 @@ fn verify_a_real_milan_report() {
 /// `--at` moves the time the certificates are checked at: the README's
 /// report passes at the start of 2027 and fails once the test chain has
 /// expired (2051-07-26T20:45:33Z), naming the certificates; a time that is
-/// not one is a usage error.
+/// not one is a usage error. `--min-tcb` checks REPORTED_TCB.
 #[test]
-fn verify_checks_certificates_at_the_time_given() {
+fn verify_checks_certificate_dates_and_a_minimum_tcb() {
     let a = |n| attestation_fixture(n);
     let (report, vcek, ask, ark) = (
         a("qemu-nofw-4vcpus.bin"),
@@ -1727,6 +1735,30 @@ fn verify_checks_certificates_at_the_time_given() {
     );
     // Now (no --at): the chain has been valid since 2026-12-04.
     assert_exit(&verify(&report, &file, &chain), 0, "now");
+    // The report's REPORTED_TCB is bootloader 3, tee 0, snp 8, microcode 115.
+    let min_tcb = |min: &str| {
+        let mut args = chain.to_vec();
+        args.extend(["--min-tcb", min]);
+        verify(&report, &file, &args)
+    };
+    assert_exit(&min_tcb("snp=8,microcode=115"), 0, "TCB at the minimum");
+    let o = min_tcb("snp=9");
+    assert_exit(&o, 1, "TCB below the minimum");
+    assert!(
+        stderr(&o).contains(
+            "error: min_tcb: REPORTED_TCB (bootloader 3, tee 0, snp 8, microcode 115) is below \
+             the minimum (bootloader 0, tee 0, snp 9, microcode 0): snp 8 < 9"
+        ),
+        "{}",
+        stderr(&o)
+    );
+    let o = min_tcb("snp=9000");
+    assert_exit(&o, 2, "SVN out of range");
+    assert!(
+        stderr(&o).contains("a minimum TCB is NAME=VALUE pairs"),
+        "{}",
+        stderr(&o)
+    );
     for bad in ["2051-07-26 20:45:34", "26/07/2051", "2051-02-30"] {
         let o = at(bad);
         assert_exit(&o, 2, bad);

@@ -11,8 +11,8 @@ use std::time::SystemTime;
 use clap::Args;
 use igvm_snp::LaunchConfig;
 use igvm_snp::attestation::{
-    AttestationReport, Certificate, Certificates, Expected, REPORT_SIZE, Verdict, parse_utc_time,
-    verify_releasing,
+    AttestationReport, Certificate, Certificates, Expected, MinTcb, REPORT_SIZE, Verdict,
+    parse_utc_time, verify_releasing,
 };
 use igvm_snp::kvm_legacy::KVM_MAX_VCPUS;
 
@@ -61,6 +61,11 @@ pub struct VerifyArgs {
     /// allow debugging or a migration agent].
     #[arg(long, value_parser = crate::check::parse_hex_u64)]
     pub policy: Option<u64>,
+    /// The lowest REPORTED_TCB accepted, e.g. `bootloader=3,tee=0,snp=8,microcode=115` (and
+    /// `fmc=N` on Turin and later); components left out may be anything [default: not
+    /// checked].
+    #[arg(long, value_name = "NAME=SVN,...")]
+    pub min_tcb: Option<MinTcb>,
     /// Expected VMPL of the report's request, exactly [default: the file's boot VMPL or a
     /// less privileged one].
     #[arg(long, value_parser = clap::value_parser!(u32).range(0..=3))]
@@ -148,6 +153,9 @@ pub fn run(out: &mut impl Write, args: &VerifyArgs) -> Result<ExitCode, Failure>
     }
     if let Some(v) = args.vmpl {
         expected = expected.with_vmpl(v);
+    }
+    if let Some(m) = args.min_tcb {
+        expected = expected.with_min_tcb(m);
     }
     // RAM and the vCPU count do not enter the digest (parameter areas are
     // UNMEASURED); leaving RAM unknown plans files with required memory

@@ -7,8 +7,8 @@
 use igvm::IgvmDirectiveHeader;
 use igvm_defs::IgvmPageDataFlags;
 use igvm_snp::attestation::{
-    AttestationReport, Certificate, Certificates, Expected, RawReport, Verdict, certificate_checks,
-    parse_utc_time, verify,
+    AttestationReport, Certificate, Certificates, Expected, MinTcb, RawReport, Verdict,
+    certificate_checks, parse_utc_time, verify,
 };
 use igvm_snp::kvm_legacy::KvmLegacyInputs;
 use igvm_snp::{LaunchConfig, LaunchDigest, LaunchPlan, PlanOptions, Profile};
@@ -195,6 +195,72 @@ fn certificates_are_checked_at_the_time_given() {
     );
 }
 
+/// REPORTED_TCB against a minimum: Milan's layout (bootloader byte 0, tee
+/// 1, snp 6, microcode 7) and Turin's (fmc 0, bootloader 1, tee 2, snp 3,
+/// microcode 7; family 0x1A), per the SNP ABI's TCB_VERSION.
+#[test]
+fn reported_tcb_is_checked_against_a_minimum() {
+    let bytes = file();
+    let run_min = |tcb: [u8; 8], family: u8, min: &str| {
+        let mut r = raw(digest(&bytes, Profile::IgvmSpec));
+        r.reported_tcb.set(u64::from_le_bytes(tcb));
+        r.cpuid = [family, 0x01, 0x01];
+        let min: MinTcb = min.parse().unwrap();
+        let v = run(&r, &bytes, &Expected::default().with_min_tcb(min));
+        check(&v, "min_tcb").clone()
+    };
+    let milan = [3, 0, 0, 0, 0, 0, 8, 0x73];
+    let c = run_min(milan, 0x19, "bootloader=3,tee=0,snp=8,microcode=115");
+    assert_eq!(c.ok, Some(true), "{}", c.detail);
+    assert_eq!(
+        c.detail,
+        "REPORTED_TCB (bootloader 3, tee 0, snp 8, microcode 115) is at least the minimum \
+         (bootloader 3, tee 0, snp 8, microcode 115)"
+    );
+    let c = run_min(milan, 0x19, "snp=9,microcode=116,bootloader=2");
+    assert_eq!(c.ok, Some(false));
+    assert!(
+        c.detail.ends_with(": snp 8 < 9, microcode 115 < 116"),
+        "{}",
+        c.detail
+    );
+    let c = run_min(milan, 0x19, "fmc=0");
+    assert_eq!(c.ok, Some(false));
+    assert!(
+        c.detail
+            .ends_with("fmc: the TCB has no FMC field (a minimum of 0 is expected)")
+    );
+    // Turin: the same bytes mean fmc 3, bootloader 0, tee 0, snp 0.
+    let c = run_min(milan, 0x1A, "fmc=3,snp=1");
+    assert_eq!(c.ok, Some(false));
+    assert!(
+        c.detail.starts_with(
+            "REPORTED_TCB (fmc 3, bootloader 0, tee 0, snp 0, microcode 115) is below"
+        ) && c.detail.ends_with(": snp 0 < 1"),
+        "{}",
+        c.detail
+    );
+    let turin = [2, 4, 1, 0x18, 0, 0, 0, 0xD5];
+    assert_eq!(
+        run_min(turin, 0x1A, "fmc=2,bootloader=4,tee=1,snp=24,microcode=213").ok,
+        Some(true)
+    );
+    assert_eq!(run_min(turin, 0x1A, "fmc=3").ok, Some(false));
+    // Malformed minimums.
+    for bad in [
+        "",
+        "snp",
+        "snp=",
+        "snp=+1",
+        "snp=256",
+        "smp=1",
+        "snp=1,snp=2",
+        "snp=0x10",
+    ] {
+        assert!(bad.parse::<MinTcb>().is_err(), "{bad:?}");
+    }
+}
+
 #[test]
 fn each_profile_digest_is_named() {
     let bytes = file();
@@ -213,6 +279,7 @@ fn each_profile_digest_is_named() {
             "chip_id",
             "host_data",
             "report_data",
+            "min_tcb",
         ] {
             assert_eq!(check(&v, name).ok, None, "{name}");
         }

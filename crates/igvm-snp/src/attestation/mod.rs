@@ -9,13 +9,14 @@
 //! * [`verify()`]: everything at once, and the report against an IGVM file:
 //!   which measurement profile (and vCPU count) explains MEASUREMENT, and
 //!   HOST_DATA, REPORT_DATA, POLICY, the ID block's fields and key
-//!   digests, VMPL, as a [`Verdict`] of named [`Check`]s.
+//!   digests, VMPL, a minimum TCB, as a [`Verdict`] of named [`Check`]s.
 //!
 //! Certificates' validity periods are checked at the time the caller gives
 //! ([`Certificates::valid_at`]: nothing here looks at a clock). Not checked,
 //! by design or not yet: AMD's revocation list (nothing here uses the
 //! network); PLATFORM_INFO (SMT, TSME, ciphertext hiding…), a minimum for
-//! CURRENT_TCB, COMMITTED_TCB or LAUNCH_TCB, and the VCEK's productName
+//! CURRENT_TCB, COMMITTED_TCB or LAUNCH_TCB (REPORTED_TCB, the one the VCEK
+//! is derived for, has one: [`Expected::min_tcb`]), and the VCEK's productName
 //! against the report's CPUID. A guest owner with requirements on those
 //! reads them from the [`AttestationReport`].
 
@@ -34,6 +35,6 @@ pub use report::{
     to_hex,
 };
 pub use verify::{
-    Certificates, Check, Expected, ProfileMatch, Verdict, certificate_checks, file_checks, verify,
-    verify_releasing,
+    Certificates, Check, Expected, MinTcb, ParseMinTcbError, ProfileMatch, Verdict,
+    certificate_checks, file_checks, verify, verify_releasing,
 };

@@ -277,15 +277,22 @@ impl TcbVersion {
 
 impl fmt::Display for TcbVersion {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if let Some(fmc) = self.fmc {
-            write!(f, "fmc {fmc}, ")?;
-        }
-        write!(
-            f,
-            "bootloader {}, tee {}, snp {}, microcode {}",
-            self.bootloader, self.tee, self.snp, self.microcode
-        )
+        let svns = [self.bootloader, self.tee, self.snp, self.microcode];
+        write_tcb(f, self.fmc, svns)
     }
+}
+
+/// A TCB's components as `[fmc N, ]bootloader N, tee N, snp N, microcode N`
+/// (`svns` in that order, FMC only where there is one).
+pub(crate) fn write_tcb(f: &mut fmt::Formatter<'_>, fmc: Option<u8>, svns: [u8; 4]) -> fmt::Result {
+    if let Some(fmc) = fmc {
+        write!(f, "fmc {fmc}, ")?;
+    }
+    let [bootloader, tee, snp, microcode] = svns;
+    write!(
+        f,
+        "bootloader {bootloader}, tee {tee}, snp {snp}, microcode {microcode}"
+    )
 }
 
 /// The key that signed a report (`KEY_INFO` bits 4:2).

@@ -16,6 +16,7 @@
 //! | `id_key_digest` | ID_KEY_DIGEST with SHA-384 of the file's ID public key (zeros without one) | never |
 //! | `author_key_digest` | AUTHOR_KEY_DIGEST and AUTHOR_KEY_EN with the file's author key | never |
 //! | `vmpl` | VMPL with the expected VMPL, else with the file's boot VMSA's VMPL (a report is requested at that VMPL or a less privileged one) | never |
+//! | `min_tcb` | each component of REPORTED_TCB (the TCB the VCEK is derived for) with the expected minimum | no minimum expected |
 //!
 //! A report is *authenticated* when its signature verifies with the VCEK or
 //! VLEK given and that certificate chains to one of AMD's root keys (or to
@@ -28,6 +29,8 @@
 //! the VMM writes into the APs' RDX: it is taken from the report's CPUID
 //! fields (version 3 and later), else KVM's reset value 0x600.
 
+use std::fmt;
+use std::str::FromStr;
 use std::time::SystemTime;
 
 use serde::Serialize;
@@ -37,7 +40,7 @@ use zerocopy::IntoBytes;
 use super::certs::{
     Certificate, hw_id_matches, tcb_differences, utc_time, verify_chain, verify_report_signature,
 };
-use super::report::{AttestationReport, SigningKey, to_hex};
+use super::report::{AttestationReport, SigningKey, TcbVersion, to_hex, write_tcb};
 use crate::config::LaunchConfig;
 use crate::digest::LaunchDigest;
 use crate::error::{Error, Result};
@@ -63,6 +66,106 @@ pub struct Expected {
     pub vmpl: Option<u32>,
     /// The kvm-legacy profile is tried for 1 to this many vCPUs.
     pub max_vcpus: u32,
+    /// The lowest REPORTED_TCB accepted; `None`: not checked.
+    pub min_tcb: Option<MinTcb>,
+}
+
+/// The lowest TCB a guest owner accepts: every component of the report's
+/// TCB must be at least this. `fmc` exists on Turin and later only; a
+/// minimum that names it fails for a report whose TCB has no FMC field.
+///
+/// ```
+/// use igvm_snp::attestation::MinTcb;
+/// let min: MinTcb = "snp=8,microcode=115".parse().unwrap();
+/// assert_eq!((min.bootloader, min.snp, min.microcode, min.fmc), (0, 8, 115, None));
+/// assert_eq!(min.to_string(), "bootloader 0, tee 0, snp 8, microcode 115");
+/// assert!("snp=256".parse::<MinTcb>().is_err());
+/// ```
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct MinTcb {
+    /// FMC SVN (Turin and later); `None`: no requirement.
+    pub fmc: Option<u8>,
+    /// PSP bootloader SVN.
+    pub bootloader: u8,
+    /// PSP OS (TEE) SVN.
+    pub tee: u8,
+    /// SNP firmware SVN.
+    pub snp: u8,
+    /// Microcode patch level.
+    pub microcode: u8,
+}
+
+/// Error parsing a [`MinTcb`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "{0}: a minimum TCB is NAME=VALUE pairs separated by commas, NAME one of bootloader, tee, \
+     snp, microcode, fmc, VALUE 0 to 255"
+)]
+pub struct ParseMinTcbError(String);
+
+impl FromStr for MinTcb {
+    type Err = ParseMinTcbError;
+
+    fn from_str(s: &str) -> std::result::Result<Self, Self::Err> {
+        let mut min = MinTcb::default();
+        let mut seen = Vec::new();
+        for pair in s.split(',') {
+            let bad = || ParseMinTcbError(format!("{pair:?}"));
+            let (name, value) = pair.split_once('=').ok_or_else(bad)?;
+            let (name, value) = (name.trim(), value.trim());
+            // Digits only: `u8::from_str` would also take a sign.
+            if value.is_empty() || !value.bytes().all(|b| b.is_ascii_digit()) {
+                return Err(bad());
+            }
+            let value: u8 = value.parse().map_err(|_| bad())?;
+            if seen.contains(&name) {
+                return Err(ParseMinTcbError(format!("{name} given twice")));
+            }
+            match name {
+                "bootloader" => min.bootloader = value,
+                "tee" => min.tee = value,
+                "snp" => min.snp = value,
+                "microcode" => min.microcode = value,
+                "fmc" => min.fmc = Some(value),
+                _ => return Err(bad()),
+            }
+            seen.push(name);
+        }
+        Ok(min)
+    }
+}
+
+impl fmt::Display for MinTcb {
+    /// As a [`TcbVersion`] is shown.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let svns = [self.bootloader, self.tee, self.snp, self.microcode];
+        write_tcb(f, self.fmc, svns)
+    }
+}
+
+impl MinTcb {
+    /// The components of `tcb` below this minimum, as `name got < want`.
+    pub fn shortfalls(&self, tcb: &TcbVersion) -> Vec<String> {
+        let mut out = Vec::new();
+        match (self.fmc, tcb.fmc) {
+            (Some(want), Some(got)) if got < want => out.push(format!("fmc {got} < {want}")),
+            (Some(want), None) => out.push(format!(
+                "fmc: the TCB has no FMC field (a minimum of {want} is expected)"
+            )),
+            _ => {}
+        }
+        for (name, got, want) in [
+            ("bootloader", tcb.bootloader, self.bootloader),
+            ("tee", tcb.tee, self.tee),
+            ("snp", tcb.snp, self.snp),
+            ("microcode", tcb.microcode, self.microcode),
+        ] {
+            if got < want {
+                out.push(format!("{name} {got} < {want}"));
+            }
+        }
+        out
+    }
 }
 
 impl Default for Expected {
@@ -74,6 +177,7 @@ impl Default for Expected {
             policy: None,
             vmpl: None,
             max_vcpus: 64,
+            min_tcb: None,
         }
     }
 }
@@ -100,6 +204,12 @@ impl Expected {
     /// Expects the report to be requested at exactly this VMPL.
     pub fn with_vmpl(mut self, vmpl: u32) -> Self {
         self.vmpl = Some(vmpl);
+        self
+    }
+
+    /// Expects REPORTED_TCB to be at least `min_tcb`.
+    pub fn with_min_tcb(mut self, min_tcb: MinTcb) -> Self {
+        self.min_tcb = Some(min_tcb);
         self
     }
 
@@ -600,7 +710,37 @@ fn file_checks_releasing(
             )
         }
     });
+    checks.push(min_tcb(report, expected.min_tcb.as_ref()));
     Ok((matched, checks))
+}
+
+/// REPORTED_TCB against the minimum expected, if one is.
+fn min_tcb(report: &AttestationReport, min: Option<&MinTcb>) -> Check {
+    let tcb = &report.reported_tcb;
+    let Some(min) = min else {
+        return Check::new(
+            "min_tcb",
+            None,
+            format!("not checked: no minimum TCB expected; REPORTED_TCB is {tcb}"),
+        );
+    };
+    let short = min.shortfalls(tcb);
+    if short.is_empty() {
+        Check::new(
+            "min_tcb",
+            Some(true),
+            format!("REPORTED_TCB ({tcb}) is at least the minimum ({min})"),
+        )
+    } else {
+        Check::new(
+            "min_tcb",
+            Some(false),
+            format!(
+                "REPORTED_TCB ({tcb}) is below the minimum ({min}): {}",
+                short.join(", ")
+            ),
+        )
+    }
 }
 
 /// A report field compared with the value expected, when one is:
