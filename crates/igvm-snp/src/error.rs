@@ -369,6 +369,19 @@ pub enum Error {
         /// Area size.
         area_size: u64,
     },
+    /// A VP context whose compatibility mask names more than one platform:
+    /// its state has one platform's format (the `igvm` crate, and so
+    /// igvmmeasure and QEMU, refuse it too).
+    #[error(
+        "{at}: VP context compatibility mask {mask:#x} must have exactly one bit set (one \
+         platform's VP state)"
+    )]
+    VpContextMaskNotOneBit {
+        /// The header.
+        at: HeaderRef,
+        /// The mask.
+        mask: u32,
+    },
     /// Two VP contexts for one VP index and platform.
     #[error("{at}: a second VP context for VP index {vp_index} (first: directive #{first})")]
     DuplicateVpContext {

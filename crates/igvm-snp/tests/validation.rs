@@ -1138,6 +1138,27 @@ fn unfilled_parameter_is_reported() {
     assert_eq!(plan.require_all_parameters(), Ok(()));
 }
 
+/// A VP context names one platform: its state has that platform's format.
+/// The `igvm` crate refuses more bits (`InvalidVpContextPlatformType`), so
+/// igvmmeasure and QEMU do; so does the parser, declared bit or not.
+/// (Page masks may carry undeclared bits: igvmbuilder writes them.)
+#[test]
+fn vp_context_for_more_than_one_platform() {
+    let b = base_file();
+    for mask in [SNP | 0x1000_0000, SNP | 0x2, 0x3] {
+        // IGVM_VHS_VP_CONTEXT: GPA u64, then the compatibility mask.
+        let e = edit_field(&b, T_VP_CONTEXT, 0, |v, body| set_u32(v, body + 8, mask));
+        assert_eq!(
+            parse_err(&e),
+            Error::VpContextMaskNotOneBit {
+                at: dir(&e, T_VP_CONTEXT, 0),
+                mask
+            },
+            "{mask:#x}"
+        );
+    }
+}
+
 #[test]
 fn duplicate_vp_context() {
     let mut dirs = base_dirs();

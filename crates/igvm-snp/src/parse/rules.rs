@@ -174,6 +174,10 @@ fn vp_contexts(file: &IgvmFile<'_>) -> Result<()> {
     let mut seen: HashMap<(u32, u16), usize> = HashMap::new();
     for d in &file.directives {
         if let DirectiveKind::VpContext { header, .. } = &d.kind {
+            let mask = header.compatibility_mask;
+            if mask.count_ones() != 1 {
+                return Err(Error::VpContextMaskNotOneBit { at: d.at, mask });
+            }
             for p in &file.platforms {
                 if header.compatibility_mask & p.mask() == 0 {
                     continue;
