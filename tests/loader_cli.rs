@@ -504,6 +504,39 @@ fn plan_shows_every_step() {
     assert_eq!(v["launch_digest"], digest.as_str());
 }
 
+/// A parameter area's step names the area as the file does (its index) in
+/// the text and in JSON, where it also gives the area's position in
+/// `parameter_areas`: igvmbuilder's qemu-nofw.igvm declares areas 1, 2, 3,
+/// 0 in that order, so the two differ. (JSON gave only the position, as
+/// "area", while the text gave the index under the same word.)
+#[test]
+fn plan_names_parameter_areas_by_their_index() {
+    let file = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/igvmbuilder/qemu-nofw.igvm")
+        .display()
+        .to_string();
+    let v = json(&igvm_load(&["plan", &file, "--json"]));
+    let areas = v["parameter_areas"].as_array().unwrap();
+    let text = stdout(&igvm_load(&["plan", &file]));
+    let mut seen = Vec::new();
+    for step in v["steps"].as_array().unwrap() {
+        let source = &step["source"];
+        if source["kind"] != "parameter_area" {
+            continue;
+        }
+        let (position, index) = (&source["position"], &source["index"]);
+        assert_eq!(
+            areas[position.as_u64().unwrap() as usize]["index"],
+            *index,
+            "{step}"
+        );
+        let line = format!("#{} area {index}", step["directives"]["start"]);
+        assert!(text.contains(&line), "{line}: {text}");
+        seen.push((position.as_u64().unwrap(), index.as_u64().unwrap()));
+    }
+    assert_eq!(seen, [(0, 1), (1, 2), (2, 3), (3, 0)]);
+}
+
 #[test]
 fn launch_on_the_model_reports_the_plans_digest_and_steps() {
     if kvm_or_skip("launch_on_the_model").is_none() {

@@ -49,13 +49,7 @@ pub fn plan_table(plan: &LaunchPlan<'_>, release: impl Fn(&[u8]) + Sync) -> Stri
         let source = match step.source {
             StepSource::PageData if dirs.len() > 1 => format!("#{}..#{}", dirs.start, dirs.end - 1),
             StepSource::PageData => format!("#{}", dirs.start),
-            StepSource::ParameterArea { area } => {
-                format!(
-                    "#{} area {}",
-                    dirs.start,
-                    plan.parameter_areas()[area].index
-                )
-            }
+            StepSource::ParameterArea { index, .. } => format!("#{} area {index}", dirs.start),
             StepSource::Vmsa => format!("#{} VMSA", dirs.start),
         };
         let d = digest.to_string();

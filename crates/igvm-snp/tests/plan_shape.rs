@@ -97,7 +97,13 @@ fn coalescing() {
     for (i, s) in steps.iter().enumerate() {
         assert_eq!(s.index, i);
     }
-    assert_eq!(steps[3].source, StepSource::ParameterArea { area: 0 });
+    assert_eq!(
+        steps[3].source,
+        StepSource::ParameterArea {
+            position: 0,
+            index: 0
+        }
+    );
     assert_eq!(steps[6].source, StepSource::Vmsa);
     assert_eq!(steps[0].source, StepSource::PageData);
     // The directive range of a PAGE_DATA step covers its directives, and
@@ -299,7 +305,13 @@ fn parameter_contents() {
     area[4624..4640].fill(0);
 
     let step = &plan.steps()[0];
-    assert_eq!(step.source, StepSource::ParameterArea { area: 0 });
+    assert_eq!(
+        step.source,
+        StepSource::ParameterArea {
+            position: 0,
+            index: 0
+        }
+    );
     let got: Vec<u8> = step_bytes(&plan, step)
         .into_iter()
         .flat_map(|(_, b)| b)

@@ -324,7 +324,10 @@ pub(super) fn build<'a>(
                     gpa: h.gpa,
                     pages,
                     page_type: PageType::Unmeasured,
-                    source: StepSource::ParameterArea { area: ai },
+                    source: StepSource::ParameterArea {
+                        position: ai,
+                        index: area.index,
+                    },
                     directives: i..i + 1,
                 });
             }

@@ -48,10 +48,14 @@ pub struct SnpPlatform {
 pub enum StepSource {
     /// `PAGE_DATA` directives within the step's directive range.
     PageData,
-    /// A parameter area (index into [`LaunchPlan::parameter_areas`]).
+    /// A parameter area.
     ParameterArea {
-        /// Index into the plan's parameter areas.
-        area: usize,
+        /// Its position in [`LaunchPlan::parameter_areas`].
+        position: usize,
+        /// Its index in the file (`PARAMETER_AREA`'s `parameter_area_index`,
+        /// as [`crate::ParameterArea::index`]), which the file's parameter
+        /// directives name it by.
+        index: u32,
     },
     /// The boot VMSA ([`LaunchPlan::vmsa`]).
     Vmsa,
@@ -473,8 +477,8 @@ impl<'p> StepPages<'p> {
     fn new(plan: &'p LaunchPlan<'p>, step: &'p LaunchStep) -> Self {
         let inner: Box<dyn Iterator<Item = (u64, PageBytes<'p>)> + Send + 'p> = match step.source {
             StepSource::PageData => Box::new(plan.step_directives(step).flat_map(page_data_pages)),
-            StepSource::ParameterArea { area } => {
-                let area = &plan.parameter_areas[area];
+            StepSource::ParameterArea { position, .. } => {
+                let area = &plan.parameter_areas[position];
                 let gpa = step.gpa;
                 Box::new((0..step.pages).map(move |p| {
                     (
