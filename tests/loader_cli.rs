@@ -950,6 +950,41 @@ fn check_reports_every_profile() {
     assert!(out.contains(&digest), "{out}");
 }
 
+/// A VMSA whose GPA is also a data page's: the profiles that launch the
+/// VMSA page cannot plan the file and say why; kvm-legacy, which launches
+/// no VMSA page, can, with the file's VMSA features (which `check` read as
+/// 0 when the file could not be planned, and so reported a made-up input
+/// mismatch instead).
+#[test]
+fn check_of_a_file_only_kvm_legacy_can_plan() {
+    let dir = scratch("check-vmsa-overlap");
+    let bytes = demo_with(|dirs| {
+        for d in dirs.iter_mut() {
+            if let IgvmDirectiveHeader::SnpVpContext { gpa, .. } = d {
+                *gpa = DATA_GPA;
+            }
+        }
+    });
+    let file = write(&dir, "overlap.igvm", &bytes);
+    let o = igvm_load(&["check", &file]);
+    assert_exit(&o, 0, "kvm-legacy can launch it");
+    let out = stdout(&o);
+    // The same VMSA as the demo's, whose plan says which features it needs.
+    let demo = igvm_snp::demo::demo_igvm();
+    let config = LaunchConfig::new(1, Vec::new());
+    let features = LaunchPlan::new(&demo, &config, PlanOptions::default())
+        .unwrap()
+        .init2_vmsa_features();
+    assert!(
+        out.contains(&format!("vmsa_features {features:#x}, CPU signature")),
+        "{out}"
+    );
+    let overlap = format!("cannot plan: GPA {DATA_GPA:#x} is imported twice for SEV-SNP");
+    assert_eq!(out.matches(&overlap).count(), 3, "{out}");
+    assert!(out.contains("kvm-legacy   ok "), "{out}");
+    assert!(!out.contains("kvm-legacy inputs (VMSA features"), "{out}");
+}
+
 /// Progress lines go to stderr only when it is a terminal and `--quiet` is
 /// not given. The terminal comes from util-linux `script` (Debian package
 /// `bsdutils`, which `.ci/run` installs when missing).

@@ -10,7 +10,7 @@ use clap::Args;
 use igvm_snp::id_sign::verify_id_auth;
 use igvm_snp::kvm_legacy::{KVM_MAX_VCPUS, KVM_RESET_RDX, KvmLegacyInputs};
 use igvm_snp::profile::{self, CompatReport};
-use igvm_snp::{LaunchPlan, PlanOptions};
+use igvm_snp::{BootVmsa, IgvmFile, LaunchPlan, PlanOptions};
 
 use crate::Failure;
 
@@ -67,10 +67,18 @@ pub fn run(out: &mut impl Write, args: &CheckArgs) -> Result<ExitCode, Failure> 
     // MADT area is too small for them cannot launch) and the command line.
     let config = crate::config::vmm_config(args.vcpus, args.memory, String::new());
     let spec = LaunchPlan::new(&bytes, &config, PlanOptions::default()).ok();
+    // The file's VMSA features, also when it cannot be planned under the
+    // spec's rules (kvm-legacy, which launches no VMSA page, may still plan it).
+    let file_features = || {
+        let file = IgvmFile::parse(&bytes).ok()?;
+        Some(BootVmsa::of_file(&file).ok()?.init2_vmsa_features())
+    };
     let vmsa_features = args
         .vmsa_features
         .or(spec.as_ref().map(LaunchPlan::init2_vmsa_features))
-        .unwrap_or(0);
+        .or_else(file_features);
+    let features_known = vmsa_features.is_some();
+    let vmsa_features = vmsa_features.unwrap_or(0);
     // The file's ID block signatures, checked against its ID block.
     let id_auth = spec.as_ref().and_then(|p| {
         let f = p.finish();
@@ -94,7 +102,11 @@ pub fn run(out: &mut impl Write, args: &CheckArgs) -> Result<ExitCode, Failure> 
         }
         writeln!(out, "{}", serde_json::to_string_pretty(&v)?)?;
     } else {
-        write!(out, "{}", text(&args.file, &legacy, &report))?;
+        write!(
+            out,
+            "{}",
+            text(&args.file, &legacy, features_known, &report)
+        )?;
         if let Some(a) = &id_auth {
             writeln!(out, "ID auth signatures: {a}")?;
         }
@@ -110,7 +122,14 @@ pub fn run(out: &mut impl Write, args: &CheckArgs) -> Result<ExitCode, Failure> 
 }
 
 /// The report as text.
-fn text(file: &std::path::Path, legacy: &KvmLegacyInputs, r: &CompatReport) -> String {
+/// `features_known`: the VMSA features come from the file or the command
+/// line (a file without a readable SEV-SNP VMSA has none).
+fn text(
+    file: &std::path::Path,
+    legacy: &KvmLegacyInputs,
+    features_known: bool,
+    r: &CompatReport,
+) -> String {
     let mut s = String::new();
     let _ = write!(s, "{}:", file.display());
     if let (Some(gpa), Some(f)) = (r.vmsa_gpa, r.vmsa_sev_features) {
@@ -123,10 +142,15 @@ fn text(file: &std::path::Path, legacy: &KvmLegacyInputs, r: &CompatReport) -> S
     if let Some(ld) = r.id_block_digest {
         let _ = writeln!(s, "ID block expects {ld}");
     }
+    let features = if features_known {
+        format!("{:#x}", legacy.vmsa_features)
+    } else {
+        "unknown (no SEV-SNP VMSA found in the file)".to_string()
+    };
     let _ = writeln!(
         s,
-        "kvm-legacy inputs: {} vCPU(s), vmsa_features {:#x}, CPU signature {:#x}\n",
-        legacy.vcpus, legacy.vmsa_features, legacy.cpu_signature
+        "kvm-legacy inputs: {} vCPU(s), vmsa_features {features}, CPU signature {:#x}\n",
+        legacy.vcpus, legacy.cpu_signature
     );
     for p in &r.profiles {
         let digest = p.digest.map_or_else(|| "-".to_string(), |d| d.to_string());

@@ -5,6 +5,7 @@ use serde::Serialize;
 use zerocopy::FromBytes;
 
 use crate::error::{Error, HeaderRef, Result};
+use crate::parse::{DirectiveKind, IgvmFile};
 
 /// SEV_FEATURES bit 0, SNPActive.
 pub const SEV_FEATURE_SNP_ACTIVE: u64 = 1;
@@ -56,6 +57,26 @@ impl<'a> BootVmsa<'a> {
             });
         }
         Ok(b)
+    }
+
+    /// The boot VMSA of a parsed file (the VP context of VP index 0 for its
+    /// SEV-SNP platform), found without planning the file: what a file
+    /// that cannot be planned asks for (`check` reports the VMSA features
+    /// such a file needs).
+    ///
+    /// # Errors
+    /// [`Error::NoSnpPlatform`], [`Error::NoVmsa`], or the VMSA's own
+    /// ([`Error::VmsaNotSnp`], [`Error::VmsaVmpl`]).
+    pub fn of_file(file: &IgvmFile<'a>) -> Result<Self> {
+        let mask = crate::plan::snp_platform(file)?.compatibility_mask;
+        for d in file.directives() {
+            if let DirectiveKind::VpContext { header, data } = &d.kind {
+                if header.compatibility_mask & mask != 0 && header.vp_index == 0 {
+                    return BootVmsa::new(d.at, header.gpa.get(), 0, data);
+                }
+            }
+        }
+        Err(Error::NoVmsa)
     }
 
     /// The VMSA's SEV_FEATURES.

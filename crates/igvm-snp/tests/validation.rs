@@ -1188,6 +1188,26 @@ fn gpa_overlap_page_page() {
     overlap(&b, 0x1000, dir(&b, T_PAGE_DATA, 0), dir(&b, T_PAGE_DATA, 1));
 }
 
+/// A file that cannot be planned reports its own error under every
+/// profile: kvm-legacy inputs made up for it (`check` took VMSA features 0
+/// when the file could not be planned) do not hide the overlap.
+#[test]
+fn an_overlap_comes_before_mismatched_kvm_legacy_inputs() {
+    let mut d = base_dirs();
+    d.insert(4, page(0x1000, pattern(7, 10)));
+    let b = snp_file(d);
+    let inputs = igvm_snp::kvm_legacy::KvmLegacyInputs::new(3, 0x7F, 0x600);
+    let legacy = igvm_snp::Profile::KvmLegacy(inputs).options();
+    assert_eq!(
+        LaunchPlan::new(&b, &config(), legacy).err(),
+        Some(Error::GpaOverlap {
+            gpa: 0x1000,
+            first: dir(&b, T_PAGE_DATA, 0),
+            second: dir(&b, T_PAGE_DATA, 1)
+        })
+    );
+}
+
 #[test]
 fn gpa_overlap_page_insert() {
     let b = snp_file(vec![

@@ -424,6 +424,10 @@ pub(super) fn build<'a>(
         });
     }
     let vmsa = vmsa.ok_or(Error::NoVmsa)?;
+    overlap::check(&file, mask, options, &b.steps, &b.shared, &host_visible)?;
+    // The kvm-legacy inputs are checked last: an error in the file itself
+    // (an overlap above) is the one to report, not inputs derived from a
+    // file that could not be planned.
     if let VmsaPlacement::KvmFinish(k) = options.vmsa {
         let mismatch = |what, legacy: u64, expected: u64, source_name| {
             (legacy != expected).then_some(Error::LegacyInputsMismatch {
@@ -441,7 +445,6 @@ pub(super) fn build<'a>(
             return Err(e);
         }
     }
-    overlap::check(&file, mask, options, &b.steps, &b.shared, &host_visible)?;
 
     Ok(LaunchPlan {
         file,

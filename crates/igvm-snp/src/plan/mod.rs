@@ -13,6 +13,7 @@ use std::ops::Range;
 
 use serde::Serialize;
 
+pub(crate) use build::snp_platform;
 pub use measure::MeasureStats;
 pub use options::{ParameterInserts, PlanOptions, SharedPages, VmsaPlacement, ZeroPages};
 
