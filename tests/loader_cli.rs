@@ -1253,6 +1253,62 @@ fn igvmbuilder_fixtures() -> (PathBuf, Vec<serde_json::Value>) {
 }
 
 /// Real igvmbuilder output (tests/fixtures/igvmbuilder, README there):
+/// igvmmeasure measures `shared` pages as NORMAL, with or without
+/// `--native-zero`; so `--profile igvmmeasure --native-zero` gives its
+/// `--native-zero` digest where the native-zero profile (the spec's rules
+/// for shared pages) cannot, and `check` says so on the native-zero row.
+/// The file: igvmbuilder's qemu-nofw.igvm with the page at 0x8019000
+/// flagged shared. igvmmeasure (coconut-svsm f4bc4bcd, 2026-12-05) on that
+/// file: A25369BB… and, with `--native-zero`, 555BEAB8…, its digests of
+/// the unflagged file (expected.json), since it ignores the flag.
+#[test]
+fn igvmmeasure_native_zero_with_shared_pages() {
+    let (dir, entries) = igvmbuilder_fixtures();
+    let e = entries
+        .iter()
+        .find(|e| e["file"] == "qemu-nofw.igvm")
+        .unwrap();
+    let mut bytes = std::fs::read(dir.join("qemu-nofw.igvm")).unwrap();
+    let parsed = igvm_snp::IgvmFile::parse(&bytes).unwrap();
+    let at = parsed
+        .directives()
+        .iter()
+        .find_map(|d| match &d.kind {
+            igvm_snp::parse::DirectiveKind::PageData { header, .. } if header.gpa == 0x801_9000 => {
+                Some(d.at.offset)
+            }
+            _ => None,
+        })
+        .unwrap();
+    // IGVM_VHS_PAGE_DATA after the 8-byte prefix: GPA, mask, file offset,
+    // then the flags, whose bit 2 is `shared`.
+    bytes[at + 8 + 16] |= 4;
+    igvm_snp::parse::fix_checksum(&mut bytes);
+    let scratch_dir = scratch("igvmmeasure-native-zero");
+    let file = write(&scratch_dir, "shared.igvm", &bytes);
+    let (digest, native_zero) = (
+        e["digest"].as_str().unwrap(),
+        e["digest_native_zero"].as_str().unwrap(),
+    );
+    assert_eq!(measure(&file, &["--profile", "igvmmeasure"]), digest);
+    assert_eq!(
+        measure(&file, &["--profile", "igvmmeasure", "--native-zero"]),
+        native_zero
+    );
+    assert_ne!(measure(&file, &["--native-zero"]), native_zero);
+    let o = igvm_load(&["check", &file]);
+    assert!(
+        stdout(&o).contains(
+            "note: 1 shared page(s) not measured; igvmmeasure --native-zero measures them \
+             (--profile igvmmeasure --native-zero)"
+        ),
+        "{}",
+        stdout(&o)
+    );
+    let o = igvm_load(&["measure", &file, "--profile", "kvm-legacy", "--native-zero"]);
+    assert_exit(&o, 2, "--native-zero with kvm-legacy");
+}
+
 /// measure equals igvmmeasure's digests, default and --native-zero, and
 /// check exits 0.
 #[test]

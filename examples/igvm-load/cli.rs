@@ -180,8 +180,10 @@ pub struct LaunchArgs {
     /// HOST_DATA for SNP_LAUNCH_FINISH: 64 hexadecimal digits.
     #[arg(long, value_parser = crate::config::parse_host_data)]
     pub host_data: Option<[u8; 32]>,
-    /// Measure data-less pages with the firmware's ZERO page type (same as --profile native-zero).
-    #[arg(long, conflicts_with = "profile")]
+    /// Measure data-less pages with the firmware's ZERO page type: with the default profile
+    /// the same as --profile native-zero, with --profile igvmmeasure igvmmeasure's
+    /// --native-zero.
+    #[arg(long)]
     pub native_zero: bool,
     /// Measurement rules.
     #[arg(long, value_enum, default_value_t = ProfileArg::Spec)]

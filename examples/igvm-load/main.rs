@@ -239,6 +239,19 @@ fn one_vcpu_count(args: &LaunchArgs, command: &str) {
     }
 }
 
+/// Exits with a usage error (2) for `--native-zero` with the kvm-legacy
+/// profile, a combination no loader measures with. With `--profile
+/// igvmmeasure` it gives `igvmmeasure --native-zero`'s digest.
+fn native_zero_profile(args: &LaunchArgs, command: &str) {
+    if args.native_zero && args.profile == ProfileArg::KvmLegacy {
+        usage_error(
+            command,
+            "--native-zero applies to --profile spec (the native-zero profile) and \
+             --profile igvmmeasure (igvmmeasure --native-zero), not to kvm-legacy",
+        );
+    }
+}
+
 /// A usage error of `subcommand` found after parsing: clap's message and
 /// exit code 2, with the subcommand's usage line.
 fn usage_error(subcommand: &str, message: impl std::fmt::Display) -> ! {
@@ -293,6 +306,7 @@ fn run(cli: &Cli) -> Result<ExitCode, Failure> {
     match &cli.command {
         Command::Plan { file, json, launch } => {
             one_vcpu_count(launch, "plan");
+            native_zero_profile(launch, "plan");
             let bytes = map(file)?;
             let plan = plan(file, &bytes, launch)?;
             if *json {
@@ -314,6 +328,7 @@ fn run(cli: &Cli) -> Result<ExitCode, Failure> {
             trace,
             launch,
         } => {
+            native_zero_profile(launch, "measure");
             if launch.vcpus.is_list() {
                 if *trace {
                     usage_error("measure", "--trace takes one --vcpus count");
@@ -364,6 +379,7 @@ fn run(cli: &Cli) -> Result<ExitCode, Failure> {
                 );
             }
             one_vcpu_count(&cmd.launch, "launch");
+            native_zero_profile(&cmd.launch, "launch");
             launch::run(&mut out, cmd, progress)
         }
         Command::Run(cmd) => {

@@ -58,6 +58,13 @@ pub enum Finding {
         /// Its size in pages.
         pages: u64,
     },
+    /// Shared pages the native-zero profile leaves unmeasured, as the spec
+    /// does, while igvmmeasure `--native-zero` measures them as NORMAL:
+    /// `--profile igvmmeasure --native-zero` gives its digest.
+    SharedPagesNotMeasured {
+        /// Shared pages.
+        pages: u64,
+    },
     /// KVM measures its VMSAs at 0xFFFFFFFFF000, not at the file's GPA.
     VmsaGpa {
         /// The file's VMSA GPA.
@@ -136,6 +143,11 @@ impl fmt::Display for Finding {
             Finding::SharedPages { pages } => write!(
                 f,
                 "{pages} shared page(s) measured as NORMAL (the spec loads them host visible, unmeasured)"
+            ),
+            Finding::SharedPagesNotMeasured { pages } => write!(
+                f,
+                "{pages} shared page(s) not measured; igvmmeasure --native-zero measures them \
+                 (--profile igvmmeasure --native-zero)"
             ),
             Finding::MultiPageParameterArea { index, pages } => write!(
                 f,
@@ -474,6 +486,11 @@ fn findings(
                 differences.push(Finding::ZeroPages {
                     pages: facts.zero_pages,
                     measured_as: PageType::Zero,
+                });
+            }
+            if facts.shared_pages > 0 {
+                notes.push(Finding::SharedPagesNotMeasured {
+                    pages: facts.shared_pages,
                 });
             }
         }

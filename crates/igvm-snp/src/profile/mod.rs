@@ -43,8 +43,10 @@ pub enum Profile {
     #[default]
     IgvmSpec,
     /// As [`Profile::IgvmSpec`] with data-less pages as the firmware's ZERO
-    /// page type: cloud-hypervisor on KVM, coconut-svsm igvmmeasure
-    /// `--native-zero`.
+    /// page type: cloud-hypervisor on KVM, and coconut-svsm igvmmeasure
+    /// `--native-zero` on files without shared pages (it measures those,
+    /// as [`Profile::Igvmmeasure`] does; its `--native-zero` digest is that
+    /// profile's options with [`ZeroPages::NativeZero`]).
     NativeZero,
     /// coconut-svsm `igvmmeasure` (tools/igvmmeasure): shared pages measured
     /// as NORMAL (the flag is ignored), one UNMEASURED page per parameter
@@ -105,7 +107,9 @@ impl Profile {
     pub fn source(&self) -> &'static str {
         match self {
             Profile::IgvmSpec => "IGVM spec + proposed KVM VMSA page type; igvm crate, OpenVMM",
-            Profile::NativeZero => "cloud-hypervisor on KVM; igvmmeasure --native-zero",
+            Profile::NativeZero => {
+                "cloud-hypervisor on KVM; igvmmeasure --native-zero where no page is shared"
+            }
             Profile::Igvmmeasure => "coconut-svsm igvmmeasure (expected digest for QEMU + KVM)",
             Profile::KvmLegacy(_) => {
                 "upstream KVM today: per-vCPU VMSAs at LAUNCH_FINISH (model, not verified on hardware)"
