@@ -46,16 +46,17 @@ struct Options {
     time_limit: Duration,
 }
 
-fn usage() -> ExitCode {
-    eprintln!(
-        "usage: vmm-embed FILE [--model] [--memory-mib N] [--time-limit SECS]\n\
-         runs an IGVM file natively on /dev/kvm (serial output on stdout), or with --model\n\
-         launches it on the SEV-SNP firmware model and prints the launch digest"
-    );
-    ExitCode::from(2)
+const USAGE: &str = "usage: vmm-embed FILE [--model] [--memory-mib N] [--time-limit SECS]\n\
+     runs an IGVM file natively on /dev/kvm (serial output on stdout), or with --model\n\
+     launches it on the SEV-SNP firmware model and prints the launch digest";
+
+/// What to do: run with these options, or print the usage (`--help`).
+enum Parsed {
+    Run(Options),
+    Help,
 }
 
-fn parse() -> Option<Options> {
+fn parse() -> Result<Parsed, String> {
     let mut args = std::env::args().skip(1);
     let mut options = Options {
         file: String::new(),
@@ -64,25 +65,50 @@ fn parse() -> Option<Options> {
         time_limit: Duration::from_secs(10),
     };
     while let Some(arg) = args.next() {
+        let mut value = |what: &str| args.next().ok_or(format!("{arg} needs {what}"));
         match arg.as_str() {
+            "-h" | "--help" => return Ok(Parsed::Help),
             "--model" => options.model = true,
             "--memory-mib" => {
-                options.memory = args.next()?.parse::<u64>().ok()?.checked_mul(1 << 20)?;
+                let text = value("a size in MiB")?;
+                options.memory = text
+                    .parse::<u64>()
+                    .ok()
+                    .filter(|&mib| mib > 0)
+                    .and_then(|mib| mib.checked_mul(1 << 20))
+                    .ok_or(format!("--memory-mib {text}: a size in MiB, at least 1"))?;
             }
             "--time-limit" => {
-                options.time_limit =
-                    Duration::try_from_secs_f64(args.next()?.parse().ok()?).ok()?;
+                let text = value("seconds")?;
+                options.time_limit = text
+                    .parse::<f64>()
+                    .ok()
+                    .filter(|&secs| secs > 0.0)
+                    .and_then(|secs| Duration::try_from_secs_f64(secs).ok())
+                    .ok_or(format!("--time-limit {text}: seconds, more than 0"))?;
             }
-            _ if arg.starts_with('-') || !options.file.is_empty() => return None,
+            _ if arg.starts_with('-') => return Err(format!("unknown option {arg}")),
+            _ if !options.file.is_empty() => return Err(format!("a second file: {arg}")),
             _ => options.file = arg,
         }
     }
-    (!options.file.is_empty() && options.memory > 0).then_some(options)
+    if options.file.is_empty() {
+        return Err("no IGVM file given".to_string());
+    }
+    Ok(Parsed::Run(options))
 }
 
 fn main() -> ExitCode {
-    let Some(options) = parse() else {
-        return usage();
+    let options = match parse() {
+        Ok(Parsed::Run(options)) => options,
+        Ok(Parsed::Help) => {
+            println!("{USAGE}");
+            return ExitCode::SUCCESS;
+        }
+        Err(reason) => {
+            eprintln!("error: {reason}\n{USAGE}");
+            return ExitCode::from(2);
+        }
     };
     match run(&options) {
         Ok(()) => ExitCode::SUCCESS,

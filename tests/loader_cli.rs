@@ -286,6 +286,7 @@ fn usage_errors_exit_2() {
             "kvm-legacy",
         ],
         &["check", demo.as_str(), "--vcpus", "4097"],
+        &["check", demo.as_str(), "--vcpus", "1,2"],
         &[
             "launch",
             demo.as_str(),
@@ -789,11 +790,12 @@ fn host_reports_what_kvm_offers() {
     assert_eq!(vm0["guest_memfd"]["state"], state, "{v}");
     assert_eq!(v["disabled"], serde_json::json!([]));
     // What the text shows, the JSON has: the preflight's probes, the
-    // library's own (hex strings for bitmaps, a value or an error for
-    // device attributes).
+    // library's own (numbers for bitmaps, a value or an error for device
+    // attributes).
     let library = igvm_snp_kvm::preflight::PreflightReport::probe();
     let p = &v["preflight"];
-    assert_eq!(p["vm_types"], format!("{:#x}", library.vm_types), "{p}");
+    assert_eq!(p["vm_types"], library.vm_types, "{p}");
+    assert_eq!(p["memory_attributes"], library.memory_attributes, "{p}");
     assert_eq!(p["sev_path"], "/dev/sev", "{p}");
     for attr in ["vmsa_features", "snp_policy_bits"] {
         assert!(
@@ -815,6 +817,23 @@ fn host_reports_what_kvm_offers() {
     let text = stdout(&o);
     assert!(text.contains("VM type 0 (default): guest_memfd "), "{text}");
     assert!(text.contains("SEV-SNP launches: "), "{text}");
+    let o = igvm_load_without("guest-memfd memory_attributes", &["host"]);
+    assert!(
+        stdout(&o)
+            .contains("treated as absent (IGVM_SNP_HOST_WITHOUT): guest_memfd, memory_attributes"),
+        "{}",
+        stdout(&o)
+    );
+    // A name that is not a feature: said, not silently ignored.
+    let o = igvm_load_without("guest_memfd,bogus", &["host"]);
+    assert_exit(&o, 0, "host with a bad IGVM_SNP_HOST_WITHOUT");
+    assert!(
+        stderr(&o)
+            .contains("warning: IGVM_SNP_HOST_WITHOUT ignored: `bogus` is not a host feature"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(!stdout(&o).contains("treated as absent"), "{}", stdout(&o));
 }
 
 /// `run --native --guest-memfd` runs the guest from guest_memfd memslots
@@ -2128,7 +2147,7 @@ fn options_the_file_cannot_use_are_named() {
         "--acpi-table",
         &twice,
     ]);
-    assert_exit(&o, 1, "a table twice");
+    assert_exit(&o, 2, "a table twice");
     assert!(
         stderr(&o).contains("--acpi-table srat is given twice"),
         "{}",

@@ -109,6 +109,30 @@ fn a_guest_that_does_not_halt_is_a_failure_with_a_message() {
     // 2^44 + 1 MiB does not fit in bytes: a usage error, not 1 MiB of RAM.
     let o = run(&path, &["--memory-mib", "17592186044417"]);
     assert_eq!(o.status.code(), Some(2), "{}", text(&o.stderr));
+    // Usage errors say what is wrong; --help is not one.
+    for (args, why) in [
+        (
+            &["--memory-mib", "0"][..],
+            "--memory-mib 0: a size in MiB, at least 1",
+        ),
+        (
+            &["--time-limit", "0"],
+            "--time-limit 0: seconds, more than 0",
+        ),
+        (&["--time-limit"], "--time-limit needs seconds"),
+        (&["--vcpus", "2"], "unknown option --vcpus"),
+    ] {
+        let o = run(&path, args);
+        assert_eq!(o.status.code(), Some(2), "{args:?}");
+        assert!(
+            text(&o.stderr).starts_with(&format!("error: {why}\nusage: ")),
+            "{}",
+            text(&o.stderr)
+        );
+    }
+    let o = Command::new(vmm_embed()).arg("--help").output().unwrap();
+    assert_eq!(o.status.code(), Some(0));
+    assert!(text(&o.stdout).starts_with("usage: vmm-embed FILE"));
 }
 
 /// `--model`: the VMM's objects launched step by step on the firmware

@@ -8,7 +8,7 @@ use std::process::ExitCode;
 
 use clap::Args;
 use igvm_snp::id_sign::verify_id_auth;
-use igvm_snp::kvm_legacy::{KVM_MAX_VCPUS, KVM_RESET_RDX, KvmLegacyInputs};
+use igvm_snp::kvm_legacy::{KVM_RESET_RDX, KvmLegacyInputs};
 use igvm_snp::profile::{self, CompatReport};
 use igvm_snp::{BootVmsa, IgvmFile, LaunchPlan, PlanOptions};
 
@@ -23,8 +23,7 @@ pub struct CheckArgs {
     #[arg(long)]
     pub json: bool,
     /// vCPUs (VP count parameter and MADT; one KVM VMSA each in the kvm-legacy profile).
-    #[arg(long, default_value_t = 1,
-          value_parser = clap::value_parser!(u32).range(1..=i64::from(KVM_MAX_VCPUS)))]
+    #[arg(long, default_value_t = 1, value_parser = crate::cli::parse_vcpu_count)]
     pub vcpus: u32,
     /// CPU signature (CPUID 1 EAX) the VMM writes into the APs' RDX, hexadecimal, e.g.
     /// a00f11 for EPYC-Milan [default: 600, KVM's reset value].

@@ -230,6 +230,14 @@ impl VcpuCounts {
     }
 }
 
+/// Parses one count from 1 to KVM's limit (for commands that plan one VM).
+pub fn parse_vcpu_count(s: &str) -> Result<u32, String> {
+    match parse_vcpus(s)?.counts.as_slice() {
+        [n] => Ok(*n),
+        _ => Err(format!("`{s}`: this command takes one vCPU count")),
+    }
+}
+
 /// Parses `4` or `1,2,4,8`: counts from 1 to KVM's limit, repeats dropped.
 pub fn parse_vcpus(s: &str) -> Result<VcpuCounts, String> {
     let max = igvm_snp::kvm_legacy::KVM_MAX_VCPUS;

@@ -262,10 +262,8 @@ pub fn launch_config(args: &LaunchArgs) -> Result<LaunchConfig, String> {
     if let Some(p) = args.policy {
         config = config.with_default_policy(p);
     }
-    for (i, (kind, path)) in args.acpi_tables.iter().enumerate() {
-        if args.acpi_tables[..i].iter().any(|(k, _)| k == kind) {
-            return Err(format!("--acpi-table {} is given twice", kind.name()));
-        }
+    // A kind given twice is a usage error, found before this is called.
+    for (kind, path) in &args.acpi_tables {
         let bytes = read_table("ACPI table", path)?;
         match kind {
             AcpiTable::Srat => config.srat = Some(bytes),

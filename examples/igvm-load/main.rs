@@ -52,6 +52,12 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
+    if let Some(error) = igvm_snp_kvm::host::HostFeatures::environment_error() {
+        eprintln!(
+            "warning: {} ignored: {error}",
+            igvm_snp_kvm::host::HOST_WITHOUT_VAR
+        );
+    }
     match run(&cli) {
         Ok(code) => code,
         Err(e) => {
@@ -239,10 +245,19 @@ fn one_vcpu_count(args: &LaunchArgs, command: &str) {
     }
 }
 
-/// Exits with a usage error (2) for `--native-zero` with the kvm-legacy
-/// profile, a combination no loader measures with. With `--profile
-/// igvmmeasure` it gives `igvmmeasure --native-zero`'s digest.
-fn native_zero_profile(args: &LaunchArgs, command: &str) {
+/// Exits with a usage error (2) for options that cannot go together:
+/// `--native-zero` with the kvm-legacy profile, a combination no loader
+/// measures with (with `--profile igvmmeasure` it gives `igvmmeasure
+/// --native-zero`'s digest), and one `--acpi-table` kind given twice.
+fn check_launch_args(args: &LaunchArgs, command: &str) {
+    for (i, (kind, _)) in args.acpi_tables.iter().enumerate() {
+        if args.acpi_tables[..i].iter().any(|(k, _)| k == kind) {
+            usage_error(
+                command,
+                format!("--acpi-table {} is given twice", kind.name()),
+            );
+        }
+    }
     if args.native_zero && args.profile == ProfileArg::KvmLegacy {
         usage_error(
             command,
@@ -306,7 +321,7 @@ fn run(cli: &Cli) -> Result<ExitCode, Failure> {
     match &cli.command {
         Command::Plan { file, json, launch } => {
             one_vcpu_count(launch, "plan");
-            native_zero_profile(launch, "plan");
+            check_launch_args(launch, "plan");
             let bytes = map(file)?;
             let plan = plan(file, &bytes, launch)?;
             if *json {
@@ -328,7 +343,7 @@ fn run(cli: &Cli) -> Result<ExitCode, Failure> {
             trace,
             launch,
         } => {
-            native_zero_profile(launch, "measure");
+            check_launch_args(launch, "measure");
             if launch.vcpus.is_list() {
                 if *trace {
                     usage_error("measure", "--trace takes one --vcpus count");
@@ -379,7 +394,7 @@ fn run(cli: &Cli) -> Result<ExitCode, Failure> {
                 );
             }
             one_vcpu_count(&cmd.launch, "launch");
-            native_zero_profile(&cmd.launch, "launch");
+            check_launch_args(&cmd.launch, "launch");
             launch::run(&mut out, cmd, progress)
         }
         Command::Run(cmd) => {
@@ -396,6 +411,7 @@ fn run(cli: &Cli) -> Result<ExitCode, Failure> {
                 );
             }
             one_vcpu_count(&cmd.launch, "run");
+            check_launch_args(&cmd.launch, "run");
             native::run(&mut out, cmd, progress)
         }
         Command::Verify(args) => verify::run(&mut out, args),

@@ -97,22 +97,43 @@ impl HostFeatures {
     }
 
     /// The features named by [`HOST_WITHOUT_VAR`] in this process's
-    /// environment, read once. An unknown name is logged and ignored.
+    /// environment, read once. An unknown name is logged and ignored
+    /// ([`HostFeatures::environment_error`] says why).
     pub fn disabled_by_environment() -> HostFeatures {
-        static DISABLED: OnceLock<HostFeatures> = OnceLock::new();
-        *DISABLED.get_or_init(|| {
-            let Some(value) = std::env::var_os(HOST_WITHOUT_VAR) else {
-                return HostFeatures::empty();
-            };
-            let value = value.to_string_lossy();
-            match HostFeatures::parse_list(&value) {
-                Ok(features) => features,
-                Err(error) => {
-                    tracing::warn!(%error, "{HOST_WITHOUT_VAR} ignored");
-                    HostFeatures::empty()
-                }
+        match HostFeatures::from_environment() {
+            Ok(features) => *features,
+            Err(error) => {
+                tracing::warn!(%error, "{HOST_WITHOUT_VAR} ignored");
+                HostFeatures::empty()
             }
+        }
+    }
+
+    /// Why [`HOST_WITHOUT_VAR`] was ignored, when it was: the first name in
+    /// it that is not a feature.
+    pub fn environment_error() -> Option<&'static str> {
+        HostFeatures::from_environment()
+            .as_ref()
+            .err()
+            .map(String::as_str)
+    }
+
+    fn from_environment() -> &'static Result<HostFeatures, String> {
+        static PARSED: OnceLock<Result<HostFeatures, String>> = OnceLock::new();
+        PARSED.get_or_init(|| match std::env::var_os(HOST_WITHOUT_VAR) {
+            None => Ok(HostFeatures::empty()),
+            Some(value) => HostFeatures::parse_list(&value.to_string_lossy()),
         })
+    }
+
+    /// The features' names as [`HostFeatures::parse_list`] takes them.
+    pub fn names(&self) -> Vec<&'static str> {
+        self.iter_names()
+            .map(|(name, _)| match name {
+                "GUEST_MEMFD" => "guest_memfd",
+                _ => "memory_attributes",
+            })
+            .collect()
     }
 }
 
@@ -252,14 +273,7 @@ pub struct HostCapabilities {
 }
 
 fn feature_names<S: serde::Serializer>(f: &HostFeatures, s: S) -> Result<S::Ok, S::Error> {
-    let names: Vec<&str> = f
-        .iter_names()
-        .map(|(name, _)| match name {
-            "GUEST_MEMFD" => "guest_memfd",
-            _ => "memory_attributes",
-        })
-        .collect();
-    names.serialize(s)
+    f.names().serialize(s)
 }
 
 impl HostCapabilities {
@@ -375,8 +389,8 @@ impl fmt::Display for HostCapabilities {
         if !self.disabled.is_empty() {
             writeln!(
                 f,
-                "treated as absent ({HOST_WITHOUT_VAR}): {:?}",
-                self.disabled
+                "treated as absent ({HOST_WITHOUT_VAR}): {}",
+                self.disabled.names().join(", ")
             )?;
         }
         let vmsa = if self.preflight.snp_vm_type() {

@@ -60,7 +60,7 @@ pub enum AttrProbe {
     Failed(Errno),
 }
 
-/// `{"value": "0x…"}`, `{"error": "…"}` or `null` (not probed).
+/// `{"value": N}`, `{"error": "…"}` or `null` (not probed).
 impl serde::Serialize for AttrProbe {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         use serde::ser::SerializeMap;
@@ -68,7 +68,7 @@ impl serde::Serialize for AttrProbe {
             AttrProbe::NotProbed => s.serialize_none(),
             AttrProbe::Value(v) => {
                 let mut m = s.serialize_map(Some(1))?;
-                m.serialize_entry("value", &format!("{v:#x}"))?;
+                m.serialize_entry("value", v)?;
                 m.end()
             }
             AttrProbe::Failed(e) => {
@@ -80,10 +80,6 @@ impl serde::Serialize for AttrProbe {
     }
 }
 
-fn hex<S: serde::Serializer>(v: &u64, s: S) -> Result<S::Ok, S::Error> {
-    s.collect_str(&format_args!("{v:#x}"))
-}
-
 /// What the host offers for SEV-SNP.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct PreflightReport {
@@ -92,14 +88,12 @@ pub struct PreflightReport {
     /// Why it did not open, if it did not.
     pub kvm_error: Option<String>,
     /// `KVM_CAP_VM_TYPES` bitmap (0 when unsupported or not probed).
-    #[serde(serialize_with = "hex")]
     pub vm_types: u64,
     /// `KVM_CAP_GUEST_MEMFD`.
     pub guest_memfd: bool,
     /// `KVM_CAP_USER_MEMORY2`.
     pub user_memory2: bool,
     /// `KVM_CAP_MEMORY_ATTRIBUTES` bitmap.
-    #[serde(serialize_with = "hex")]
     pub memory_attributes: u64,
     /// `KVM_X86_SEV_VMSA_FEATURES`: the `vmsa_features` INIT2 accepts.
     pub vmsa_features: AttrProbe,
