@@ -969,6 +969,44 @@ fn check_reports_every_profile() {
     assert!(out.contains(&digest), "{out}");
 }
 
+/// The firmware model's host has SMT active, so it refuses a policy that
+/// does not allow SMT as the firmware there would (POLICY_FAILURE);
+/// `--model-no-smt` models a host without. (igvmbuilder's file without a
+/// policy takes `--policy`.)
+#[test]
+fn the_model_refuses_a_policy_without_smt_on_an_smt_host() {
+    if kvm_or_skip("the_model_refuses_a_policy_without_smt").is_none() {
+        return;
+    }
+    let (dir, _) = igvmbuilder_fixtures();
+    let file = dir.join("qemu-nopolicy.igvm").display().to_string();
+    let launch = |extra: &[&str]| {
+        let args = [
+            &["launch", &file, "--backend", "model", "--policy", "20000"][..],
+            extra,
+        ];
+        igvm_load(&args.concat())
+    };
+    let o = launch(&[]);
+    assert_exit(&o, 1, "no SMT on an SMT host");
+    assert!(
+        stderr(&o).contains(
+            "SNP_LAUNCH_START: model rejects: policy 0x20000 does not allow SMT (bit 16), which \
+             the host has active"
+        ) && stderr(&o).contains("POLICY_FAILURE"),
+        "{}",
+        stderr(&o)
+    );
+    assert_exit(&launch(&["--model-no-smt"]), 0, "no SMT on a host without");
+    let o = igvm_load(&["launch", &file, "--backend", "kvm", "--model-no-smt"]);
+    assert_exit(&o, 2, "--model-no-smt with the kvm backend");
+    assert!(
+        stderr(&o).contains("configure the firmware model"),
+        "{}",
+        stderr(&o)
+    );
+}
+
 /// A VMSA whose GPA is also a data page's: the profiles that launch the
 /// VMSA page cannot plan the file and say why; kvm-legacy, which launches
 /// no VMSA page, can, with the file's VMSA features (which `check` read as

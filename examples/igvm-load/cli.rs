@@ -110,6 +110,10 @@ pub struct LaunchCmd {
     /// file's VMSA asks for, with a note when that is more than upstream KVM offers].
     #[arg(long, value_parser = crate::check::parse_hex_u64)]
     pub model_vmsa_features: Option<u64>,
+    /// Model a host with SMT inactive: the firmware model's default host has SMT active and,
+    /// as the firmware there does, refuses a guest policy that does not allow SMT.
+    #[arg(long)]
+    pub model_no_smt: bool,
     /// Retry a CPUID page the firmware rejects once, with the firmware's corrections.
     #[arg(long)]
     pub cpuid_retry: bool,

@@ -160,6 +160,7 @@ pub fn run(out: &mut impl Write, cmd: &LaunchCmd, progress: Progress) -> Result<
             let model = FirmwareModel::new(ModelConfig {
                 vmsa_page_type: !cmd.model_no_vmsa_type,
                 supported_vmsa_features: model_vmsa_features(cmd, &plan),
+                smt_active: !cmd.model_no_smt,
                 ..ModelConfig::default()
             });
             let done = progress

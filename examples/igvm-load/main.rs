@@ -385,12 +385,13 @@ fn run(cli: &Cli) -> Result<ExitCode, Failure> {
                      use --allow-vmsa-fallback instead of --profile kvm-legacy",
                 );
             }
-            let model_options = cmd.model_no_vmsa_type || cmd.model_vmsa_features.is_some();
+            let model_options =
+                cmd.model_no_vmsa_type || cmd.model_vmsa_features.is_some() || cmd.model_no_smt;
             if cmd.backend == Backend::Kvm && model_options {
                 usage_error(
                     "launch",
-                    "--model-no-vmsa-type and --model-vmsa-features configure the firmware \
-                     model (--backend model)",
+                    "--model-no-vmsa-type, --model-vmsa-features and --model-no-smt configure \
+                     the firmware model (--backend model)",
                 );
             }
             one_vcpu_count(&cmd.launch, "launch");

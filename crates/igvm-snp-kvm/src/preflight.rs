@@ -35,6 +35,7 @@ use vmm_sys_util::errno::Error as Errno;
 use vmm_sys_util::ioctl::ioctl_with_ref;
 
 use crate::host::HostFeatures;
+use igvm_snp::SnpPolicy;
 
 /// The KVM device.
 pub const KVM_DEVICE: &str = "/dev/kvm";
@@ -105,6 +106,14 @@ pub struct PreflightReport {
     pub sev_path: PathBuf,
     /// Why it did not open, if it did not.
     pub sev_error: Option<String>,
+    /// Whether SMT is active (`/sys/devices/system/cpu/smt/active`; `None`
+    /// when unreadable). The firmware refuses a guest policy without SMT
+    /// on such a host.
+    pub smt_active: Option<bool>,
+    /// CPU sockets (distinct `physical_package_id`s of the CPUs in sysfs;
+    /// `None` when unreadable). The firmware refuses SINGLE_SOCKET on more
+    /// than one.
+    pub sockets: Option<u32>,
 }
 
 /// Something an SEV-SNP launch needs that the host lacks.
@@ -291,6 +300,8 @@ impl PreflightReport {
             snp_policy_bits: AttrProbe::NotProbed,
             sev_path: sev_path.to_path_buf(),
             sev_error: None,
+            smt_active: smt_active(Path::new(SYSFS_CPU)),
+            sockets: sockets(Path::new(SYSFS_CPU)),
         };
         match open_kvm(kvm_path) {
             Ok(kvm) => {
@@ -389,34 +400,91 @@ impl PreflightReport {
         }
     }
 
-    /// Whether this KVM's SNP_LAUNCH_START takes the guest policy `policy`,
-    /// which it refuses with a bare `EINVAL` (firmware status 0): bits
+    /// Whether SNP_LAUNCH_START on this host takes the guest policy
+    /// `policy`. KVM refuses with a bare `EINVAL` (firmware status 0) bits
     /// outside `KVM_X86_SNP_POLICY_BITS`, or, on kernels without that
     /// attribute, bits outside ABI, SMT, the must-be-one bit, DEBUG and
     /// SINGLE_SOCKET. (Kernels before 6.17 also required SMT and refused
     /// SINGLE_SOCKET; 6.17 left those to the firmware, before the attribute
-    /// existed, so without it they are not judged here.) Not probed (KVM
-    /// did not open): nothing to check against.
+    /// existed, so without it they are not judged by the kernel's rules
+    /// here.) Not probed (KVM did not open): nothing to check against. The
+    /// firmware then refuses (POLICY_FAILURE) a policy without SMT while
+    /// SMT is active, and SINGLE_SOCKET on more than one socket, as far as
+    /// [`PreflightReport::smt_active`] and [`PreflightReport::sockets`]
+    /// know.
     ///
     /// # Errors
     /// [`PolicyRefused`] naming the bits and the rule.
     pub fn check_policy(&self, policy: u64) -> Result<(), PolicyRefused> {
-        let refused = |bits, rule| Err(PolicyRefused { policy, bits, rule });
+        let refused = |bits, rule: String| Err(PolicyRefused { policy, bits, rule });
         match self.snp_policy_bits {
-            AttrProbe::NotProbed => Ok(()),
+            AttrProbe::NotProbed => return Ok(()),
             AttrProbe::Value(supported) => match policy & !supported {
-                0 => Ok(()),
-                bits => refused(bits, "not among KVM_X86_SNP_POLICY_BITS"),
+                0 => {}
+                bits => return refused(bits, "not among KVM_X86_SNP_POLICY_BITS".into()),
             },
             AttrProbe::Failed(_) => match policy & !OLD_KERNEL_POLICY_BITS {
-                0 => Ok(()),
-                bits => refused(
-                    bits,
-                    "not among the bits kernels without KVM_X86_SNP_POLICY_BITS take",
-                ),
+                0 => {}
+                bits => {
+                    return refused(
+                        bits,
+                        "not among the bits kernels without KVM_X86_SNP_POLICY_BITS take".into(),
+                    );
+                }
             },
         }
+        if self.smt_active == Some(true) && policy & SnpPolicy::SMT == 0 {
+            return refused(
+                SnpPolicy::SMT,
+                "clear (SMT not allowed) while the host has SMT active: the firmware's \
+                 POLICY_FAILURE"
+                    .into(),
+            );
+        }
+        match self.sockets {
+            Some(n) if n > 1 && policy & SnpPolicy::SINGLE_SOCKET != 0 => refused(
+                SnpPolicy::SINGLE_SOCKET,
+                format!(
+                    "set (SINGLE_SOCKET) on a host with {n} sockets: the firmware's POLICY_FAILURE"
+                ),
+            ),
+            _ => Ok(()),
+        }
     }
+}
+
+/// Where sysfs describes the CPUs.
+const SYSFS_CPU: &str = "/sys/devices/system/cpu";
+
+/// `smt/active` under `cpu_dir`: `Some(true)` for "1".
+fn smt_active(cpu_dir: &Path) -> Option<bool> {
+    let text = std::fs::read_to_string(cpu_dir.join("smt/active")).ok()?;
+    match text.trim() {
+        "1" => Some(true),
+        "0" => Some(false),
+        _ => None,
+    }
+}
+
+/// The distinct `cpuN/topology/physical_package_id` values under
+/// `cpu_dir` (offline CPUs have no topology directory and are skipped).
+fn sockets(cpu_dir: &Path) -> Option<u32> {
+    let mut packages = std::collections::BTreeSet::new();
+    for entry in std::fs::read_dir(cpu_dir).ok()?.flatten() {
+        let name = entry.file_name();
+        let is_cpu = name
+            .to_str()
+            .and_then(|n| n.strip_prefix("cpu"))
+            .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()));
+        if !is_cpu {
+            continue;
+        }
+        let id = entry.path().join("topology/physical_package_id");
+        if let Ok(text) = std::fs::read_to_string(id) {
+            packages.insert(text.trim().to_string());
+        }
+    }
+    u32::try_from(packages.len()).ok().filter(|&n| n > 0)
 }
 
 /// `KVM_X86_SNP_POLICY_BITS` (`arch/x86/include/uapi/asm/kvm.h`; not in
@@ -427,16 +495,17 @@ const KVM_X86_SNP_POLICY_BITS: u64 = 1;
 /// 17, DEBUG (19) and SINGLE_SOCKET (20).
 const OLD_KERNEL_POLICY_BITS: u64 = 0xFFFF | 1 << 16 | 1 << 17 | 1 << 19 | 1 << 20;
 
-/// A guest policy this KVM's SNP_LAUNCH_START would refuse.
+/// A guest policy SNP_LAUNCH_START on this host would refuse (KVM or the
+/// firmware).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("KVM refuses guest policy {policy:#x}: bits {bits:#x} are {rule}")]
+#[error("SNP_LAUNCH_START would refuse guest policy {policy:#x}: bits {bits:#x} are {rule}")]
 pub struct PolicyRefused {
     /// The policy.
     pub policy: u64,
     /// The bits at fault.
     pub bits: u64,
     /// The rule they break.
-    pub rule: &'static str,
+    pub rule: String,
 }
 
 impl fmt::Display for PreflightReport {
@@ -472,9 +541,21 @@ impl fmt::Display for PreflightReport {
             }
         }
         match &self.sev_error {
-            Some(e) => write!(f, "{}: cannot open: {e}", self.sev_path.display()),
-            None => write!(f, "{}: open", self.sev_path.display()),
+            Some(e) => writeln!(f, "{}: cannot open: {e}", self.sev_path.display())?,
+            None => writeln!(f, "{}: open", self.sev_path.display())?,
         }
+        let smt = match self.smt_active {
+            Some(active) => yes(active),
+            None => "unknown",
+        };
+        let sockets = self
+            .sockets
+            .map_or_else(|| "unknown".to_string(), |n| n.to_string());
+        write!(
+            f,
+            "CPUs: SMT active {smt}, sockets {sockets} (a guest policy must allow SMT where \
+             it is active)"
+        )
     }
 }
 
@@ -532,6 +613,8 @@ mod tests {
             Path::new("/nonexistent/sev"),
         );
         let default = 0x30000; // SMT, must-be-one
+        // The kernel's rules alone: a single-socket host without SMT.
+        (host.smt_active, host.sockets) = (Some(false), Some(1));
         assert_eq!(host.check_policy(default | 1 << 18), Ok(()), "not probed");
 
         // A newer kernel taking the ABI fields, SMT, the must-be-one bit,
@@ -541,12 +624,12 @@ mod tests {
         assert_eq!(host.check_policy(0x20000), Ok(()), "SMT may be clear");
         let e = host.check_policy(default | 1 << 18 | 1 << 21).unwrap_err();
         assert_eq!(
-            (e.bits, e.rule),
+            (e.bits, e.rule.as_str()),
             (0x24_0000, "not among KVM_X86_SNP_POLICY_BITS")
         );
         assert_eq!(
             e.to_string(),
-            "KVM refuses guest policy 0x270000: bits 0x240000 are not among \
+            "SNP_LAUNCH_START would refuse guest policy 0x270000: bits 0x240000 are not among \
              KVM_X86_SNP_POLICY_BITS"
         );
 
@@ -564,6 +647,66 @@ mod tests {
             let e = host.check_policy(policy).unwrap_err();
             assert_eq!(e.bits, bits, "{policy:#x}: {e}");
         }
+    }
+
+    /// What the firmware refuses at SNP_LAUNCH_START whatever KVM takes
+    /// (POLICY_FAILURE): SMT not allowed on a host with SMT active (the
+    /// kernel's own sev_smoke_test sets the policy's SMT bit exactly when
+    /// `smt/active` is 1), SINGLE_SOCKET on several sockets.
+    #[test]
+    fn policies_the_firmware_would_refuse_on_this_host_are_named() {
+        let mut host = PreflightReport::probe_paths(
+            Path::new("/nonexistent/kvm"),
+            Path::new("/nonexistent/sev"),
+        );
+        host.snp_policy_bits = AttrProbe::Value(0x1B_FFFF);
+        (host.smt_active, host.sockets) = (Some(true), Some(2));
+        assert_eq!(host.check_policy(0x30000), Ok(()));
+        let e = host.check_policy(0x20000).unwrap_err();
+        assert_eq!(e.bits, 1 << 16);
+        assert_eq!(
+            e.to_string(),
+            "SNP_LAUNCH_START would refuse guest policy 0x20000: bits 0x10000 are clear (SMT \
+             not allowed) while the host has SMT active: the firmware's POLICY_FAILURE"
+        );
+        let e = host.check_policy(0x13_0000).unwrap_err();
+        assert_eq!(e.bits, 1 << 20);
+        assert!(
+            e.rule
+                .starts_with("set (SINGLE_SOCKET) on a host with 2 sockets"),
+            "{e}"
+        );
+        // Unknown topology: left to the firmware.
+        (host.smt_active, host.sockets) = (None, None);
+        assert_eq!(host.check_policy(0x13_0000 & !(1 << 16)), Ok(()));
+        (host.smt_active, host.sockets) = (Some(false), Some(1));
+        assert_eq!(host.check_policy(0x12_0000), Ok(()));
+    }
+
+    /// sysfs as this host has it, and as an SMT host with two sockets and
+    /// an offline CPU has it.
+    #[test]
+    fn smt_and_sockets_are_read_from_sysfs() {
+        let dir = std::env::temp_dir().join(format!("igvm-snp-sysfs-{}", std::process::id()));
+        let cpu = |n: u32, package: Option<&str>| {
+            let topology = dir.join(format!("cpu{n}/topology"));
+            std::fs::create_dir_all(&topology).unwrap();
+            if let Some(p) = package {
+                std::fs::write(topology.join("physical_package_id"), format!("{p}\n")).unwrap();
+            }
+        };
+        cpu(0, Some("0"));
+        cpu(1, Some("0"));
+        cpu(2, Some("1"));
+        cpu(3, None); // offline: no topology
+        std::fs::create_dir_all(dir.join("cpufreq")).unwrap();
+        std::fs::create_dir_all(dir.join("smt")).unwrap();
+        std::fs::write(dir.join("smt/active"), "1\n").unwrap();
+        assert_eq!((smt_active(&dir), sockets(&dir)), (Some(true), Some(2)));
+        std::fs::write(dir.join("smt/active"), "0\n").unwrap();
+        assert_eq!(smt_active(&dir), Some(false));
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert_eq!((smt_active(&dir), sockets(&dir)), (None, None));
     }
 
     #[test]
@@ -596,6 +739,8 @@ mod tests {
             snp_policy_bits: AttrProbe::Value(0x1B_FFFF),
             sev_path: "/dev/sev".into(),
             sev_error: None,
+            smt_active: Some(true),
+            sockets: Some(1),
         };
         assert_eq!(r.require_snp(), Ok(()));
         assert_eq!(r.supported_vmsa_features(), Some(0x20));

@@ -98,6 +98,72 @@ fn launch_start_order_and_policy() {
     assert_eq!(rejection(&e), ModelRejection::StartRepeated);
 }
 
+/// The firmware's own policy checks at SNP_LAUNCH_START, which KVM passes
+/// on (EIO, POLICY_FAILURE): SMT not allowed while the host has it active,
+/// SINGLE_SOCKET on several sockets, a policy asking for a newer ABI than
+/// the firmware's. Each host property can be modelled the other way.
+#[test]
+fn launch_start_policy_against_the_platform() {
+    let started_with = |config: ModelConfig, policy: u64| {
+        let mut m = FirmwareModel::new(config);
+        m.init2(0).unwrap();
+        m.launch_start(&start(policy))
+    };
+    let policy_failure = |e: &SevError| {
+        assert_eq!(errno(e), libc::EIO, "{e}");
+        assert_eq!(e.firmware(), Some(FirmwareError::PolicyFailure), "{e}");
+    };
+    // The default host: SMT active, one socket, ABI 1.55.
+    let e = started_with(ModelConfig::default(), 0x20000).unwrap_err();
+    assert_eq!(
+        rejection(&e),
+        ModelRejection::PolicySmtActive { policy: 0x20000 }
+    );
+    policy_failure(&e);
+    let no_smt = ModelConfig {
+        smt_active: false,
+        ..ModelConfig::default()
+    };
+    started_with(no_smt.clone(), 0x20000).unwrap();
+
+    let single_socket = POLICY | 1 << 20;
+    started_with(ModelConfig::default(), single_socket).unwrap();
+    let two_sockets = ModelConfig {
+        sockets: 2,
+        ..ModelConfig::default()
+    };
+    let e = started_with(two_sockets, single_socket).unwrap_err();
+    assert_eq!(
+        rejection(&e),
+        ModelRejection::PolicySingleSocket {
+            policy: single_socket,
+            sockets: 2
+        }
+    );
+    policy_failure(&e);
+
+    // ABI major.minor in bits 15:8 and 7:0: 1.55 is taken, 1.56 and 2.0
+    // are not.
+    started_with(ModelConfig::default(), POLICY | 0x0137).unwrap();
+    for abi in [0x0138, 0x0200] {
+        let e = started_with(ModelConfig::default(), POLICY | abi).unwrap_err();
+        assert_eq!(
+            rejection(&e),
+            ModelRejection::PolicyAbiTooNew {
+                policy: POLICY | abi,
+                firmware: (1, 55)
+            }
+        );
+        policy_failure(&e);
+    }
+    let e = started_with(ModelConfig::default(), POLICY | 0x0138).unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("asks for firmware ABI 1.56, newer than the firmware's 1.55"),
+        "{e}"
+    );
+}
+
 #[test]
 fn updates_only_between_start_and_finish() {
     let mut m = FirmwareModel::default();

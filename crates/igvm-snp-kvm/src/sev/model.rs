@@ -83,6 +83,16 @@ mod firmware {
         /// function and index but other registers is corrected and the page
         /// rejected.
         pub cpuid_expected: Vec<CpuidFunction>,
+        /// Whether the modelled host has SMT active: LAUNCH_START then
+        /// refuses a policy without SMT (POLICY_FAILURE). Default: true, as
+        /// on most hosts.
+        pub smt_active: bool,
+        /// The modelled host's CPU sockets: with more than one, LAUNCH_START
+        /// refuses SINGLE_SOCKET (POLICY_FAILURE). Default: 1.
+        pub sockets: u32,
+        /// The firmware's ABI version (major, minor): LAUNCH_START refuses
+        /// a policy asking for a newer one (POLICY_FAILURE). Default: 1.55.
+        pub firmware_abi: (u8, u8),
     }
 
     impl Default for ModelConfig {
@@ -94,6 +104,9 @@ mod firmware {
                 max_pages_per_call: None,
                 transient_failures: 0,
                 cpuid_expected: Vec::new(),
+                smt_active: true,
+                sockets: 1,
+                firmware_abi: (1, 55),
             }
         }
     }
@@ -432,6 +445,29 @@ mod firmware {
                 return Err(reject(
                     context,
                     ModelRejection::PolicyReservedBitClear { policy },
+                ));
+            }
+            // The firmware's own checks (SNP ABI, SNP_LAUNCH_START).
+            let abi = (((policy >> 8) & 0xFF) as u8, (policy & 0xFF) as u8);
+            if abi > self.config.firmware_abi {
+                return Err(reject(
+                    context,
+                    ModelRejection::PolicyAbiTooNew {
+                        policy,
+                        firmware: self.config.firmware_abi,
+                    },
+                ));
+            }
+            if self.config.smt_active && policy & SnpPolicy::SMT == 0 {
+                return Err(reject(context, ModelRejection::PolicySmtActive { policy }));
+            }
+            if self.config.sockets > 1 && policy & SnpPolicy::SINGLE_SOCKET != 0 {
+                return Err(reject(
+                    context,
+                    ModelRejection::PolicySingleSocket {
+                        policy,
+                        sockets: self.config.sockets,
+                    },
                 ));
             }
             self.policy = policy;

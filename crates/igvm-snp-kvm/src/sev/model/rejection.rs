@@ -44,6 +44,34 @@ pub enum ModelRejection {
         /// The offending bits.
         unsupported: u64,
     },
+    /// The policy asks for a firmware ABI newer than the firmware's.
+    #[error(
+        "policy {policy:#x} asks for firmware ABI {}.{}, newer than the firmware's {}.{}",
+        (policy >> 8) & 0xFF,
+        policy & 0xFF,
+        firmware.0,
+        firmware.1
+    )]
+    PolicyAbiTooNew {
+        /// The policy.
+        policy: u64,
+        /// The firmware's ABI (major, minor).
+        firmware: (u8, u8),
+    },
+    /// The policy does not allow SMT, which the host has active.
+    #[error("policy {policy:#x} does not allow SMT (bit 16), which the host has active")]
+    PolicySmtActive {
+        /// The policy.
+        policy: u64,
+    },
+    /// SINGLE_SOCKET on a host with more than one socket.
+    #[error("policy {policy:#x} asks for a single socket (bit 20); the host has {sockets}")]
+    PolicySingleSocket {
+        /// The policy.
+        policy: u64,
+        /// The host's sockets.
+        sockets: u32,
+    },
     /// LAUNCH_UPDATE before LAUNCH_START.
     #[error("LAUNCH_UPDATE before LAUNCH_START")]
     UpdateBeforeStart,
@@ -134,7 +162,11 @@ impl ModelRejection {
             UpdateAfterFinish | FinishRepeated => (libc::EIO, FirmwareError::InvalidGuestState),
             IdSignature { .. } => (libc::EIO, FirmwareError::BadSignature),
             IdBlockDigestMismatch { .. } => (libc::EIO, FirmwareError::BadMeasurement),
-            IdBlockPolicyMismatch { .. } => (libc::EIO, FirmwareError::PolicyFailure),
+            // KVM passed the command on; the firmware refused the policy.
+            IdBlockPolicyMismatch { .. }
+            | PolicyAbiTooNew { .. }
+            | PolicySmtActive { .. }
+            | PolicySingleSocket { .. } => (libc::EIO, FirmwareError::PolicyFailure),
             Init2Repeated
             | Init2AfterStart
             | UnsupportedVmsaFeatures { .. }
