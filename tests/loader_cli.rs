@@ -1007,6 +1007,36 @@ fn the_model_refuses_a_policy_without_smt_on_an_smt_host() {
     );
 }
 
+/// A guest that halts without a word (igvmbuilder's stand-in kernel only
+/// runs `hlt`) is a success, said on stderr rather than in silence; the
+/// demo, which greets, gets no such note.
+#[test]
+fn run_native_says_when_the_guest_halts_silently() {
+    if kvm_or_skip("run_native_says_when_the_guest_halts_silently").is_none() {
+        return;
+    }
+    let (dir, _) = igvmbuilder_fixtures();
+    let file = dir.join("qemu-nofw.igvm").display().to_string();
+    let o = igvm_load(&["run", "--native", &file]);
+    assert_exit(&o, 0, "run --native");
+    assert_eq!(stdout(&o), "");
+    assert!(
+        stderr(&o).contains("qemu-nofw.igvm: the guest halted at RIP 0x")
+            && stderr(&o).contains(" without serial output"),
+        "{}",
+        stderr(&o)
+    );
+    let scratch_dir = scratch("run-native-demo");
+    let demo = write(&scratch_dir, "demo.igvm", &igvm_snp::demo::demo_igvm());
+    let o = igvm_load(&["run", "--native", &demo]);
+    assert_exit(&o, 0, "run --native demo");
+    assert!(
+        !stderr(&o).contains("without serial output"),
+        "{}",
+        stderr(&o)
+    );
+}
+
 /// A VMSA whose GPA is also a data page's: the profiles that launch the
 /// VMSA page cannot plan the file and say why; kvm-legacy, which launches
 /// no VMSA page, can, with the file's VMSA features (which `check` read as

@@ -49,8 +49,10 @@ pub fn run_plan(
         })
         .map_err(|e| context(format!("{name}: cannot set up the native VM"), e))?;
     let mut write_error = None;
+    let mut wrote = false;
     let outcome = vm
         .run(native, |bytes| {
+            wrote |= !bytes.is_empty();
             if write_error.is_none() {
                 if let Err(e) = out.write_all(bytes).and_then(|()| out.flush()) {
                     write_error = Some(e);
@@ -63,7 +65,13 @@ pub fn run_plan(
     }
     let limit = native.time_limit.as_secs_f64();
     Err(match outcome {
-        NativeOutcome::Halted { .. } => return Ok(()),
+        NativeOutcome::Halted { rip } => {
+            if !wrote {
+                // Success, but a silent one: say what happened.
+                eprintln!("note: {name}: the guest halted at RIP {rip:#x} without serial output");
+            }
+            return Ok(());
+        }
         NativeOutcome::TimedOut { rip } => {
             format!("{name}: the guest did not halt within {limit} s (stopped at RIP {rip:#x})")
         }
