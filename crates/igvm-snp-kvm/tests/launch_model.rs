@@ -418,51 +418,106 @@ fn a_vmm_initialized_vm_must_use_the_plans_vmsa_features() {
     );
 }
 
-/// The register fallback's kvm-legacy inputs must describe the plan's
-/// vCPUs: KVM would measure VMSAs for another count than the guest is told.
+/// The VMSA fallback driven step by step, as a VMM with its own VM, vCPUs
+/// and memory drives it on the firmware model: the kvm-legacy inputs must
+/// describe the plan's vCPUs and VMSA features (KVM would measure other
+/// VMSAs); the model must be given every vCPU's state before LAUNCH_FINISH
+/// (`read_back_vcpus`: it cannot see the VM's vCPUs, and without them it
+/// measured no VMSA at all); then the digest is the kvm-legacy profile's.
 #[test]
-fn the_fallback_refuses_kvm_legacy_inputs_for_another_vcpu_count() {
+fn the_fallback_step_by_step_checks_its_inputs_and_measures_every_vcpu() {
+    use igvm_snp::Profile;
     use igvm_snp_kvm::launch::{BootVcpu, Launcher};
     use igvm_snp_kvm::memory::{LayoutOptions, MemoryFlavour, Memslots, anonymous, layout_for};
-    use igvm_snp_kvm::sev::CpuidRetry;
+    use igvm_snp_kvm::sev::{CpuidRetry, ModelRejection, SevError};
+    use igvm_snp_kvm::vmsa_regs;
 
-    let Some(kvm) = kvm_or_skip("the_fallback_refuses_kvm_legacy_inputs_for_another_vcpu_count")
-    else {
+    let Some(kvm) = kvm_or_skip("the_fallback_step_by_step_checks_its_inputs") else {
         return;
     };
     let bytes = igvm_snp::demo::demo_igvm();
     let plan = LaunchPlan::new(&bytes, &config(), PlanOptions::default()).unwrap();
+    let features = plan.init2_vmsa_features();
     let layout = layout_for(&plan, &[GpaRange::new(0, RAM)], &LayoutOptions::new(48)).unwrap();
-    let memory = anonymous(&layout).unwrap();
-    let vm = std::sync::Arc::new(kvm.create_vm().unwrap());
-    let _slots = Memslots::register(vm.clone(), &memory, MemoryFlavour::Plain, 0).unwrap();
-    let model = FirmwareModel::new(ModelConfig {
-        vmsa_page_type: false,
-        ..ModelConfig::default()
-    });
-    let launcher = Launcher::new(&plan, model, &memory)
-        .unwrap()
-        .init2()
-        .unwrap();
-    let vcpu = vm.create_vcpu(0).unwrap();
     let cpuid = kvm
         .get_supported_cpuid(kvm_bindings::KVM_MAX_CPUID_ENTRIES)
         .unwrap();
-    let boot = BootVcpu {
-        vm: &vm,
-        vcpu: &vcpu,
-        cpuid: &cpuid,
-        legacy: KvmLegacyInputs::new(3, plan.init2_vmsa_features(), KVM_RESET_RDX),
+    // One VM, its memory and vCPUs, the launch up to the updates.
+    let attempt = |legacy: KvmLegacyInputs, vcpu_count: u64, read_back: bool| {
+        let memory = anonymous(&layout).unwrap();
+        let vm = std::sync::Arc::new(kvm.create_vm().unwrap());
+        let _slots = Memslots::register(vm.clone(), &memory, MemoryFlavour::Plain, 0).unwrap();
+        let model = FirmwareModel::new(ModelConfig {
+            vmsa_page_type: false,
+            ..ModelConfig::default()
+        });
+        let launcher = Launcher::new(&plan, model, &memory).unwrap().init2()?;
+        let vcpus: Vec<_> = (0..vcpu_count)
+            .map(|i| {
+                let vcpu = vm.create_vcpu(i).unwrap();
+                vcpu.set_cpuid2(&cpuid).unwrap();
+                if i > 0 {
+                    vmsa_regs::set_ap_reset_segments(&vcpu).unwrap();
+                }
+                vcpu
+            })
+            .collect();
+        let boot = BootVcpu {
+            vm: &vm,
+            vcpu: &vcpus[0],
+            cpuid: &cpuid,
+            legacy,
+        };
+        let mut updated = launcher.load()?.start()?.update(
+            VmsaFallback::TranslateToRegisters,
+            Some(boot),
+            CpuidRetry::Never,
+        )?;
+        if read_back {
+            updated.firmware_mut().read_back_vcpus(&plan, &vcpus)?;
+        }
+        let (model, _) = updated.finish()?.into_parts();
+        Ok::<_, LaunchError>(model.launch_digest())
     };
-    let result = launcher.load().unwrap().start().unwrap().update(
-        VmsaFallback::TranslateToRegisters,
-        Some(boot),
-        CpuidRetry::Never,
-    );
-    match result {
+    let inputs = |vcpus, features| KvmLegacyInputs::new(vcpus, features, KVM_RESET_RDX);
+
+    match attempt(inputs(3, features), 2, true) {
         Err(LaunchError::VcpuCountMismatch { got, plan, .. }) => assert_eq!((got, plan), (3, 2)),
-        other => panic!("unexpected {:?}", other.map(|_| ())),
+        other => panic!("unexpected {other:?}"),
     }
+    match attempt(inputs(2, features | 0x20), 2, true) {
+        Err(e @ LaunchError::LegacyFeaturesMismatch { .. }) => assert_eq!(
+            e.to_string(),
+            format!(
+                "the kvm-legacy inputs have VMSA features {:#x}, but the plan's VMSA (and so \
+                 KVM_SEV_INIT2) has {features:#x}",
+                features | 0x20
+            )
+        ),
+        other => panic!("unexpected {other:?}"),
+    }
+    match attempt(inputs(2, features), 2, false) {
+        Err(LaunchError::Sev(e)) => match *e {
+            SevError::ModelRejected { rejection, .. } => {
+                assert_eq!(*rejection, ModelRejection::NoVcpuState);
+            }
+            other => panic!("unexpected {other}"),
+        },
+        other => panic!("unexpected {other:?}"),
+    }
+    match attempt(inputs(2, features), 1, true) {
+        Err(e @ LaunchError::VcpuCountMismatch { .. }) => assert_eq!(
+            e.to_string(),
+            "the VM: 1 vCPU(s), but the plan was configured for 2"
+        ),
+        other => panic!("unexpected {other:?}"),
+    }
+    // The digest KVM would measure, from the file alone.
+    let legacy = Profile::KvmLegacy(inputs(2, features));
+    let predicted = LaunchPlan::new(&bytes, &config(), legacy.options())
+        .unwrap()
+        .launch_digest();
+    assert_eq!(attempt(inputs(2, features), 2, true).unwrap(), predicted);
 }
 
 /// The demo plus seven consecutive data pages at 2 MiB (one plan step of
@@ -551,6 +606,97 @@ fn a_windowed_launch_gets_the_plans_digest_and_keeps_only_shared_pages() {
     assert_eq!(page_at(&windowed, 0x30_0000), common::pattern_page(3, 1));
 }
 
+/// The Launcher checks the VMM's memory against the plan before anything is
+/// issued: it must hold the configured RAM (the guest's memory map says it
+/// is there), and each step with a source within one region (one
+/// SNP_LAUNCH_UPDATE reads one contiguous range; the failure came only
+/// after LAUNCH_START, without the step's number).
+#[test]
+fn the_launcher_checks_the_memory_against_the_plan() {
+    use igvm_snp_kvm::launch::Launcher;
+    use igvm_snp_kvm::memory::anonymous;
+
+    let bytes = demo_with_a_long_step();
+    let plan = LaunchPlan::new(&bytes, &config(), PlanOptions::default()).unwrap();
+    let check = |regions: &[GpaRange]| {
+        let memory = anonymous(regions).unwrap();
+        Launcher::new(&plan, FirmwareModel::default(), &memory).map(|_| ())
+    };
+    // The demo's pages below 4 GiB and its VMSA page.
+    let top = [
+        GpaRange::new(0xFFFF_B000, 0x5000),
+        GpaRange::new(igvm_snp::demo::VMSA_GPA, 0x1000),
+    ];
+    // RAM of 1 MiB where the plan was configured with 16 MiB.
+    match check(&[&[GpaRange::new(0, 1 << 20)][..], &top].concat()) {
+        Err(e @ LaunchError::RamNotInMemory { .. }) => assert_eq!(
+            e.to_string(),
+            "the plan's RAM 0x0+0x1000000 is not all in the guest memory given"
+        ),
+        other => panic!("unexpected {other:?}"),
+    }
+    // The RAM in two regions that split the seven-page step at 2 MiB.
+    let step = plan
+        .steps()
+        .iter()
+        .find(|s| s.gpa == 0x20_0000)
+        .expect("the long step");
+    let split = [
+        GpaRange::new(0, 0x20_2000),
+        GpaRange::new(0x20_2000, RAM - 0x20_2000),
+    ];
+    match check(&[&split[..], &top].concat()) {
+        Err(LaunchError::StepNotInOneRegion {
+            step: s,
+            gpa,
+            pages,
+        }) => {
+            assert_eq!((s, gpa, pages), (step.index, 0x20_0000, 7));
+        }
+        other => panic!("unexpected {other:?}"),
+    }
+    check(&[&[GpaRange::new(0, RAM)][..], &top].concat()).unwrap();
+}
+
+/// Memory that is not fresh: `load` leaves a data-less page as the memory
+/// has it, so old bytes there are launched and measured (the model's digest
+/// differs from the plan's); `load_zeroing` writes the zeros.
+#[test]
+fn used_memory_needs_load_zeroing() {
+    use igvm_snp_kvm::launch::Launcher;
+    use igvm_snp_kvm::memory::{LayoutOptions, anonymous, layout_for};
+    use igvm_snp_kvm::sev::CpuidRetry;
+
+    let bytes = igvm_snp::demo::demo_igvm();
+    let plan = LaunchPlan::new(&bytes, &config(), PlanOptions::default()).unwrap();
+    let layout = layout_for(&plan, &[GpaRange::new(0, RAM)], &LayoutOptions::new(48)).unwrap();
+    let digest = |zeroing: bool| {
+        let memory = anonymous(&layout).unwrap();
+        // Left over from an earlier use of this memory.
+        memory
+            .write_slice(&[0xAB; 64], GuestAddress(igvm_snp::demo::ZERO_GPA))
+            .unwrap();
+        let init = Launcher::new(&plan, FirmwareModel::default(), &memory)
+            .unwrap()
+            .init2()
+            .unwrap();
+        let loaded = if zeroing {
+            init.load_zeroing()
+        } else {
+            init.load()
+        };
+        let (model, _) = loaded
+            .and_then(Launcher::start)
+            .and_then(|l| l.update(VmsaFallback::Refuse, None, CpuidRetry::Never))
+            .and_then(Launcher::finish)
+            .unwrap()
+            .into_parts();
+        model.launch_digest()
+    };
+    assert_ne!(digest(false), plan.launch_digest());
+    assert_eq!(digest(true), plan.launch_digest());
+}
+
 /// A window that cannot be discarded after its update (locked memory:
 /// madvise refuses MADV_DONTNEED) stops the launch with the memory error
 /// naming that window, not with a firmware error: the update itself went
@@ -564,7 +710,10 @@ fn a_window_that_cannot_be_discarded_stops_the_launch() {
     use vm_memory::mmap::MmapRegionBuilder;
 
     let bytes = demo_with_a_long_step();
-    let plan = LaunchPlan::new(&bytes, &config(), PlanOptions::default()).unwrap();
+    // No RAM configured (the demo has no memory map): locked memory for the
+    // plan's pages alone.
+    let config = LaunchConfig::new(2, Vec::new());
+    let plan = LaunchPlan::new(&bytes, &config, PlanOptions::default()).unwrap();
     let layout = layout_for(&plan, &[], &LayoutOptions::new(48)).unwrap();
     let regions: Result<Vec<_>, _> = layout
         .iter()

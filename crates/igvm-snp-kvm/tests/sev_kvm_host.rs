@@ -106,6 +106,14 @@ fn sev_commands_on_a_plain_vm_fail_typed() {
         (firmware, completed_pages, ioctl_calls),
         (FirmwareError::Success, 0, 1)
     );
+    // The message says which of the two it is.
+    let message = e.to_string();
+    let why = if errno.errno() == libc::ENOTTY {
+        "this KVM has no memory-encryption commands"
+    } else {
+        "KVM refuses INIT2 for a VM not created as KVM_X86_SNP_VM"
+    };
+    assert!(message.contains(why), "{message}");
 
     let e = snp
         .launch_start(&LaunchStartInput {
@@ -193,6 +201,8 @@ fn set_private_on_a_plain_vm_fails_typed() {
 #[test]
 fn one_driver_for_both_backends() {
     let mut model = FirmwareModel::default();
+    // No VMSA page: KVM builds one VMSA per vCPU, and this VM has none.
+    model.set_kvm_vcpus(Vec::new());
     drive(&mut model).unwrap();
     assert_eq!(model.launch_update_calls(), 2);
 

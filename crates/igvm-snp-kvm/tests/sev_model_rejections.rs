@@ -9,7 +9,7 @@ use igvm_snp_kvm::sev::{
     LaunchStartInput, LaunchUpdate, ModelConfig, ModelPhase, ModelRejection, PrivateMemory,
     SevCommand, SevError, SnpFirmware, VmsaPageTypeSupport, VmsaProblem,
 };
-use sev_support::{POLICY, rejection, started, vmsa_page};
+use sev_support::{POLICY, no_vcpus, rejection, started, vmsa_page};
 use zerocopy::FromZeros;
 
 fn start(policy: u64) -> LaunchStartInput {
@@ -25,7 +25,7 @@ fn errno(e: &SevError) -> i32 {
 
 #[test]
 fn init2_only_once_and_before_start() {
-    let mut m = FirmwareModel::default();
+    let mut m = no_vcpus(ModelConfig::default());
     m.init2(0).unwrap();
     let e = m.init2(0).unwrap_err();
     assert_eq!(rejection(&e), ModelRejection::Init2Repeated);
@@ -62,7 +62,7 @@ fn init2_features_come_from_the_supported_set() {
 
 #[test]
 fn launch_start_order_and_policy() {
-    let mut m = FirmwareModel::default();
+    let mut m = no_vcpus(ModelConfig::default());
     let e = m.launch_start(&start(POLICY)).unwrap_err();
     assert_eq!(rejection(&e), ModelRejection::StartBeforeInit2);
     assert_eq!(errno(&e), libc::ENOTTY);
@@ -166,7 +166,7 @@ fn launch_start_policy_against_the_platform() {
 
 #[test]
 fn updates_only_between_start_and_finish() {
-    let mut m = FirmwareModel::default();
+    let mut m = no_vcpus(ModelConfig::default());
     m.init2(0).unwrap();
     m.set_private(0, 0x10000).unwrap();
     let e = m
@@ -208,7 +208,7 @@ fn a_gpa_updated_twice_is_rejected() {
 
 #[test]
 fn a_page_not_private_is_rejected_at_its_gpa() {
-    let mut m = FirmwareModel::default();
+    let mut m = no_vcpus(ModelConfig::default());
     m.init2(0).unwrap();
     m.set_private(0x100000, 0x1000).unwrap();
     m.set_private(0x102000, 0x1000).unwrap();
@@ -241,7 +241,7 @@ fn a_page_not_private_is_rejected_at_its_gpa() {
 
 #[test]
 fn set_private_checks_like_the_ioctl() {
-    let mut m = FirmwareModel::default();
+    let mut m = no_vcpus(ModelConfig::default());
     for (gpa, size) in [
         (0x1001, 0x1000),
         (0x1000, 0x800),
@@ -361,7 +361,7 @@ fn vmsa_page_type_only_when_configured() {
 
 #[test]
 fn finish_order() {
-    let mut m = FirmwareModel::default();
+    let mut m = no_vcpus(ModelConfig::default());
     let e = m
         .launch_finish(&LaunchFinishInput::new([0; 32]))
         .unwrap_err();

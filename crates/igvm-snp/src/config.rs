@@ -50,9 +50,11 @@ pub struct LaunchConfig {
     /// [`crate::kvm_legacy::KVM_MAX_VCPUS`], else planning fails.
     pub vcpu_count: u32,
     /// Guest RAM ranges, 4 KiB aligned, not overlapping. They fill
-    /// `MEMORY_MAP` and are checked against `REQUIRED_MEMORY`. Empty means
-    /// "not known yet": required memory is then left to the backend to check
-    /// and a memory map parameter stays unfilled.
+    /// `MEMORY_MAP`; planning does not hold them against `REQUIRED_MEMORY`
+    /// (a VMM gives required memory outside RAM regions of its own: the
+    /// backend's memory layout places it and refuses a range that lies
+    /// partly in RAM). Empty means "not known yet": a memory map parameter
+    /// then stays unfilled.
     pub memory: Vec<GpaRange>,
     /// Kernel command line (`COMMAND_LINE`), written NUL-terminated.
     pub command_line: Option<String>,

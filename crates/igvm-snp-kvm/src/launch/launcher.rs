@@ -64,6 +64,25 @@ pub struct BootVcpu<'a> {
 /// three at once. Guest memory is the VMM's vm-memory [`GuestMemoryMmap`],
 /// only ever accessed through volatile slices.
 ///
+/// What the launcher cannot see, the VMM must get right:
+/// * **vCPUs.** Create exactly [`LaunchPlan::vcpu_count`] of them (the
+///   guest's VP count parameter says so, and KVM measures a VMSA for every
+///   vCPU the VM has when it builds them itself), after INIT2.
+/// * **The VMSA fallback** (kernels without the VMSA page type): the
+///   [`BootVcpu`]'s kvm-legacy inputs must be the plan's vCPU count and
+///   VMSA features (checked), and the APs need the reset segments
+///   ([`crate::vmsa_regs::set_ap_reset_segments`]) the prediction assumes.
+/// * **On the firmware model**, which sees neither: after
+///   [`Launcher::update`], give it every vCPU
+///   (`FirmwareModel::read_back_vcpus`, which checks their count) so that
+///   LAUNCH_FINISH measures KVM's VMSAs as KVM would; it refuses to finish
+///   without them when no VMSA page was launched. Files whose VMSA asks for
+///   SEV features beyond upstream KVM's need a `ModelConfig` that supports
+///   them (`supported_vmsa_features`), as the example's demo does not.
+/// * **Memory** that is fresh (zero) where the plan has data-less pages,
+///   or [`Launcher::load_zeroing`]; it must hold the plan's RAM and each
+///   step within one region (checked by [`Launcher::new`]).
+///
 /// ```
 /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
 /// use std::sync::Arc;
@@ -138,16 +157,43 @@ impl<'l, 'p, F: SnpFirmware + PrivateMemory> Launcher<'l, 'p, F, New> {
     /// already registered with its VM), once the plan is known to be
     /// executable ([`LaunchPlan::require_launchable`]: a valid policy, every
     /// parameter configured, no VMSA at a 2 MiB-aligned GPA). Nothing is
-    /// issued yet.
+    /// issued yet. `memory` must hold the plan's configured RAM (which its
+    /// MEMORY_MAP tells the guest about) and each launch step with a source
+    /// within one of its regions (an SNP_LAUNCH_UPDATE reads one contiguous
+    /// range).
     ///
     /// # Errors
-    /// [`LaunchError::Plan`] when the plan cannot be launched.
+    /// [`LaunchError::Plan`] when the plan cannot be launched;
+    /// [`LaunchError::RamNotInMemory`] and [`LaunchError::StepNotInOneRegion`]
+    /// for memory that does not fit the plan.
     pub fn new(
         plan: &'l LaunchPlan<'p>,
         fw: F,
         memory: &'l GuestMemoryMmap,
     ) -> Result<Self, LaunchError> {
         plan.require_launchable()?;
+        for ram in plan.configured_memory() {
+            let fits = usize::try_from(ram.size)
+                .is_ok_and(|len| memory.check_range(GuestAddress(ram.gpa), len));
+            if !fits {
+                return Err(LaunchError::RamNotInMemory {
+                    gpa: ram.gpa,
+                    size: ram.size,
+                });
+            }
+        }
+        for step in plan.steps().iter().filter(|s| s.page_type.has_source()) {
+            let range = step.range();
+            let in_one = usize::try_from(range.size)
+                .is_ok_and(|len| memory.get_slice(GuestAddress(range.gpa), len).is_ok());
+            if !in_one {
+                return Err(LaunchError::StepNotInOneRegion {
+                    step: step.index,
+                    gpa: range.gpa,
+                    pages: step.pages,
+                });
+            }
+        }
         Ok(Launcher {
             plan,
             fw,
@@ -214,6 +260,20 @@ impl<'l, 'p, F: SnpFirmware + PrivateMemory> Launcher<'l, 'p, F, Initialized> {
     pub fn load(mut self) -> Result<Launcher<'l, 'p, F, Loaded>, LaunchError> {
         let t = Instant::now();
         load_plan(self.plan, self.memory, LoadOptions::new(VmsaPage::Load))?;
+        self.report.phase("load", t.elapsed());
+        Ok(self.to())
+    }
+
+    /// As [`Launcher::load`], and also writes zeros where the plan has
+    /// data-less pages: for memory that is not fresh (reused, or filled by
+    /// the VMM before), where leftover bytes would be measured otherwise.
+    ///
+    /// # Errors
+    /// As [`Launcher::load`].
+    pub fn load_zeroing(mut self) -> Result<Launcher<'l, 'p, F, Loaded>, LaunchError> {
+        let t = Instant::now();
+        let options = LoadOptions::new(VmsaPage::Load).writing_zero_pages();
+        load_plan(self.plan, self.memory, options)?;
         self.report.phase("load", t.elapsed());
         Ok(self.to())
     }
@@ -410,6 +470,15 @@ impl<'l, 'p, F: SnpFirmware + PrivateMemory> Launcher<'l, 'p, F, Started> {
                 what: "the kvm-legacy inputs",
                 got: boot.legacy.vcpus,
                 plan: self.plan.vcpu_count(),
+            });
+        }
+        // INIT2 took the plan's features (init2, or initialized_by_vmm's
+        // check): KVM's VMSAs carry them, whatever the inputs say.
+        let features = self.plan.init2_vmsa_features();
+        if boot.legacy.vmsa_features != features {
+            return Err(LaunchError::LegacyFeaturesMismatch {
+                legacy: boot.legacy.vmsa_features,
+                plan: features,
             });
         }
         // Fail now rather than at LAUNCH_FINISH, where KVM would

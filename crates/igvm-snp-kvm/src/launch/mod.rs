@@ -163,8 +163,11 @@ pub struct LaunchReport {
     /// CPUID corrections accepted on a retry, by plan step.
     #[serde(skip)]
     pub cpuid_corrections: Vec<(usize, CpuidDiff)>,
-    /// The launch digest the backend reports, when it can (the firmware
-    /// model; real hardware reports it only in attestation reports).
+    /// The launch digest the backend reports, when it can: filled by
+    /// [`launch_model`] (the firmware model's
+    /// [`crate::sev::FirmwareModel::launch_digest`]; a VMM driving the
+    /// [`Launcher`] itself reads it there); real hardware reports it only in
+    /// attestation reports.
     pub launch_digest: Option<LaunchDigest>,
     /// Phase times.
     pub phases: Vec<PhaseTime>,
@@ -286,14 +289,50 @@ pub enum LaunchError {
     /// The launch would create another number of vCPUs (or KVM would
     /// measure VMSAs for another number) than the plan's configuration, whose
     /// VP count parameter the guest reads.
-    #[error("{what} has {got} vCPU(s), but the plan was configured for {plan}")]
+    #[error("{what}: {got} vCPU(s), but the plan was configured for {plan}")]
     VcpuCountMismatch {
-        /// What disagrees: "the launch options" or "the kvm-legacy inputs".
+        /// What disagrees: "the launch options", "the kvm-legacy inputs" or
+        /// "the VM" (the vCPUs given to the firmware model).
         what: &'static str,
         /// Its count.
         got: u32,
         /// [`igvm_snp::LaunchPlan::vcpu_count`].
         plan: u32,
+    },
+    /// The kvm-legacy inputs of the fallback name other VMSA features than
+    /// the plan's, which KVM_SEV_INIT2 took and KVM's VMSAs carry.
+    #[error(
+        "the kvm-legacy inputs have VMSA features {legacy:#x}, but the plan's VMSA (and so \
+         KVM_SEV_INIT2) has {plan:#x}"
+    )]
+    LegacyFeaturesMismatch {
+        /// The inputs' `vmsa_features`.
+        legacy: u64,
+        /// [`igvm_snp::LaunchPlan::init2_vmsa_features`].
+        plan: u64,
+    },
+    /// The guest memory given to the [`Launcher`] does not hold the plan's
+    /// configured RAM, which the guest's memory map describes.
+    #[error("the plan's RAM {gpa:#x}+{size:#x} is not all in the guest memory given")]
+    RamNotInMemory {
+        /// First GPA of the RAM range.
+        gpa: u64,
+        /// Its size in bytes.
+        size: u64,
+    },
+    /// A launch step's pages are not within one region of the guest memory
+    /// given (missing, or across two regions): SNP_LAUNCH_UPDATE takes one
+    /// contiguous source.
+    #[error(
+        "step {step} ({pages} page(s) from {gpa:#x}) is not within one region of the guest memory given"
+    )]
+    StepNotInOneRegion {
+        /// The step.
+        step: usize,
+        /// Its first GPA.
+        gpa: u64,
+        /// Its pages.
+        pages: u64,
     },
     /// The fallback needs vCPU 0 and the caller gave none.
     #[error("the VMSA fallback needs the boot vCPU, and none was given")]

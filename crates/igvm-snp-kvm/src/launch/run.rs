@@ -18,8 +18,6 @@ use crate::preflight::PreflightReport;
 use crate::sev::FirmwareModel;
 use crate::sev::{KvmSnp, PrivateMemory, SEV_DEVICE, SnpFirmware};
 use crate::vmsa_regs;
-#[cfg(any(test, feature = "firmware-model"))]
-use crate::vmsa_sync::VcpuSnapshot;
 
 /// A launched VM: ready to run.
 #[derive(Debug)]
@@ -216,8 +214,8 @@ pub fn launch_snp(
 /// VM's (so the VMSA fallback really sets vCPU 0's registers); the SEV
 /// commands go to `model`. Without the VMSA page type in the model's
 /// configuration, every vCPU's state is read back from KVM just before
-/// LAUNCH_FINISH ([`VcpuSnapshot::read`]; segment registers as written,
-/// once the read-back agrees with them: [`VcpuSnapshot::with_written_segments`]),
+/// LAUNCH_FINISH ([`FirmwareModel::read_back_vcpus`]: segment registers as
+/// written, once the read-back agrees with them),
 /// and the model builds and measures the VMSA KVM would build from it
 /// (`vmsa_sync`), so the digest shows what the fallback really loaded, not
 /// what `igvm_snp::kvm_legacy` predicts from the file.
@@ -239,30 +237,10 @@ pub fn launch_model(
     let memory = anonymous(&layout)?;
     let memslots = Memslots::register(Arc::clone(&vm), &memory, MemoryFlavour::Plain, 0)?;
     let memory_time = t.elapsed();
-    let kvm_builds_vmsas = !model.config().vmsa_page_type;
     let mut read_back_time = None;
     let read_back = |model: &mut FirmwareModel, vcpus: &[VcpuFd]| {
-        if kvm_builds_vmsas {
-            let t = Instant::now();
-            let states = (0u32..)
-                .zip(vcpus)
-                .map(|(vcpu, fd)| {
-                    // The segments the launch wrote (the file's into the boot
-                    // vCPU, the reset ones into the APs), which the VMCB keeps
-                    // and KVM's getters do not report unchanged.
-                    let read = |fd| {
-                        let snapshot = VcpuSnapshot::read(fd)?;
-                        let written = if vcpu == 0 {
-                            vmsa_regs::sregs(&plan.vmsa().vmsa, &snapshot.sregs)
-                        } else {
-                            vmsa_regs::ap_reset_sregs(&snapshot.sregs)
-                        };
-                        snapshot.with_written_segments(&written)
-                    };
-                    read(fd).map_err(|source| LaunchError::VcpuReadBack { vcpu, source })
-                })
-                .collect::<Result<Vec<_>, _>>()?;
-            model.set_kvm_vcpus(states);
+        let t = Instant::now();
+        if model.read_back_vcpus(plan, vcpus)? > 0 {
             read_back_time = Some(t.elapsed());
         }
         Ok(())

@@ -34,7 +34,7 @@ pub use discard::discard;
 pub use layout::{LayoutOptions, layout_for, regions_outside_ram};
 pub use load::{LoadOptions, load_pages, load_plan};
 pub use memslots::Memslots;
-pub use vm_memory::{Bytes, GuestAddress, GuestMemoryBackend, GuestMemoryMmap};
+pub use vm_memory::{Bytes, GuestAddress, GuestMemoryBackend, GuestMemoryMmap, GuestMemoryRegion};
 
 const PAGE: u64 = PAGE_SIZE as u64;
 

@@ -82,6 +82,13 @@ fn firmware_note(firmware: FirmwareError) -> String {
 fn failure_note(context: &CommandContext, errno: Errno, firmware: FirmwareError) -> String {
     if firmware != FirmwareError::Success {
         firmware_note(firmware)
+    } else if context.command == SevCommand::Init2 && errno.errno() == libc::ENOTTY {
+        // kvm_arch_vm_ioctl without mem_enc_ioctl (no SEV in this KVM).
+        ": this KVM has no memory-encryption commands (no SEV support on the host)".to_string()
+    } else if context.command == SevCommand::Init2 && errno.errno() == libc::EINVAL {
+        ": KVM refuses INIT2 for a VM not created as KVM_X86_SNP_VM, one that already has \
+         vCPUs or was initialized, and vmsa_features it does not support"
+            .to_string()
     } else if context.command == SevCommand::LaunchUpdate && errno.errno() == libc::EIO {
         // snp_launch_update turns every failure of kvm_gmem_populate into
         // EIO, with the firmware's status, 0 when it never ran.

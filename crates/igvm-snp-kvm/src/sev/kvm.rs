@@ -75,16 +75,18 @@ impl<'vm> KvmSnp<'vm> {
         }
     }
 
-    /// Opens [`SEV_DEVICE`] read-write (close-on-exec) for `vm`.
+    /// Opens [`SEV_DEVICE`] read-write (close-on-exec) for `vm`, which must
+    /// have been created as `KVM_X86_SNP_VM` (KVM refuses INIT2 otherwise).
     ///
     /// # Errors
-    /// The open's I/O error.
+    /// The open's I/O error, its message naming the device.
     pub fn open(vm: &'vm VmFd) -> io::Result<Self> {
         let sev = OpenOptions::new()
             .read(true)
             .write(true)
             .custom_flags(libc::O_CLOEXEC)
-            .open(SEV_DEVICE)?;
+            .open(SEV_DEVICE)
+            .map_err(|e| io::Error::new(e.kind(), format!("{SEV_DEVICE}: {e}")))?;
         Ok(KvmSnp::new(vm, sev))
     }
 

@@ -26,6 +26,10 @@
 //! let report = fw.launch_update(&mut update)?;
 //! assert_eq!((report.pages, report.ioctl_calls), (1, 1));
 //! fw.launch_update(&mut LaunchUpdate::zero(0x101000, 1)?)?;
+//! // No VMSA page was launched, so KVM would build one VMSA per vCPU at
+//! // LAUNCH_FINISH; this VM has none (a launch reads them back:
+//! // `FirmwareModel::read_back_vcpus`).
+//! fw.set_kvm_vcpus(Vec::new());
 //! fw.launch_finish(&LaunchFinishInput::new([0; 32]))?;
 //! println!("launch digest {}", fw.launch_digest());
 //! # Ok(()) }

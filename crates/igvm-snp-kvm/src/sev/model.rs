@@ -56,6 +56,8 @@ mod firmware {
     use super::digest::KVM_INITIAL_VMSA_GPA;
     use super::digest::ModelDigest;
     use super::ranges::RangeSet;
+    use crate::launch::LaunchError;
+    use crate::vmsa_regs;
     use crate::vmsa_sync::{VcpuSnapshot, sync_vmsa};
 
     /// SEV_FEATURES bit 5, DebugSwap.
@@ -150,8 +152,9 @@ mod firmware {
         transient_left: u32,
         vmsa_support: VmsaPageTypeSupport,
         measured: Vec<MeasuredRun>,
-        kvm_vcpus: Vec<VcpuSnapshot>,
+        kvm_vcpus: Option<Vec<VcpuSnapshot>>,
         kvm_vmsas: Option<Vec<SevVmsa>>,
+        vmsa_launched: bool,
     }
 
     impl Default for FirmwareModel {
@@ -201,8 +204,9 @@ mod firmware {
                 update_ioctls: 0,
                 vmsa_support: VmsaPageTypeSupport::Unknown,
                 measured: Vec::new(),
-                kvm_vcpus: Vec::new(),
+                kvm_vcpus: None,
                 kvm_vmsas: None,
+                vmsa_launched: false,
             }
         }
 
@@ -251,9 +255,64 @@ mod firmware {
         /// the VMSA page type), in vCPU-index order. LAUNCH_FINISH builds each
         /// vCPU's VMSA from it as KVM does (`vmsa_sync::sync_vmsa`, with this
         /// model's INIT2 `vmsa_features`) and measures the pages, in this order,
-        /// at [`KVM_INITIAL_VMSA_GPA`], before the ID block is checked.
+        /// at [`KVM_INITIAL_VMSA_GPA`], before the ID block is checked. Without
+        /// a launched VMSA page LAUNCH_FINISH refuses to run until it has been
+        /// given ([`ModelRejection::NoVcpuState`]): the model cannot see the
+        /// VM's vCPUs. [`FirmwareModel::read_back_vcpus`] reads them from KVM.
         pub fn set_kvm_vcpus(&mut self, vcpus: Vec<VcpuSnapshot>) {
-            self.kvm_vcpus = vcpus;
+            self.kvm_vcpus = Some(vcpus);
+        }
+
+        /// What a VMM driving the [`crate::launch::Launcher`] on the model
+        /// calls after [`crate::launch::Launcher::update`] and before
+        /// `finish`, with all of its vCPUs in index order: when no VMSA page
+        /// was launched (the VMSA fallback), reads each vCPU back from KVM
+        /// ([`VcpuSnapshot::read`], with the segment registers the launch
+        /// wrote: the plan's VMSA's for vCPU 0, the reset ones for the APs,
+        /// [`VcpuSnapshot::with_written_segments`]) and gives the states to
+        /// [`FirmwareModel::set_kvm_vcpus`], as KVM would take them at
+        /// LAUNCH_FINISH. With a launched VMSA page it does nothing: KVM
+        /// builds no VMSA then. Returns how many vCPUs it read.
+        ///
+        /// # Errors
+        /// [`LaunchError::VcpuCountMismatch`] when `vcpus` is not the plan's
+        /// vCPU count (KVM measures one VMSA per vCPU the VM has);
+        /// [`LaunchError::VcpuReadBack`] when a vCPU cannot be read back or
+        /// does not hold what the launch wrote.
+        pub fn read_back_vcpus(
+            &mut self,
+            plan: &igvm_snp::LaunchPlan<'_>,
+            vcpus: &[kvm_ioctls::VcpuFd],
+        ) -> Result<usize, LaunchError> {
+            if self.vmsa_launched {
+                return Ok(0);
+            }
+            let got = u32::try_from(vcpus.len()).unwrap_or(u32::MAX);
+            if got != plan.vcpu_count() {
+                return Err(LaunchError::VcpuCountMismatch {
+                    what: "the VM",
+                    got,
+                    plan: plan.vcpu_count(),
+                });
+            }
+            let states = (0u32..)
+                .zip(vcpus)
+                .map(|(vcpu, fd)| {
+                    let read = || {
+                        let snapshot = VcpuSnapshot::read(fd)?;
+                        let written = if vcpu == 0 {
+                            vmsa_regs::sregs(&plan.vmsa().vmsa, &snapshot.sregs)
+                        } else {
+                            vmsa_regs::ap_reset_sregs(&snapshot.sregs)
+                        };
+                        snapshot.with_written_segments(&written)
+                    };
+                    read().map_err(|source| LaunchError::VcpuReadBack { vcpu, source })
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            let read = states.len();
+            self.set_kvm_vcpus(states);
+            Ok(read)
         }
 
         /// The VMSAs LAUNCH_FINISH built from [`FirmwareModel::set_kvm_vcpus`]
@@ -383,6 +442,7 @@ mod firmware {
                 self.digest.fold(req.page_type.value(), gpa, contents);
                 self.updated.insert(gpa, gpa + PAGE_SIZE);
                 self.record(req.page_type, gpa);
+                self.vmsa_launched |= req.page_type == PageType::Vmsa;
                 processed += 1;
             }
             Ok(Remaining {
@@ -500,11 +560,13 @@ mod firmware {
                 }
                 _ => return Err(reject(context, ModelRejection::FinishBeforeStart)),
             }
-            if self.kvm_vmsas.is_none() {
+            if self.kvm_vmsas.is_none() && !self.vmsa_launched {
                 // KVM's snp_launch_update_vmsa(): sev_es_sync_vmsa() for every
                 // vCPU, each page measured as a VMSA at INITIAL_VMSA_GPA.
-                let vmsas = self
-                    .kvm_vcpus
+                let Some(states) = &self.kvm_vcpus else {
+                    return Err(reject(context, ModelRejection::NoVcpuState));
+                };
+                let vmsas = states
                     .iter()
                     .enumerate()
                     .map(|(vcpu, s)| {

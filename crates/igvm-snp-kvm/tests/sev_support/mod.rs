@@ -13,7 +13,7 @@ pub const POLICY: u64 = 0x30000;
 /// A model after INIT2(`vmsa_features` 0) and LAUNCH_START, with
 /// `[0, 16 MiB)` private.
 pub fn started(config: ModelConfig) -> FirmwareModel {
-    let mut m = FirmwareModel::new(config);
+    let mut m = no_vcpus(config);
     m.init2(0).unwrap();
     m.set_private(0, 16 << 20).unwrap();
     m.launch_start(&LaunchStartInput {
@@ -21,6 +21,14 @@ pub fn started(config: ModelConfig) -> FirmwareModel {
         gosvw: [0; 16],
     })
     .unwrap();
+    m
+}
+
+/// A model of a VM without vCPUs: LAUNCH_FINISH without a VMSA page
+/// measures no KVM VMSA (it refuses to guess when not told).
+pub fn no_vcpus(config: ModelConfig) -> FirmwareModel {
+    let mut m = FirmwareModel::new(config);
+    m.set_kvm_vcpus(Vec::new());
     m
 }
 

@@ -72,6 +72,13 @@ pub enum ModelRejection {
         /// The host's sockets.
         sockets: u32,
     },
+    /// LAUNCH_FINISH must build KVM's VMSAs (no VMSA page was launched)
+    /// and the model was given no vCPU state.
+    #[error(
+        "no VMSA page was launched, so KVM builds one VMSA per vCPU at LAUNCH_FINISH, and the \
+         model was given no vCPU state (FirmwareModel::read_back_vcpus)"
+    )]
+    NoVcpuState,
     /// LAUNCH_UPDATE before LAUNCH_START.
     #[error("LAUNCH_UPDATE before LAUNCH_START")]
     UpdateBeforeStart,
@@ -178,6 +185,7 @@ impl ModelRejection {
             | MissingSource { .. }
             | Vmsa { .. }
             | FinishBeforeStart
+            | NoVcpuState
             | KvmVmsaRefused { .. } => (libc::EINVAL, FirmwareError::Success),
         }
     }
