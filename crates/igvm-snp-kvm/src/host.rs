@@ -100,13 +100,10 @@ impl HostFeatures {
     /// environment, read once. An unknown name is logged and ignored
     /// ([`HostFeatures::environment_error`] says why).
     pub fn disabled_by_environment() -> HostFeatures {
-        match HostFeatures::from_environment() {
-            Ok(features) => *features,
-            Err(error) => {
-                tracing::warn!(%error, "{HOST_WITHOUT_VAR} ignored");
-                HostFeatures::empty()
-            }
-        }
+        HostFeatures::from_environment()
+            .as_ref()
+            .copied()
+            .unwrap_or(HostFeatures::empty())
     }
 
     /// Why [`HOST_WITHOUT_VAR`] was ignored, when it was: the first name in
@@ -120,9 +117,16 @@ impl HostFeatures {
 
     fn from_environment() -> &'static Result<HostFeatures, String> {
         static PARSED: OnceLock<Result<HostFeatures, String>> = OnceLock::new();
-        PARSED.get_or_init(|| match std::env::var_os(HOST_WITHOUT_VAR) {
-            None => Ok(HostFeatures::empty()),
-            Some(value) => HostFeatures::parse_list(&value.to_string_lossy()),
+        PARSED.get_or_init(|| {
+            let parsed = match std::env::var_os(HOST_WITHOUT_VAR) {
+                None => Ok(HostFeatures::empty()),
+                Some(value) => HostFeatures::parse_list(&value.to_string_lossy()),
+            };
+            // Once per process, however often the features are asked for.
+            if let Err(error) = &parsed {
+                tracing::warn!(%error, "{HOST_WITHOUT_VAR} ignored");
+            }
+            parsed
         })
     }
 

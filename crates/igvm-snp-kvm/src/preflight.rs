@@ -108,7 +108,10 @@ pub struct PreflightReport {
     pub sev_error: Option<String>,
     /// Whether SMT is active (`/sys/devices/system/cpu/smt/active`; `None`
     /// when unreadable). The firmware refuses a guest policy without SMT
-    /// on such a host.
+    /// on such a host. This is Linux's view: a host booted with SMT
+    /// switched off in Linux only (`nosmt`) may still have it enabled as
+    /// the firmware sees it (PLATFORM_INFO), so only an active SMT is
+    /// taken as certain.
     pub smt_active: Option<bool>,
     /// CPU sockets (distinct `physical_package_id`s of the CPUs in sysfs;
     /// `None` when unreadable). The firmware refuses SINGLE_SOCKET on more
@@ -553,8 +556,8 @@ impl fmt::Display for PreflightReport {
             .map_or_else(|| "unknown".to_string(), |n| n.to_string());
         write!(
             f,
-            "CPUs: SMT active {smt}, sockets {sockets} (a guest policy must allow SMT where \
-             it is active)"
+            "CPUs: SMT active {smt}, sockets {sockets} (Linux's view; a guest policy must \
+             allow SMT where it is active)"
         )
     }
 }

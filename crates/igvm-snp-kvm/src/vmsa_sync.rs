@@ -18,11 +18,12 @@
 //!
 //! Segment registers are the exception to reading back: KVM_GET_SREGS does
 //! not report what KVM_SET_SREGS stored. `svm_get_segment()` makes G up from
-//! the limit, sets the accessed bit of DS/ES/FS/GS and the busy bit of TR,
-//! and calls a type-0 segment unusable; with unrestricted guests VMX sets the
-//! accessed bit of every segment but LDTR when it is written, and reports
-//! an unusable segment without attributes. The VMCB, and so the measured
-//! VMSA, holds what was written. So the model takes segments from what the
+//! the limit, sets the accessed bit of usable DS/ES/FS/GS and the busy bit
+//! of TR, and reports a segment without P as unusable (older kernels also
+//! one of type 0); with unrestricted guests VMX sets the accessed bit of
+//! every segment but LDTR when it is written, and kernels before 6.2
+//! (a44b331614e6) report an unusable segment without its attributes. The
+//! VMCB, and so the measured VMSA, holds what was written. So the model takes segments from what the
 //! launch wrote ([`VcpuSnapshot::with_written_segments`]) after checking
 //! that the read-back differs from it by no more than those getters change
 //! ([`read_back_agrees`]); otherwise the model's digest would depend on the
@@ -287,11 +288,12 @@ impl VcpuSnapshot {
 /// (present and not unusable). For a usable segment S, DPL, AVL, L and D/B
 /// must match too; what KVM's getters change is allowed
 /// (arch/x86/kvm/svm/svm.c `svm_get_segment()`, vmx/vmx.c
-/// `__vmx_set_segment()` and `vmx_get_segment()`): the accessed bit (type
-/// bit 0) of any register but LDTR, TR's busy bit (type bit 1), a G bit
-/// made up from the limit (`limit > 0xFFFFF`), and a present type-0 segment
-/// reported unusable. An unusable segment's attributes are not compared
-/// (VMX drops them).
+/// `__vmx_set_segment()` and `vmx_get_segment()`, current and older
+/// kernels): the accessed bit (type bit 0) of any register but LDTR, TR's
+/// busy bit (type bit 1), a G bit made up from the limit (`limit >
+/// 0xFFFFF`), and a present type-0 segment reported unusable (older SVM
+/// code). An unusable segment's attributes are not compared (VMX before
+/// 6.2 drops them).
 pub fn read_back_agrees(register: &str, written: &kvm_segment, read: &kvm_segment) -> bool {
     let usable = |s: &kvm_segment| s.present & 1 == 1 && s.unusable == 0;
     if (written.selector, written.base, written.limit) != (read.selector, read.base, read.limit) {
@@ -300,7 +302,7 @@ pub fn read_back_agrees(register: &str, written: &kvm_segment, read: &kvm_segmen
     match (usable(written), usable(read)) {
         (true, true) => {}
         (false, false) => return true,
-        // SVM reads a present type-0 segment back as unusable.
+        // Older SVM code reads a present type-0 segment back as unusable.
         (true, false) => return written.type_ & 0xF == 0,
         (false, true) => return false,
     }
@@ -644,9 +646,10 @@ mod tests {
 
     /// KVM_GET_SREGS on kvm_amd after KVM_SET_SREGS of `w`: the VMCB
     /// holds `vmcb_segment(w)`, which `svm_get_segment()` decodes (G from
-    /// the limit, unusable for !P or type 0, accessed bit on usable data
-    /// segments, busy bit on TR, SS's D/B cleared when unusable).
-    fn svm_read_back(register: &str, w: &kvm_segment) -> kvm_segment {
+    /// the limit, accessed bit on usable data segments, busy bit on TR,
+    /// SS's D/B cleared when unusable). Unusable is "no P" in current
+    /// kernels, "no P or type 0" in `old` ones.
+    fn svm_read_back(register: &str, w: &kvm_segment, old: bool) -> kvm_segment {
         let v = vmcb_segment(w);
         let bit = |n: u16| ((v.attrib >> n) & 1) as u8;
         let mut r = kvm_segment {
@@ -663,7 +666,7 @@ mod tests {
             g: u8::from(v.limit > 0xF_FFFF),
             ..Default::default()
         };
-        r.unusable = u8::from(r.present == 0 || r.type_ == 0);
+        r.unusable = u8::from(r.present == 0 || (old && r.type_ == 0));
         match register {
             "TR" => r.type_ |= 2,
             "DS" | "ES" | "FS" | "GS" if r.unusable == 0 => r.type_ |= 1,
@@ -675,14 +678,17 @@ mod tests {
 
     /// KVM_GET_SREGS on kvm_intel with unrestricted guests after
     /// KVM_SET_SREGS of `w`: `__vmx_set_segment()` sets the accessed bit
-    /// of all but LDTR and stores only "unusable" for an unusable or
-    /// non-present segment; `vmx_get_segment()` decodes the AR bytes.
-    fn vmx_read_back(register: &str, w: &kvm_segment) -> kvm_segment {
+    /// of all but LDTR; `vmx_segment_access_rights()` marks an unusable or
+    /// non-present segment with bit 16 and keeps its attributes (since 6.2,
+    /// a44b331614e6) or, in `old` kernels, keeps bit 16 alone;
+    /// `vmx_get_segment()` decodes the AR bytes.
+    fn vmx_read_back(register: &str, w: &kvm_segment, old: bool) -> kvm_segment {
         let mut w = *w;
         if register != "LDTR" {
             w.type_ |= 1;
         }
-        let ar: u32 = if w.unusable != 0 || w.present == 0 {
+        let unusable = w.unusable != 0 || w.present == 0;
+        let ar: u32 = if unusable && old {
             1 << 16
         } else {
             u32::from(w.type_ & 15)
@@ -693,6 +699,7 @@ mod tests {
                 | u32::from(w.l & 1) << 13
                 | u32::from(w.db & 1) << 14
                 | u32::from(w.g & 1) << 15
+                | u32::from(unusable) << 16
         };
         let bit = |n: u32| ((ar >> n) & 1) as u8;
         kvm_segment {
@@ -711,6 +718,16 @@ mod tests {
             padding: 0,
         }
     }
+
+    type ReadBack = fn(&str, &kvm_segment) -> kvm_segment;
+
+    /// The getters, current and older, of both vendors.
+    const GETTERS: [(&str, ReadBack); 4] = [
+        ("svm", |r, w| svm_read_back(r, w, false)),
+        ("svm (older)", |r, w| svm_read_back(r, w, true)),
+        ("vmx", |r, w| vmx_read_back(r, w, false)),
+        ("vmx (before 6.2)", |r, w| vmx_read_back(r, w, true)),
+    ];
 
     /// Segments a file may hold that KVM's getters do not report as written.
     fn unusual_segments() -> Vec<(&'static str, kvm_segment)> {
@@ -752,16 +769,14 @@ mod tests {
     #[test]
     fn read_back_agrees_with_what_kvm_getters_report() {
         for (register, w) in unusual_segments() {
-            for (vendor, r) in [
-                ("svm", svm_read_back(register, &w)),
-                ("vmx", vmx_read_back(register, &w)),
-                ("transparent", w),
-            ] {
+            for (getter, read_back) in GETTERS {
+                let r = read_back(register, &w);
                 assert!(
                     read_back_agrees(register, &w, &r),
-                    "{vendor} {register}: wrote {w:?}, read {r:?}"
+                    "{getter} {register}: wrote {w:?}, read {r:?}"
                 );
             }
+            assert!(read_back_agrees(register, &w, &w), "transparent {register}");
         }
     }
 
@@ -772,7 +787,7 @@ mod tests {
             set_segment(&mut written, register, w);
             let expect = vmcb_segment(&w);
             let mut getters_show = false;
-            for read_back in [svm_read_back, vmx_read_back] {
+            for (_, read_back) in GETTERS {
                 let mut read = reset_snapshot(0);
                 read.sregs = written;
                 set_segment(&mut read.sregs, register, read_back(register, &w));
@@ -787,7 +802,8 @@ mod tests {
                     "{register}: {w:?}"
                 );
             }
-            // Each case but LDTR's is one a getter changes.
+            // Each case but LDTR's is one a getter changes (the unusable GS
+            // only VMX before 6.2).
             assert_eq!(getters_show, register != "LDTR", "{register}: {w:?}");
         }
     }

@@ -656,13 +656,36 @@ fn the_launcher_checks_the_memory_against_the_plan() {
         other => panic!("unexpected {other:?}"),
     }
     check(&[&[GpaRange::new(0, RAM)][..], &top].concat()).unwrap();
+
+    // A step without a source (the data-less page as ZERO, native-zero)
+    // must be in the memory too: KVM populates it like any other.
+    let native_zero =
+        LaunchPlan::new(&bytes, &config(), igvm_snp::Profile::NativeZero.options()).unwrap();
+    let zero = native_zero
+        .steps()
+        .iter()
+        .find(|s| s.gpa == igvm_snp::demo::ZERO_GPA)
+        .unwrap();
+    assert_eq!(zero.page_type, igvm_snp::PageType::Zero);
+    let without_zero_page = [
+        GpaRange::new(0, RAM),
+        GpaRange::new(0xFFFF_B000, 0x1000),
+        GpaRange::new(0xFFFF_E000, 0x2000),
+        GpaRange::new(igvm_snp::demo::VMSA_GPA, 0x1000),
+    ];
+    let memory = anonymous(&without_zero_page).unwrap();
+    match Launcher::new(&native_zero, FirmwareModel::default(), &memory) {
+        Err(LaunchError::StepNotInOneRegion { step, .. }) => assert_eq!(step, zero.index),
+        other => panic!("unexpected {:?}", other.map(|_| ())),
+    }
 }
 
-/// Memory that is not fresh: `load` leaves a data-less page as the memory
-/// has it, so old bytes there are launched and measured (the model's digest
-/// differs from the plan's); `load_zeroing` writes the zeros.
+/// Memory that is not fresh: `load` (and windowed loading) leaves a
+/// data-less page as the memory has it, so old bytes there are launched
+/// and measured (the model's digest differs from the plan's); told
+/// `used_memory`, the launcher writes the zeros, whole or window by window.
 #[test]
-fn used_memory_needs_load_zeroing() {
+fn used_memory_gets_its_data_less_pages_zeroed() {
     use igvm_snp_kvm::launch::Launcher;
     use igvm_snp_kvm::memory::{LayoutOptions, anonymous, layout_for};
     use igvm_snp_kvm::sev::CpuidRetry;
@@ -670,18 +693,19 @@ fn used_memory_needs_load_zeroing() {
     let bytes = igvm_snp::demo::demo_igvm();
     let plan = LaunchPlan::new(&bytes, &config(), PlanOptions::default()).unwrap();
     let layout = layout_for(&plan, &[GpaRange::new(0, RAM)], &LayoutOptions::new(48)).unwrap();
-    let digest = |zeroing: bool| {
+    let digest = |used: bool, windowed: bool| {
         let memory = anonymous(&layout).unwrap();
         // Left over from an earlier use of this memory.
         memory
             .write_slice(&[0xAB; 64], GuestAddress(igvm_snp::demo::ZERO_GPA))
             .unwrap();
-        let init = Launcher::new(&plan, FirmwareModel::default(), &memory)
-            .unwrap()
-            .init2()
-            .unwrap();
-        let loaded = if zeroing {
-            init.load_zeroing()
+        let mut new = Launcher::new(&plan, FirmwareModel::default(), &memory).unwrap();
+        if used {
+            new = new.used_memory();
+        }
+        let init = new.init2().unwrap();
+        let loaded = if windowed {
+            init.load_windowed(std::num::NonZeroU64::new(1).unwrap())
         } else {
             init.load()
         };
@@ -693,8 +717,10 @@ fn used_memory_needs_load_zeroing() {
             .into_parts();
         model.launch_digest()
     };
-    assert_ne!(digest(false), plan.launch_digest());
-    assert_eq!(digest(true), plan.launch_digest());
+    for windowed in [false, true] {
+        assert_ne!(digest(false, windowed), plan.launch_digest(), "{windowed}");
+        assert_eq!(digest(true, windowed), plan.launch_digest(), "{windowed}");
+    }
 }
 
 /// A window that cannot be discarded after its update (locked memory:

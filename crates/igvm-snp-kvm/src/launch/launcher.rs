@@ -80,8 +80,9 @@ pub struct BootVcpu<'a> {
 ///   SEV features beyond upstream KVM's need a `ModelConfig` that supports
 ///   them (`supported_vmsa_features`), as the example's demo does not.
 /// * **Memory** that is fresh (zero) where the plan has data-less pages,
-///   or [`Launcher::load_zeroing`]; it must hold the plan's RAM and each
-///   step within one region (checked by [`Launcher::new`]).
+///   or [`Launcher::used_memory`]; it must hold the plan's RAM and every
+///   step, each step with a source within one region (checked by
+///   [`Launcher::new`]).
 ///
 /// ```
 /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -119,6 +120,8 @@ pub struct Launcher<'l, 'p, F, S> {
     memory: &'l GuestMemoryMmap,
     /// Windowed loading: pages per window.
     window: Option<NonZeroU64>,
+    /// Every load also writes zeros for data-less pages.
+    used_memory: bool,
     report: LaunchReport,
     state: PhantomData<S>,
 }
@@ -130,8 +133,18 @@ impl<'l, 'p, F: SnpFirmware + PrivateMemory, S> Launcher<'l, 'p, F, S> {
             fw: self.fw,
             memory: self.memory,
             window: self.window,
+            used_memory: self.used_memory,
             report: self.report,
             state: PhantomData,
+        }
+    }
+
+    /// How this launch writes pages into the memory.
+    fn load_options(&self) -> LoadOptions {
+        let options = LoadOptions::new(VmsaPage::Load);
+        match self.used_memory {
+            true => options.writing_zero_pages(),
+            false => options,
         }
     }
 
@@ -158,9 +171,9 @@ impl<'l, 'p, F: SnpFirmware + PrivateMemory> Launcher<'l, 'p, F, New> {
     /// executable ([`LaunchPlan::require_launchable`]: a valid policy, every
     /// parameter configured, no VMSA at a 2 MiB-aligned GPA). Nothing is
     /// issued yet. `memory` must hold the plan's configured RAM (which its
-    /// MEMORY_MAP tells the guest about) and each launch step with a source
-    /// within one of its regions (an SNP_LAUNCH_UPDATE reads one contiguous
-    /// range).
+    /// MEMORY_MAP tells the guest about) and every launch step, each step
+    /// with a source within one of its regions (an SNP_LAUNCH_UPDATE reads
+    /// one contiguous range).
     ///
     /// # Errors
     /// [`LaunchError::Plan`] when the plan cannot be launched;
@@ -182,11 +195,18 @@ impl<'l, 'p, F: SnpFirmware + PrivateMemory> Launcher<'l, 'p, F, New> {
                 });
             }
         }
-        for step in plan.steps().iter().filter(|s| s.page_type.has_source()) {
+        for step in plan.steps() {
             let range = step.range();
-            let in_one = usize::try_from(range.size)
-                .is_ok_and(|len| memory.get_slice(GuestAddress(range.gpa), len).is_ok());
-            if !in_one {
+            // A source is one contiguous range; pages without one (ZERO,
+            // SECRETS, ...) need only be in the memory.
+            let fits = usize::try_from(range.size).is_ok_and(|len| {
+                let at = GuestAddress(range.gpa);
+                match step.page_type.has_source() {
+                    true => memory.get_slice(at, len).is_ok(),
+                    false => memory.check_range(at, len),
+                }
+            });
+            if !fits {
                 return Err(LaunchError::StepNotInOneRegion {
                     step: step.index,
                     gpa: range.gpa,
@@ -199,9 +219,19 @@ impl<'l, 'p, F: SnpFirmware + PrivateMemory> Launcher<'l, 'p, F, New> {
             fw,
             memory,
             window: None,
+            used_memory: false,
             report: LaunchReport::new(),
             state: PhantomData,
         })
+    }
+
+    /// The memory is not fresh (reused, or written by the VMM before):
+    /// every load ([`Launcher::load`], [`Launcher::load_windowed`]'s
+    /// windows) also writes zeros where the plan has data-less pages, which
+    /// would otherwise launch, and measure, whatever the memory holds there.
+    pub fn used_memory(mut self) -> Self {
+        self.used_memory = true;
+        self
     }
 
     /// New, INIT2 and load in one go.
@@ -253,27 +283,14 @@ impl<'l, 'p, F: SnpFirmware + PrivateMemory> Launcher<'l, 'p, F, Initialized> {
     /// Writes every page of the plan into the shared view of guest memory
     /// (volatile writes), which is where each LAUNCH_UPDATE takes its
     /// source from. Data-less pages are not written: the memory must be
-    /// fresh (zero) there, as memory a VMM has just mapped is.
+    /// fresh (zero) there, as memory a VMM has just mapped is, or the
+    /// launcher told otherwise ([`Launcher::used_memory`]).
     ///
     /// # Errors
     /// [`LaunchError::Memory`] naming the first page outside the memory.
     pub fn load(mut self) -> Result<Launcher<'l, 'p, F, Loaded>, LaunchError> {
         let t = Instant::now();
-        load_plan(self.plan, self.memory, LoadOptions::new(VmsaPage::Load))?;
-        self.report.phase("load", t.elapsed());
-        Ok(self.to())
-    }
-
-    /// As [`Launcher::load`], and also writes zeros where the plan has
-    /// data-less pages: for memory that is not fresh (reused, or filled by
-    /// the VMM before), where leftover bytes would be measured otherwise.
-    ///
-    /// # Errors
-    /// As [`Launcher::load`].
-    pub fn load_zeroing(mut self) -> Result<Launcher<'l, 'p, F, Loaded>, LaunchError> {
-        let t = Instant::now();
-        let options = LoadOptions::new(VmsaPage::Load).writing_zero_pages();
-        load_plan(self.plan, self.memory, options)?;
+        load_plan(self.plan, self.memory, self.load_options())?;
         self.report.phase("load", t.elapsed());
         Ok(self.to())
     }
@@ -294,7 +311,8 @@ impl<'l, 'p, F: SnpFirmware + PrivateMemory> Launcher<'l, 'p, F, Initialized> {
     /// On plain memory (the firmware model's) the VM keeps no copy of the
     /// launched image: a dry run that checks the launch and its digest.
     /// The memory must be fresh (zero) where the plan has data-less pages,
-    /// as for [`Launcher::load`], and its shared view not a mapping of the
+    /// as for [`Launcher::load`] (or [`Launcher::used_memory`]), and its
+    /// shared view not a mapping of the
     /// guest_memfd itself (see [`crate::memory::discard`]).
     ///
     /// # Errors
@@ -305,11 +323,7 @@ impl<'l, 'p, F: SnpFirmware + PrivateMemory> Launcher<'l, 'p, F, Initialized> {
         window_pages: NonZeroU64,
     ) -> Result<Launcher<'l, 'p, F, Loaded>, LaunchError> {
         let t = Instant::now();
-        load_plan(
-            self.plan,
-            self.memory,
-            LoadOptions::new(VmsaPage::Load).shared_only(),
-        )?;
+        load_plan(self.plan, self.memory, self.load_options().shared_only())?;
         self.window = Some(window_pages);
         self.report.load_window_pages = Some(window_pages.get());
         self.report.phase("load", t.elapsed());
@@ -392,7 +406,7 @@ impl<'l, 'p, F: SnpFirmware + PrivateMemory> Launcher<'l, 'p, F, Started> {
             let end = gpa + count * PAGE_SIZE as u64;
             if window.is_some() {
                 let in_window = std::iter::from_fn(|| pages.next_if(|(g, _)| *g < end));
-                load_pages(self.memory, in_window, LoadOptions::new(VmsaPage::Load))?;
+                load_pages(self.memory, in_window, self.load_options())?;
             }
             let source = if step.page_type.has_source() {
                 Some(self.source(gpa, count)?)

@@ -265,7 +265,8 @@ mod firmware {
 
         /// What a VMM driving the [`crate::launch::Launcher`] on the model
         /// calls after [`crate::launch::Launcher::update`] and before
-        /// `finish`, with all of its vCPUs in index order: when no VMSA page
+        /// `finish`, with all of its vCPUs in index order (any iterator of
+        /// `&VcpuFd`, wherever the VMM keeps them): when no VMSA page
         /// was launched (the VMSA fallback), reads each vCPU back from KVM
         /// ([`VcpuSnapshot::read`], with the segment registers the launch
         /// wrote: the plan's VMSA's for vCPU 0, the reset ones for the APs,
@@ -279,14 +280,15 @@ mod firmware {
         /// vCPU count (KVM measures one VMSA per vCPU the VM has);
         /// [`LaunchError::VcpuReadBack`] when a vCPU cannot be read back or
         /// does not hold what the launch wrote.
-        pub fn read_back_vcpus(
+        pub fn read_back_vcpus<'v>(
             &mut self,
             plan: &igvm_snp::LaunchPlan<'_>,
-            vcpus: &[kvm_ioctls::VcpuFd],
+            vcpus: impl IntoIterator<Item = &'v kvm_ioctls::VcpuFd>,
         ) -> Result<usize, LaunchError> {
             if self.vmsa_launched {
                 return Ok(0);
             }
+            let vcpus: Vec<&kvm_ioctls::VcpuFd> = vcpus.into_iter().collect();
             let got = u32::try_from(vcpus.len()).unwrap_or(u32::MAX);
             if got != plan.vcpu_count() {
                 return Err(LaunchError::VcpuCountMismatch {

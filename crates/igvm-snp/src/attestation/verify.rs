@@ -369,6 +369,8 @@ pub fn verify_releasing(
     let mut checks = certificate_checks(report, certs);
     let (matched, file_checks) = file_checks_releasing(report, file, config, expected, &release)?;
     checks.extend(file_checks);
+    // On the report alone, with what the caller expects.
+    checks.push(min_tcb(report, expected.min_tcb.as_ref()));
     if matched.is_none() {
         let others: Vec<&str> = checks
             .iter()
@@ -710,7 +712,6 @@ fn file_checks_releasing(
             )
         }
     });
-    checks.push(min_tcb(report, expected.min_tcb.as_ref()));
     Ok((matched, checks))
 }
 
