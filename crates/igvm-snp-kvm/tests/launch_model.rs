@@ -221,6 +221,38 @@ fn cpuid_page(leaf: u32, ebx: u32) -> Vec<u8> {
 
 /// The demo with a CPUID page at 0x9000; the model's "CPU" wants EBX 0x20
 /// where the file says 0x21.
+/// A loaded launch on the model started, updated (no fallback) and
+/// finished: the model's digest.
+fn finished_digest<B: vm_memory::bitmap::Bitmap>(
+    loaded: Result<
+        igvm_snp_kvm::launch::Launcher<'_, '_, FirmwareModel, igvm_snp_kvm::launch::Loaded, B>,
+        LaunchError,
+    >,
+) -> igvm_snp::LaunchDigest {
+    use igvm_snp_kvm::launch::Launcher;
+    let (model, _) = loaded
+        .and_then(Launcher::start)
+        .and_then(|l| {
+            l.update(
+                VmsaFallback::Refuse,
+                None,
+                igvm_snp_kvm::sev::CpuidRetry::Never,
+            )
+        })
+        .and_then(Launcher::finish)
+        .unwrap()
+        .into_parts();
+    model.launch_digest()
+}
+
+/// The plan's (one) CPUID step.
+fn cpuid_step<'p>(plan: &'p LaunchPlan<'_>) -> &'p igvm_snp::LaunchStep {
+    plan.steps()
+        .iter()
+        .find(|s| s.page_type == igvm_snp::PageType::Cpuid)
+        .unwrap()
+}
+
 fn demo_with_cpuid() -> (Vec<u8>, ModelConfig) {
     let bytes = demo_with(|dirs| {
         dirs.insert(
@@ -252,12 +284,7 @@ fn a_rejected_cpuid_page_is_reported_entry_by_entry_and_retried_only_on_request(
     }
     let (bytes, model_config) = demo_with_cpuid();
     let plan = LaunchPlan::new(&bytes, &config(), PlanOptions::default()).unwrap();
-    let cpuid_step = plan
-        .steps()
-        .iter()
-        .find(|s| s.page_type == igvm_snp::PageType::Cpuid)
-        .unwrap()
-        .index;
+    let cpuid_step = cpuid_step(&plan).index;
     let err =
         launch_model(&plan, &options(), FirmwareModel::new(model_config.clone())).unwrap_err();
     let LaunchError::Update { step, source, .. } = &err else {
@@ -688,7 +715,6 @@ fn the_launcher_checks_the_memory_against_the_plan() {
 fn used_memory_gets_its_data_less_pages_zeroed() {
     use igvm_snp_kvm::launch::Launcher;
     use igvm_snp_kvm::memory::{LayoutOptions, anonymous, layout_for};
-    use igvm_snp_kvm::sev::CpuidRetry;
 
     let bytes = igvm_snp::demo::demo_igvm();
     let plan = LaunchPlan::new(&bytes, &config(), PlanOptions::default()).unwrap();
@@ -709,18 +735,80 @@ fn used_memory_gets_its_data_less_pages_zeroed() {
         } else {
             init.load()
         };
-        let (model, _) = loaded
-            .and_then(Launcher::start)
-            .and_then(|l| l.update(VmsaFallback::Refuse, None, CpuidRetry::Never))
-            .and_then(Launcher::finish)
-            .unwrap()
-            .into_parts();
-        model.launch_digest()
+        finished_digest(loaded)
     };
     for windowed in [false, true] {
         assert_ne!(digest(false, windowed), plan.launch_digest(), "{windowed}");
         assert_eq!(digest(true, windowed), plan.launch_digest(), "{windowed}");
     }
+}
+
+/// Guest memory with a dirty bitmap (`GuestMemoryMmap<AtomicBitmap>`, as
+/// cloud-hypervisor keeps it) launches like plain memory, and every page
+/// the launch changed is marked dirty: the loaded pages, a window discarded
+/// after its update, and a CPUID page the firmware corrected in place.
+#[test]
+fn memory_with_a_dirty_bitmap_launches_and_records_its_writes() {
+    use igvm_snp_kvm::launch::Launcher;
+    use igvm_snp_kvm::memory::{
+        GuestMemoryBackend, GuestMemoryMmap, GuestMemoryRegion, LayoutOptions, layout_for,
+    };
+    use igvm_snp_kvm::sev::CpuidRetry;
+    use vm_memory::bitmap::{AtomicBitmap, Bitmap};
+
+    let dirty = |memory: &GuestMemoryMmap<AtomicBitmap>, gpa: u64| {
+        let region = memory.find_region(GuestAddress(gpa)).unwrap();
+        let offset = (gpa - region.start_addr().0) as usize;
+        region.bitmap().dirty_at(offset)
+    };
+    let new_memory = |layout: &[GpaRange]| {
+        let ranges: Vec<_> = layout
+            .iter()
+            .map(|r| (GuestAddress(r.gpa), r.size as usize))
+            .collect();
+        GuestMemoryMmap::<AtomicBitmap>::from_ranges(&ranges).unwrap()
+    };
+
+    // The demo plus a long step, loaded whole and in windows.
+    let bytes = demo_with_a_long_step();
+    let plan = LaunchPlan::new(&bytes, &config(), PlanOptions::default()).unwrap();
+    let layout = layout_for(&plan, &[GpaRange::new(0, RAM)], &LayoutOptions::new(48)).unwrap();
+    for windowed in [false, true] {
+        let memory = new_memory(&layout);
+        assert!(!dirty(&memory, igvm_snp::demo::DATA_GPA));
+        let init = Launcher::new(&plan, FirmwareModel::default(), &memory)
+            .unwrap()
+            .init2()
+            .unwrap();
+        let loaded = match windowed {
+            true => init.load_windowed(std::num::NonZeroU64::new(2).unwrap()),
+            false => init.load(),
+        };
+        assert_eq!(finished_digest(loaded), plan.launch_digest(), "{windowed}");
+        for gpa in [igvm_snp::demo::DATA_GPA, 0x20_6000, 0x30_0000] {
+            assert!(dirty(&memory, gpa), "{windowed}: {gpa:#x}");
+        }
+    }
+
+    // A CPUID page the firmware corrects in the memory.
+    let (bytes, model_config) = demo_with_cpuid();
+    let plan = LaunchPlan::new(&bytes, &config(), PlanOptions::default()).unwrap();
+    let cpuid_gpa = cpuid_step(&plan).gpa;
+    let layout = layout_for(&plan, &[GpaRange::new(0, RAM)], &LayoutOptions::new(48)).unwrap();
+    let memory = new_memory(&layout);
+    let started = Launcher::new(&plan, FirmwareModel::new(model_config), &memory)
+        .and_then(Launcher::init2)
+        .and_then(Launcher::load)
+        .and_then(Launcher::start)
+        .unwrap();
+    for region in memory.iter() {
+        let mmap: &vm_memory::MmapRegion<AtomicBitmap> = region;
+        mmap.bitmap().reset();
+    }
+    assert!(!dirty(&memory, cpuid_gpa));
+    let result = started.update(VmsaFallback::Refuse, None, CpuidRetry::Never);
+    assert!(result.is_err(), "the model rejects the CPUID page");
+    assert!(dirty(&memory, cpuid_gpa), "the corrected page is dirty");
 }
 
 /// A window that cannot be discarded after its update (locked memory:
@@ -744,7 +832,7 @@ fn a_window_that_cannot_be_discarded_stops_the_launch() {
     let regions: Result<Vec<_>, _> = layout
         .iter()
         .map(|r| {
-            MmapRegionBuilder::new(r.size as usize)
+            MmapRegionBuilder::<()>::new(r.size as usize)
                 .with_mmap_prot(libc::PROT_READ | libc::PROT_WRITE)
                 .with_mmap_flags(libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_LOCKED)
                 .build()

@@ -33,7 +33,7 @@ fn anonymous_memory_reads_zero_after_discard_and_neighbours_keep_theirs() {
 #[test]
 fn a_shared_file_mapping_is_punched_out() {
     let (path, file) = scratch_file("discard-shared", 0x3000, 0x5A);
-    let mem = GuestMemoryMmap::from_ranges_with_files(&[(
+    let mem = GuestMemoryMmap::<()>::from_ranges_with_files(&[(
         GuestAddress(0x1000),
         0x3000,
         Some(FileOffset::new(file.try_clone().unwrap(), 0)),
@@ -61,9 +61,10 @@ fn a_private_file_mapping_is_refused() {
         .with_mmap_flags(libc::MAP_PRIVATE)
         .build()
         .unwrap();
-    let mem =
-        GuestMemoryMmap::from_regions(vec![GuestRegionMmap::new(region, GuestAddress(0)).unwrap()])
-            .unwrap();
+    let mem = GuestMemoryMmap::<()>::from_regions(vec![
+        GuestRegionMmap::new(region, GuestAddress(0)).unwrap(),
+    ])
+    .unwrap();
     mem.write_slice(&[1; 16], GuestAddress(0)).unwrap();
     let err = discard(&mem, GpaRange::new(0, 0x1000)).unwrap_err();
     assert!(
@@ -102,7 +103,7 @@ fn a_failing_madvise_is_reported_and_keeps_the_bytes() {
             return;
         }
     };
-    let mem = GuestMemoryMmap::from_regions(vec![
+    let mem = GuestMemoryMmap::<()>::from_regions(vec![
         GuestRegionMmap::new(region, GuestAddress(0x4000)).unwrap(),
     ])
     .unwrap();

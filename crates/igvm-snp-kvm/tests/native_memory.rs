@@ -121,7 +121,7 @@ fn memslots_keep_their_memory_mapped() {
         return;
     };
     let (path, file) = igvm_snp_test_support::scratch_file("memslots-mapped", 0x4000, 0);
-    let memory = GuestMemoryMmap::from_ranges_with_files(&[(
+    let memory = GuestMemoryMmap::<()>::from_ranges_with_files(&[(
         GuestAddress(0),
         0x4000,
         Some(vm_memory::FileOffset::new(file, 0)),

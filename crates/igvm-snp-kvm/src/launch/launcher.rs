@@ -19,6 +19,7 @@ use crate::sev::{
     SnpFirmware,
 };
 use crate::vmsa_regs;
+use vm_memory::bitmap::{BS, Bitmap};
 
 /// State: nothing issued yet; the plan is known to be executable.
 #[derive(Debug)]
@@ -62,7 +63,10 @@ pub struct BootVcpu<'a> {
 /// → [`Finished`]. A VMM interleaves its own setup between the steps
 /// (vCPUs after INIT2, its devices, …); [`Launcher::init`] does the first
 /// three at once. Guest memory is the VMM's vm-memory [`GuestMemoryMmap`],
-/// only ever accessed through volatile slices.
+/// with or without a dirty bitmap `B` (cloud-hypervisor keeps
+/// `GuestMemoryMmap<AtomicBitmap>`: every page the launch writes, discards
+/// or has corrected is marked dirty), only ever accessed through volatile
+/// slices.
 ///
 /// What the launcher cannot see, the VMM must get right:
 /// * **vCPUs.** Create exactly [`LaunchPlan::vcpu_count`] of them (the
@@ -114,10 +118,10 @@ pub struct BootVcpu<'a> {
 /// # Ok(()) }
 /// ```
 #[derive(Debug)]
-pub struct Launcher<'l, 'p, F, S> {
+pub struct Launcher<'l, 'p, F, S, B: Bitmap = ()> {
     plan: &'l LaunchPlan<'p>,
     fw: F,
-    memory: &'l GuestMemoryMmap,
+    memory: &'l GuestMemoryMmap<B>,
     /// Windowed loading: pages per window.
     window: Option<NonZeroU64>,
     /// Every load also writes zeros for data-less pages.
@@ -126,8 +130,8 @@ pub struct Launcher<'l, 'p, F, S> {
     state: PhantomData<S>,
 }
 
-impl<'l, 'p, F: SnpFirmware + PrivateMemory, S> Launcher<'l, 'p, F, S> {
-    fn to<T>(self) -> Launcher<'l, 'p, F, T> {
+impl<'l, 'p, F: SnpFirmware + PrivateMemory, S, B: Bitmap> Launcher<'l, 'p, F, S, B> {
+    fn to<T>(self) -> Launcher<'l, 'p, F, T, B> {
         Launcher {
             plan: self.plan,
             fw: self.fw,
@@ -165,7 +169,7 @@ impl<'l, 'p, F: SnpFirmware + PrivateMemory, S> Launcher<'l, 'p, F, S> {
     }
 }
 
-impl<'l, 'p, F: SnpFirmware + PrivateMemory> Launcher<'l, 'p, F, New> {
+impl<'l, 'p, F: SnpFirmware + PrivateMemory, B: Bitmap> Launcher<'l, 'p, F, New, B> {
     /// A launch of `plan` on `fw` into `memory` (the VMM's guest memory,
     /// already registered with its VM), once the plan is known to be
     /// executable ([`LaunchPlan::require_launchable`]: a valid policy, every
@@ -182,7 +186,7 @@ impl<'l, 'p, F: SnpFirmware + PrivateMemory> Launcher<'l, 'p, F, New> {
     pub fn new(
         plan: &'l LaunchPlan<'p>,
         fw: F,
-        memory: &'l GuestMemoryMmap,
+        memory: &'l GuestMemoryMmap<B>,
     ) -> Result<Self, LaunchError> {
         plan.require_launchable()?;
         for ram in plan.configured_memory() {
@@ -241,8 +245,8 @@ impl<'l, 'p, F: SnpFirmware + PrivateMemory> Launcher<'l, 'p, F, New> {
     pub fn init(
         plan: &'l LaunchPlan<'p>,
         fw: F,
-        memory: &'l GuestMemoryMmap,
-    ) -> Result<Launcher<'l, 'p, F, Loaded>, LaunchError> {
+        memory: &'l GuestMemoryMmap<B>,
+    ) -> Result<Launcher<'l, 'p, F, Loaded, B>, LaunchError> {
         Launcher::new(plan, fw, memory)?.init2()?.load()
     }
 
@@ -250,7 +254,7 @@ impl<'l, 'p, F: SnpFirmware + PrivateMemory> Launcher<'l, 'p, F, New> {
     ///
     /// # Errors
     /// [`LaunchError::Sev`].
-    pub fn init2(mut self) -> Result<Launcher<'l, 'p, F, Initialized>, LaunchError> {
+    pub fn init2(mut self) -> Result<Launcher<'l, 'p, F, Initialized, B>, LaunchError> {
         let t = Instant::now();
         self.fw.init2(self.plan.init2_vmsa_features())?;
         self.report.phase("init2", t.elapsed());
@@ -266,7 +270,7 @@ impl<'l, 'p, F: SnpFirmware + PrivateMemory> Launcher<'l, 'p, F, New> {
     pub fn initialized_by_vmm(
         mut self,
         vmsa_features: u64,
-    ) -> Result<Launcher<'l, 'p, F, Initialized>, LaunchError> {
+    ) -> Result<Launcher<'l, 'p, F, Initialized, B>, LaunchError> {
         let plan = self.plan.init2_vmsa_features();
         if vmsa_features != plan {
             return Err(LaunchError::VmsaFeaturesMismatch {
@@ -279,7 +283,7 @@ impl<'l, 'p, F: SnpFirmware + PrivateMemory> Launcher<'l, 'p, F, New> {
     }
 }
 
-impl<'l, 'p, F: SnpFirmware + PrivateMemory> Launcher<'l, 'p, F, Initialized> {
+impl<'l, 'p, F: SnpFirmware + PrivateMemory, B: Bitmap> Launcher<'l, 'p, F, Initialized, B> {
     /// Writes every page of the plan into the shared view of guest memory
     /// (volatile writes), which is where each LAUNCH_UPDATE takes its
     /// source from. Data-less pages are not written: the memory must be
@@ -288,7 +292,7 @@ impl<'l, 'p, F: SnpFirmware + PrivateMemory> Launcher<'l, 'p, F, Initialized> {
     ///
     /// # Errors
     /// [`LaunchError::Memory`] naming the first page outside the memory.
-    pub fn load(mut self) -> Result<Launcher<'l, 'p, F, Loaded>, LaunchError> {
+    pub fn load(mut self) -> Result<Launcher<'l, 'p, F, Loaded, B>, LaunchError> {
         let t = Instant::now();
         load_plan(self.plan, self.memory, self.load_options())?;
         self.report.phase("load", t.elapsed());
@@ -321,7 +325,7 @@ impl<'l, 'p, F: SnpFirmware + PrivateMemory> Launcher<'l, 'p, F, Initialized> {
     pub fn load_windowed(
         mut self,
         window_pages: NonZeroU64,
-    ) -> Result<Launcher<'l, 'p, F, Loaded>, LaunchError> {
+    ) -> Result<Launcher<'l, 'p, F, Loaded, B>, LaunchError> {
         let t = Instant::now();
         load_plan(self.plan, self.memory, self.load_options().shared_only())?;
         self.window = Some(window_pages);
@@ -331,12 +335,12 @@ impl<'l, 'p, F: SnpFirmware + PrivateMemory> Launcher<'l, 'p, F, Initialized> {
     }
 }
 
-impl<'l, 'p, F: SnpFirmware + PrivateMemory> Launcher<'l, 'p, F, Loaded> {
+impl<'l, 'p, F: SnpFirmware + PrivateMemory, B: Bitmap> Launcher<'l, 'p, F, Loaded, B> {
     /// SNP_LAUNCH_START with the plan's policy.
     ///
     /// # Errors
     /// [`LaunchError::Plan`] for an invalid policy, [`LaunchError::Sev`].
-    pub fn start(mut self) -> Result<Launcher<'l, 'p, F, Started>, LaunchError> {
+    pub fn start(mut self) -> Result<Launcher<'l, 'p, F, Started, B>, LaunchError> {
         let t = Instant::now();
         let policy = self.plan.policy()?;
         self.fw.launch_start(&LaunchStartInput::new(policy))?;
@@ -345,7 +349,7 @@ impl<'l, 'p, F: SnpFirmware + PrivateMemory> Launcher<'l, 'p, F, Loaded> {
     }
 }
 
-impl<'l, 'p, F: SnpFirmware + PrivateMemory> Launcher<'l, 'p, F, Started> {
+impl<'l, 'p, F: SnpFirmware + PrivateMemory, B: Bitmap> Launcher<'l, 'p, F, Started, B> {
     /// Launches every plan step, in order: marks its range private, then
     /// one SNP_LAUNCH_UPDATE whose source is the range in guest memory
     /// (none for ZERO). A VMSA step the kernel refuses is handled as
@@ -360,7 +364,7 @@ impl<'l, 'p, F: SnpFirmware + PrivateMemory> Launcher<'l, 'p, F, Started> {
         fallback: VmsaFallback,
         boot: Option<BootVcpu<'_>>,
         cpuid_retry: CpuidRetry,
-    ) -> Result<Launcher<'l, 'p, F, Updated>, LaunchError> {
+    ) -> Result<Launcher<'l, 'p, F, Updated, B>, LaunchError> {
         let t = Instant::now();
         for step in self.plan.steps() {
             self.step(step, fallback, boot, cpuid_retry)?;
@@ -413,7 +417,7 @@ impl<'l, 'p, F: SnpFirmware + PrivateMemory> Launcher<'l, 'p, F, Started> {
             } else {
                 None
             };
-            let mut update = LaunchUpdate::new(gpa, count, step.page_type, source)
+            let mut update = LaunchUpdate::with_bitmap(gpa, count, step.page_type, source)
                 .map_err(|source| LaunchError::Input {
                     step: step.index,
                     source,
@@ -454,7 +458,11 @@ impl<'l, 'p, F: SnpFirmware + PrivateMemory> Launcher<'l, 'p, F, Started> {
     }
 
     /// The shared view of `pages` pages from `gpa`, a LAUNCH_UPDATE source.
-    fn source(&self, gpa: u64, pages: u64) -> Result<vm_memory::VolatileSlice<'l>, MemoryError> {
+    fn source(
+        &self,
+        gpa: u64,
+        pages: u64,
+    ) -> Result<vm_memory::VolatileSlice<'l, BS<'l, B>>, MemoryError> {
         let size = pages * PAGE_SIZE as u64;
         let bad = |reason| MemoryError::BadPageRange {
             gpa,
@@ -524,13 +532,13 @@ impl<'l, 'p, F: SnpFirmware + PrivateMemory> Launcher<'l, 'p, F, Started> {
     }
 }
 
-impl<'l, 'p, F: SnpFirmware + PrivateMemory> Launcher<'l, 'p, F, Updated> {
+impl<'l, 'p, F: SnpFirmware + PrivateMemory, B: Bitmap> Launcher<'l, 'p, F, Updated, B> {
     /// SNP_LAUNCH_FINISH with the plan's ID block, ID auth and host data.
     ///
     /// # Errors
     /// [`LaunchError::Sev`], e.g. `BAD_MEASUREMENT` when the ID block
     /// expects another digest.
-    pub fn finish(mut self) -> Result<Launcher<'l, 'p, F, Finished>, LaunchError> {
+    pub fn finish(mut self) -> Result<Launcher<'l, 'p, F, Finished, B>, LaunchError> {
         let t = Instant::now();
         let input = LaunchFinishInput::from_plan(self.plan.finish()).map_err(|source| {
             LaunchError::Input {
@@ -544,7 +552,7 @@ impl<'l, 'p, F: SnpFirmware + PrivateMemory> Launcher<'l, 'p, F, Updated> {
     }
 }
 
-impl<F: SnpFirmware + PrivateMemory> Launcher<'_, '_, F, Finished> {
+impl<F: SnpFirmware + PrivateMemory, B: Bitmap> Launcher<'_, '_, F, Finished, B> {
     /// The firmware and the report. With [`crate::sev::KvmSnp`], keep its
     /// `/dev/sev` file ([`crate::sev::KvmSnp::into_sev_file`]) open while
     /// the VM runs: KVM issues the guest's SNP guest requests through it.

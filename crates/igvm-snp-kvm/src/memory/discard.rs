@@ -1,6 +1,7 @@
 //! Giving guest memory back to the host once its contents are not needed.
 
 use igvm_snp::{GpaRange, PAGE_SIZE};
+use vm_memory::bitmap::Bitmap;
 use vm_memory::{GuestAddress, GuestMemoryBackend, GuestMemoryMmap, GuestMemoryRegion};
 
 use super::MemoryError;
@@ -16,7 +17,9 @@ const PAGE: u64 = PAGE_SIZE as u64;
 /// refused, since discarding it would bring back the file's contents
 /// instead of zeros. Locked memory is refused by the kernel. Like any other
 /// writer of guest memory, it does not wait for a running vCPU: what a vCPU
-/// writes into the range meanwhile may be lost.
+/// writes into the range meanwhile may be lost. With a dirty bitmap
+/// (`GuestMemoryMmap<AtomicBitmap>`, …) the range is marked dirty: its
+/// contents changed.
 ///
 /// A windowed launch ([`crate::launch::Launcher::load_windowed`]) discards
 /// each window after its SNP_LAUNCH_UPDATE: with guest_memfd memory the
@@ -42,7 +45,7 @@ const PAGE: u64 = PAGE_SIZE as u64;
 /// assert_eq!(back, [0; 16]);
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
-pub fn discard(memory: &GuestMemoryMmap, range: GpaRange) -> Result<(), MemoryError> {
+pub fn discard<B: Bitmap>(memory: &GuestMemoryMmap<B>, range: GpaRange) -> Result<(), MemoryError> {
     let bad = |reason| MemoryError::BadPageRange {
         gpa: range.gpa,
         len: range.size,
@@ -108,5 +111,6 @@ pub fn discard(memory: &GuestMemoryMmap, range: GpaRange) -> Result<(), MemoryEr
             ),
         });
     }
+    region.bitmap().mark_dirty(offset, len);
     Ok(())
 }

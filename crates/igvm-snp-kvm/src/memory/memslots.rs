@@ -9,6 +9,7 @@ use kvm_bindings::{
     kvm_memory_attributes, kvm_userspace_memory_region, kvm_userspace_memory_region2,
 };
 use kvm_ioctls::{Cap, VmFd};
+use vm_memory::bitmap::Bitmap;
 use vm_memory::{GuestMemoryBackend, GuestMemoryMmap, GuestMemoryRegion, MemoryRegionAddress};
 use vmm_sys_util::errno;
 
@@ -53,12 +54,12 @@ impl Slot {
 /// # Ok(()) }
 /// ```
 #[derive(Debug)]
-pub struct Memslots {
+pub struct Memslots<B: Bitmap = ()> {
     vm: Arc<VmFd>,
     flavour: MemoryFlavour,
     slots: Vec<Slot>,
     /// Keeps every region KVM maps alive until the slots are deleted.
-    memory: Option<GuestMemoryMmap>,
+    memory: Option<GuestMemoryMmap<B>>,
 }
 
 /// KVM's largest memslot, `KVM_MEM_MAX_NR_PAGES` (2^31 - 1) pages.
@@ -81,7 +82,7 @@ fn check_slot_range(range: &GpaRange) -> Result<(), MemoryError> {
     Ok(())
 }
 
-impl Memslots {
+impl<B: Bitmap> Memslots<B> {
     /// Registers every region of `memory` as memslots `first_slot`,
     /// `first_slot + 1`, … in GPA order. With
     /// [`MemoryFlavour::GuestMemfd`] each region gets a guest_memfd of its
@@ -94,7 +95,7 @@ impl Memslots {
     /// refuses. Slots registered before the failure are deleted again.
     pub fn register(
         vm: Arc<VmFd>,
-        memory: &GuestMemoryMmap,
+        memory: &GuestMemoryMmap<B>,
         flavour: MemoryFlavour,
         first_slot: u32,
     ) -> Result<Self, MemoryError> {
@@ -308,7 +309,7 @@ impl Memslots {
     }
 }
 
-impl Drop for Memslots {
+impl<B: Bitmap> Drop for Memslots<B> {
     fn drop(&mut self) {
         let mut leak = false;
         for slot in self.slots.drain(..) {

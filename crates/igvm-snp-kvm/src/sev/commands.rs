@@ -19,6 +19,7 @@ use std::fmt;
 
 use igvm_snp::{IdAuth, IdBlock, LaunchFinish, PageType, SnpPolicy};
 use vm_memory::VolatileSlice;
+use vm_memory::bitmap::BitmapSlice;
 
 use super::cpuid::CpuidDiff;
 use super::error::{InputError, SevError};
@@ -111,17 +112,57 @@ pub enum CpuidRetry {
 ///
 /// `source` holds `pages * 4096` bytes, or is `None` for ZERO pages. It is
 /// mutable because for a rejected CPUID page the kernel writes the
-/// firmware-corrected page back into it.
+/// firmware-corrected page back into it. `B` is the source's dirty bitmap
+/// (none by default; guest memory with one, e.g. a VMM's
+/// `GuestMemoryMmap<AtomicBitmap>`, gets such writes marked dirty).
 #[derive(Debug)]
-pub struct LaunchUpdate<'a> {
+pub struct LaunchUpdate<'a, B = ()> {
     gpa: u64,
     pages: u64,
     page_type: PageType,
-    source: Option<VolatileSlice<'a>>,
+    source: Option<VolatileSlice<'a, B>>,
     cpuid_retry: CpuidRetry,
 }
 
 impl<'a> LaunchUpdate<'a> {
+    /// A LAUNCH_UPDATE of `pages` pages at `gpa`, from a source without a
+    /// dirty bitmap ([`LaunchUpdate::with_bitmap`] takes one with).
+    ///
+    /// # Errors
+    /// As [`LaunchUpdate::with_bitmap`].
+    pub fn new(
+        gpa: u64,
+        pages: u64,
+        page_type: PageType,
+        source: Option<VolatileSlice<'a>>,
+    ) -> Result<Self, InputError> {
+        LaunchUpdate::with_bitmap(gpa, pages, page_type, source)
+    }
+
+    /// A LAUNCH_UPDATE whose pages are the whole of `source`, a buffer of
+    /// the caller's.
+    ///
+    /// # Errors
+    /// As [`LaunchUpdate::new`]; `source` must be a non-empty multiple of
+    /// 4096 bytes.
+    pub fn with_source(
+        gpa: u64,
+        page_type: PageType,
+        source: &'a mut [u8],
+    ) -> Result<Self, InputError> {
+        LaunchUpdate::with_volatile_source(gpa, page_type, source.into())
+    }
+
+    /// A LAUNCH_UPDATE of `pages` ZERO pages.
+    ///
+    /// # Errors
+    /// As [`LaunchUpdate::new`].
+    pub fn zero(gpa: u64, pages: u64) -> Result<Self, InputError> {
+        LaunchUpdate::new(gpa, pages, PageType::Zero, None)
+    }
+}
+
+impl<'a, B: BitmapSlice> LaunchUpdate<'a, B> {
     /// A LAUNCH_UPDATE of `pages` pages at `gpa`.
     ///
     /// # Errors
@@ -132,11 +173,11 @@ impl<'a> LaunchUpdate<'a> {
     /// the kernel reads it, and writes a corrected CPUID page back into it.
     /// Whether the page type needs a source is checked when the command is
     /// issued ([`LaunchUpdate::check`]).
-    pub fn new(
+    pub fn with_bitmap(
         gpa: u64,
         pages: u64,
         page_type: PageType,
-        source: Option<VolatileSlice<'a>>,
+        source: Option<VolatileSlice<'a, B>>,
     ) -> Result<Self, InputError> {
         if gpa % PAGE_SIZE != 0 {
             return Err(InputError::UnalignedGpa { gpa });
@@ -165,20 +206,6 @@ impl<'a> LaunchUpdate<'a> {
         })
     }
 
-    /// A LAUNCH_UPDATE whose pages are the whole of `source`, a buffer of
-    /// the caller's.
-    ///
-    /// # Errors
-    /// As [`LaunchUpdate::new`]; `source` must be a non-empty multiple of
-    /// 4096 bytes.
-    pub fn with_source(
-        gpa: u64,
-        page_type: PageType,
-        source: &'a mut [u8],
-    ) -> Result<Self, InputError> {
-        LaunchUpdate::with_volatile_source(gpa, page_type, source.into())
-    }
-
     /// A LAUNCH_UPDATE whose pages are the whole of `source`, e.g. guest
     /// memory from `vm_memory::GuestMemoryBackend::get_slice`.
     ///
@@ -187,7 +214,7 @@ impl<'a> LaunchUpdate<'a> {
     pub fn with_volatile_source(
         gpa: u64,
         page_type: PageType,
-        source: VolatileSlice<'a>,
+        source: VolatileSlice<'a, B>,
     ) -> Result<Self, InputError> {
         let len = u64::try_from(source.len()).unwrap_or(u64::MAX);
         if len % PAGE_SIZE != 0 {
@@ -196,15 +223,7 @@ impl<'a> LaunchUpdate<'a> {
                 pages: len / PAGE_SIZE,
             });
         }
-        LaunchUpdate::new(gpa, len / PAGE_SIZE, page_type, Some(source))
-    }
-
-    /// A LAUNCH_UPDATE of `pages` ZERO pages.
-    ///
-    /// # Errors
-    /// As [`LaunchUpdate::new`].
-    pub fn zero(gpa: u64, pages: u64) -> Result<Self, InputError> {
-        LaunchUpdate::new(gpa, pages, PageType::Zero, None)
+        LaunchUpdate::with_bitmap(gpa, len / PAGE_SIZE, page_type, Some(source))
     }
 
     /// Sets what happens when the firmware rejects a CPUID page.
@@ -240,13 +259,13 @@ impl<'a> LaunchUpdate<'a> {
     }
 
     /// The source (after a CPUID rejection: the corrected page).
-    pub fn source(&self) -> Option<VolatileSlice<'a>> {
-        self.source
+    pub fn source(&self) -> Option<VolatileSlice<'a, B>> {
+        self.source.clone()
     }
 
     /// A copy of the source's first page, e.g. a VMSA to check.
     pub(crate) fn first_source_page(&self) -> Option<Box<[u8; PAGE_SIZE as usize]>> {
-        let source = self.source?;
+        let source = self.source.as_ref()?;
         let mut page = Box::new([0u8; PAGE_SIZE as usize]);
         (source.copy_to(&mut page[..]) == page.len()).then_some(page)
     }
@@ -416,7 +435,10 @@ pub trait SnpFirmware {
     /// firmware status; for a rejected CPUID page,
     /// [`SevError::CpuidRejected`] with the entry diff; for a VMSA page
     /// the kernel does not accept, [`SevError::VmsaPageTypeUnsupported`].
-    fn launch_update(&mut self, update: &mut LaunchUpdate<'_>) -> Result<UpdateReport, SevError>;
+    fn launch_update<B: BitmapSlice>(
+        &mut self,
+        update: &mut LaunchUpdate<'_, B>,
+    ) -> Result<UpdateReport, SevError>;
 
     /// SNP_LAUNCH_FINISH.
     ///

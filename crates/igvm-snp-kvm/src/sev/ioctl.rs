@@ -16,6 +16,7 @@ use kvm_bindings::{
 };
 use kvm_ioctls::VmFd;
 use vm_memory::VolatileSlice;
+use vm_memory::bitmap::BitmapSlice;
 use zerocopy::IntoBytes;
 
 use super::commands::{GHCB_VERSION, IdInput, PAGE_SIZE, SevCommand};
@@ -91,11 +92,11 @@ impl<'a> Payload<'a, kvm_sev_snp_launch_update> {
     /// from `source`; `None` when `source` is shorter than `pages` pages
     /// or the length overflows. A ZERO update passes no source (`uaddr`
     /// 0, which KVM ignores for ZERO).
-    pub(crate) fn launch_update(
+    pub(crate) fn launch_update<B: BitmapSlice>(
         gfn: u64,
         pages: u64,
         page_type: u8,
-        source: Option<VolatileSlice<'a>>,
+        source: Option<VolatileSlice<'a, B>>,
     ) -> Option<Self> {
         let len = pages.checked_mul(PAGE_SIZE)?;
         let uaddr = match source {
@@ -302,8 +303,8 @@ mod tests {
         );
         let mut short = vec![0u8; 4096];
         assert!(Payload::launch_update(0, 2, 1, Some((&mut short[..]).into())).is_none());
-        assert!(Payload::launch_update(0, u64::MAX, 3, None).is_none());
-        let p = Payload::launch_update(5, 3, 3, None).unwrap();
+        assert!(Payload::launch_update::<()>(0, u64::MAX, 3, None).is_none());
+        let p = Payload::launch_update::<()>(5, 3, 3, None).unwrap();
         assert_eq!((p.raw.uaddr, p.raw.len), (0, 3 * 4096));
     }
 

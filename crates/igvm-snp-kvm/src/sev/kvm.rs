@@ -15,6 +15,7 @@ use igvm_snp::PageType;
 use kvm_bindings::{KVM_MEMORY_ATTRIBUTE_PRIVATE, kvm_memory_attributes};
 use kvm_ioctls::VmFd;
 use vm_memory::VolatileSlice;
+use vm_memory::bitmap::BitmapSlice;
 use vmm_sys_util::errno::Error as Errno;
 use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
 
@@ -122,8 +123,17 @@ impl<'vm> KvmSnp<'vm> {
     }
 
     /// One KVM_SEV_SNP_LAUNCH_UPDATE ioctl.
-    fn update_call(&self, req: CallRequest<'_>) -> Result<Remaining, CallFailure> {
+    fn update_call<B: BitmapSlice>(
+        &self,
+        req: CallRequest<'_, B>,
+    ) -> Result<Remaining, CallFailure> {
         let context = CommandContext::update(req.gfn * PAGE_SIZE, req.pages, req.page_type);
+        // For a refused CPUID page the kernel writes the corrected table
+        // into the source itself, past any dirty bitmap: mark it here.
+        let cpuid_source = match req.page_type {
+            PageType::Cpuid => req.source.clone(),
+            _ => None,
+        };
         let mut payload =
             Payload::launch_update(req.gfn, req.pages, req.page_type.value(), req.source)
                 // `run_update` passes exactly `pages` pages of source.
@@ -132,25 +142,32 @@ impl<'vm> KvmSnp<'vm> {
                     firmware: FirmwareError::Success,
                     rejection: None,
                 })?;
-        self.issue(&mut payload, &context)?;
+        let result = self.issue(&mut payload, &context);
+        if let (Err(_), Some(source)) = (&result, cpuid_source) {
+            source.bitmap().mark_dirty(0, source.len());
+        }
+        result?;
         Ok(payload.remaining())
     }
 }
 
-fn is_page_aligned(s: &VolatileSlice<'_>) -> bool {
+fn is_page_aligned<B: BitmapSlice>(s: &VolatileSlice<'_, B>) -> bool {
     s.ptr_guard().as_ptr() as usize % PAGE_SIZE as usize == 0
 }
 
 /// [`run_update`], but a source that is not 4 KiB-aligned (KVM requires
 /// `uaddr` to be) goes through a page-aligned copy, which is copied back
 /// afterwards so the caller sees a CPUID page the firmware corrected.
-fn run_aligned<F>(
-    update: &mut LaunchUpdate<'_>,
+fn run_aligned<B, F, G>(
+    update: &mut LaunchUpdate<'_, B>,
     probe: bool,
     call: F,
+    bounced_call: G,
 ) -> Result<UpdateReport, SevError>
 where
-    F: FnMut(CallRequest<'_>) -> Result<Remaining, CallFailure>,
+    B: BitmapSlice,
+    F: FnMut(CallRequest<'_, B>) -> Result<Remaining, CallFailure>,
+    G: FnMut(CallRequest<'_>) -> Result<Remaining, CallFailure>,
 {
     let (gpa, pages, page_type) = (update.gpa(), update.pages(), update.page_type());
     let retry = update.cpuid_retry_choice();
@@ -167,7 +184,7 @@ where
                     problem,
                 })?
                 .cpuid_retry(retry);
-            let result = run_update(&mut inner, probe, call);
+            let result = run_update(&mut inner, probe, bounced_call);
             source.copy_from(&bounce.as_bytes()[..source.len()]);
             result
         }
@@ -198,7 +215,10 @@ impl SnpFirmware for KvmSnp<'_> {
     /// that an `EINVAL` on a VMSA page can only mean the page type is
     /// unsupported or the memory is not set up; then loops over partial
     /// progress, bouncing an unaligned source (see `run_aligned`).
-    fn launch_update(&mut self, update: &mut LaunchUpdate<'_>) -> Result<UpdateReport, SevError> {
+    fn launch_update<B: BitmapSlice>(
+        &mut self,
+        update: &mut LaunchUpdate<'_, B>,
+    ) -> Result<UpdateReport, SevError> {
         let (gpa, pages, page_type) = (update.gpa(), update.pages(), update.page_type());
         let context = CommandContext::update(gpa, pages, page_type);
         let input = |problem| SevError::Input { context, problem };
@@ -211,7 +231,13 @@ impl SnpFirmware for KvmSnp<'_> {
         // Before LAUNCH_START KVM answers EINVAL to every update, so only
         // after it does EINVAL on a VMSA page say anything about the type.
         let probe = self.started && self.vmsa_support != VmsaPageTypeSupport::Supported;
-        let result = run_aligned(update, probe, |req| self.update_call(req));
+        let this = &*self;
+        let result = run_aligned(
+            update,
+            probe,
+            |req| this.update_call(req),
+            |req| this.update_call(req),
+        );
         self.vmsa_support.observe(page_type, &result);
         result
     }
@@ -266,7 +292,7 @@ mod tests {
         source[0] = 1; // CPUID count
         let mut u = LaunchUpdate::with_source(0x80e000, PageType::Cpuid, source).unwrap();
         let mut seen_aligned = Vec::new();
-        let e = run_aligned(&mut u, false, |req| {
+        let call = std::cell::RefCell::new(|req: CallRequest<'_>| {
             let s = req.source.unwrap();
             seen_aligned.push(is_page_aligned(&s));
             // entries[0].eax, as the firmware corrects it
@@ -276,7 +302,14 @@ mod tests {
                 firmware: FirmwareError::InvalidParam,
                 rejection: None,
             })
-        })
+        });
+        // Without a bitmap, the direct and the bounced call are the same.
+        let e = run_aligned(
+            &mut u,
+            false,
+            |req| (call.borrow_mut())(req),
+            |req| (call.borrow_mut())(req),
+        )
         .unwrap_err();
         assert_eq!(seen_aligned, [true]);
         let SevError::CpuidRejected { diff, .. } = e else {
@@ -294,13 +327,19 @@ mod tests {
         let addr = bytes.as_ptr() as usize;
         let mut u = LaunchUpdate::with_source(0x1000, PageType::Normal, bytes).unwrap();
         let mut seen = Vec::new();
-        run_aligned(&mut u, false, |req| {
+        let call = std::cell::RefCell::new(|req: CallRequest<'_>| {
             seen.push(req.source.unwrap().ptr_guard().as_ptr() as usize);
             Ok(Remaining {
                 gfn: req.gfn + req.pages,
                 pages: 0,
             })
-        })
+        });
+        run_aligned(
+            &mut u,
+            false,
+            |req| (call.borrow_mut())(req),
+            |req| (call.borrow_mut())(req),
+        )
         .unwrap();
         assert_eq!(seen, [addr]);
     }

@@ -39,6 +39,7 @@ pub use rejection::ModelRejection;
 #[cfg(any(test, feature = "firmware-model"))]
 mod firmware {
     use igvm_snp::{LaunchDigest, PageType, SevVmsa, SnpPolicy};
+    use vm_memory::bitmap::BitmapSlice;
     use vmm_sys_util::errno::Error as Errno;
     use zerocopy::IntoBytes;
 
@@ -385,7 +386,10 @@ mod firmware {
         /// after at least one page is reported as partial success; unlike KVM,
         /// the failing page's CPUID write-back happens only when it is the
         /// first page of the call.
-        fn update_call(&mut self, req: CallRequest<'_>) -> Result<Remaining, CallFailure> {
+        fn update_call<B: BitmapSlice>(
+            &mut self,
+            req: CallRequest<'_, B>,
+        ) -> Result<Remaining, CallFailure> {
             self.update_ioctls += 1;
             if self.transient_left > 0 {
                 self.transient_left -= 1;
@@ -419,8 +423,9 @@ mod firmware {
                 let start = usize::try_from(i * PAGE_SIZE).unwrap_or(usize::MAX);
                 let slice = req
                     .source
+                    .as_ref()
                     .and_then(|s| s.subslice(start, PAGE_SIZE as usize).ok());
-                let page = slice.map(|s| {
+                let page = slice.as_ref().map(|s| {
                     s.copy_to(&mut copy[..]);
                     &mut copy
                 });
@@ -537,9 +542,9 @@ mod firmware {
             Ok(())
         }
 
-        fn launch_update(
+        fn launch_update<B: BitmapSlice>(
             &mut self,
-            update: &mut LaunchUpdate<'_>,
+            update: &mut LaunchUpdate<'_, B>,
         ) -> Result<UpdateReport, SevError> {
             self.launch_update_calls += 1;
             let page_type = update.page_type();

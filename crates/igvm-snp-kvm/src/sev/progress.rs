@@ -11,6 +11,7 @@
 
 use igvm_snp::PageType;
 use vm_memory::VolatileSlice;
+use vm_memory::bitmap::BitmapSlice;
 use vmm_sys_util::errno::Error as Errno;
 
 use super::commands::{CpuidRetry, LaunchUpdate, PAGE_SIZE, UpdateReport};
@@ -24,7 +25,7 @@ pub const MAX_TRANSIENT_RETRIES: u32 = 1000;
 
 /// What one LAUNCH_UPDATE call is asked to do.
 #[derive(Debug)]
-pub(crate) struct CallRequest<'s> {
+pub(crate) struct CallRequest<'s, B = ()> {
     /// First GFN.
     pub gfn: u64,
     /// Pages from `gfn`.
@@ -32,7 +33,7 @@ pub(crate) struct CallRequest<'s> {
     /// The page type.
     pub page_type: PageType,
     /// The source of exactly these pages (None for ZERO).
-    pub source: Option<VolatileSlice<'s>>,
+    pub source: Option<VolatileSlice<'s, B>>,
 }
 
 /// The range a successful call left to do.
@@ -78,7 +79,7 @@ fn cpuid_diff(first_gpa: u64, before: &[u8], after: &[u8]) -> CpuidDiff {
 }
 
 /// A copy of the bytes of `s`.
-fn to_vec(s: &VolatileSlice<'_>) -> Vec<u8> {
+fn to_vec<B: BitmapSlice>(s: &VolatileSlice<'_, B>) -> Vec<u8> {
     let mut v = vec![0u8; s.len()];
     s.copy_to(&mut v[..]);
     v
@@ -87,13 +88,13 @@ fn to_vec(s: &VolatileSlice<'_>) -> Vec<u8> {
 /// Runs `update` to completion through `call`, one LAUNCH_UPDATE per
 /// invocation. `vmsa_probe`: an `EINVAL` on a VMSA page means the page
 /// type is unsupported (the caller has not yet seen one accepted).
-pub(crate) fn run_update<F>(
-    update: &mut LaunchUpdate<'_>,
+pub(crate) fn run_update<B: BitmapSlice, F>(
+    update: &mut LaunchUpdate<'_, B>,
     vmsa_probe: bool,
     mut call: F,
 ) -> Result<UpdateReport, SevError>
 where
-    F: FnMut(CallRequest<'_>) -> Result<Remaining, CallFailure>,
+    F: FnMut(CallRequest<'_, B>) -> Result<Remaining, CallFailure>,
 {
     let page_type = update.page_type();
     let start_gfn = update.gpa() / PAGE_SIZE;
@@ -138,7 +139,7 @@ where
             gfn,
             pages: left,
             page_type,
-            source,
+            source: source.clone(),
         };
         let failure = match call(request) {
             Ok(rem) => {
