@@ -267,6 +267,27 @@ fn dropping_memory_deletes_its_slots() {
     }
 }
 
+/// A VMM that owns its `VmFd` outright lends it: the slots borrow the VM
+/// and are deleted when dropped, as with an `Arc`.
+#[test]
+fn a_borrowed_vm_takes_slots_and_gets_them_deleted() {
+    let Some(vm) = vm("a_borrowed_vm_takes_slots_and_gets_them_deleted") else {
+        return;
+    };
+    let owned: &VmFd = &vm;
+    let memory = anonymous(&[GpaRange::new(0x10_0000, 0x4000)]).unwrap();
+    let slots = Memslots::register(owned, &memory, MemoryFlavour::Plain, 0).unwrap();
+    assert_eq!(slots.regions().count(), 1);
+    assert!(std::ptr::eq(slots.vm(), owned));
+    let again = Memslots::register(owned, &memory, MemoryFlavour::Plain, 1);
+    assert!(matches!(
+        again.map(|_| ()),
+        Err(MemoryError::Memslot { slot: 1, .. })
+    ));
+    drop(slots);
+    Memslots::register(owned, &memory, MemoryFlavour::Plain, 1).unwrap();
+}
+
 #[test]
 fn memory_attributes_follow_the_host_capability() {
     let Some((vm, host)) = vm_and_host("memory_attributes_follow_the_host_capability") else {

@@ -1,5 +1,6 @@
 //! Registering a VMM's guest memory with a KVM VM.
 
+use std::borrow::Borrow;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::sync::Arc;
 
@@ -54,8 +55,8 @@ impl Slot {
 /// # Ok(()) }
 /// ```
 #[derive(Debug)]
-pub struct Memslots<B: Bitmap = ()> {
-    vm: Arc<VmFd>,
+pub struct Memslots<B: Bitmap = (), V: Borrow<VmFd> = Arc<VmFd>> {
+    vm: V,
     flavour: MemoryFlavour,
     slots: Vec<Slot>,
     /// Keeps every region KVM maps alive until the slots are deleted.
@@ -82,8 +83,9 @@ fn check_slot_range(range: &GpaRange) -> Result<(), MemoryError> {
     Ok(())
 }
 
-impl<B: Bitmap> Memslots<B> {
-    /// Registers every region of `memory` as memslots `first_slot`,
+impl<B: Bitmap, V: Borrow<VmFd>> Memslots<B, V> {
+    /// Registers every region of `memory` as memslots of `vm` (owned, as an
+    /// `Arc<VmFd>`, or borrowed, as a `&VmFd`) `first_slot`,
     /// `first_slot + 1`, … in GPA order. With
     /// [`MemoryFlavour::GuestMemfd`] each region gets a guest_memfd of its
     /// size and the region's mapping becomes its shared view.
@@ -94,7 +96,7 @@ impl<B: Bitmap> Memslots<B> {
     /// [`MemoryError::GuestMemfd`] / [`MemoryError::Memslot`] when KVM
     /// refuses. Slots registered before the failure are deleted again.
     pub fn register(
-        vm: Arc<VmFd>,
+        vm: V,
         memory: &GuestMemoryMmap<B>,
         flavour: MemoryFlavour,
         first_slot: u32,
@@ -102,7 +104,7 @@ impl<B: Bitmap> Memslots<B> {
         // Refused up front, before any slot exists: KVM's EINVAL for the
         // slot past its limit, or for a slot past its size limit, names
         // neither (and undoing thousands of slots takes seconds).
-        let limit = u32::try_from(vm.check_extension_int(Cap::NrMemslots)).unwrap_or(0);
+        let limit = u32::try_from(vm.borrow().check_extension_int(Cap::NrMemslots)).unwrap_or(0);
         let regions = memory.num_regions();
         if limit > 0 && u64::from(first_slot) + regions as u64 > u64::from(limit) {
             return Err(MemoryError::TooManyMemslots {
@@ -165,7 +167,7 @@ impl<B: Bitmap> Memslots<B> {
                 // GuestMemoryMmap that `self.memory` keeps alive until
                 // `drop` has deleted this slot (or forever, when deleting
                 // fails); on the error path the slot was never created.
-                unsafe { self.vm.set_user_memory_region(region) }.map_err(memslot_err)?;
+                unsafe { self.vm().set_user_memory_region(region) }.map_err(memslot_err)?;
                 Ok(Slot {
                     range: r,
                     slot,
@@ -183,7 +185,7 @@ impl<B: Bitmap> Memslots<B> {
                     return Err(unavailable(Unavailable::Disabled));
                 }
                 let raw = self
-                    .vm
+                    .vm()
                     .create_guest_memfd(kvm_create_guest_memfd {
                         size: r.size,
                         flags: 0,
@@ -216,7 +218,7 @@ impl<B: Bitmap> Memslots<B> {
                 // the slot (kept alive by `self.memory`, deleted in `drop`
                 // first); the guest_memfd is owned by the slot and covers
                 // `size` bytes from offset 0.
-                unsafe { self.vm.set_user_memory_region2(region) }.map_err(memslot_err)?;
+                unsafe { self.vm().set_user_memory_region2(region) }.map_err(memslot_err)?;
                 Ok(Slot {
                     range: r,
                     slot,
@@ -233,8 +235,8 @@ impl<B: Bitmap> Memslots<B> {
     }
 
     /// The VM.
-    pub fn vm(&self) -> &Arc<VmFd> {
-        &self.vm
+    pub fn vm(&self) -> &VmFd {
+        self.vm.borrow()
     }
 
     /// The slots, in GPA order.
@@ -290,7 +292,7 @@ impl<B: Bitmap> Memslots<B> {
         if HostFeatures::disabled_by_environment().contains(HostFeatures::MEMORY_ATTRIBUTES) {
             return Err(unavailable(Unavailable::Disabled));
         }
-        self.vm
+        self.vm()
             .set_memory_attributes(kvm_memory_attributes {
                 address: range.gpa,
                 size: range.size,
@@ -309,7 +311,7 @@ impl<B: Bitmap> Memslots<B> {
     }
 }
 
-impl<B: Bitmap> Drop for Memslots<B> {
+impl<B: Bitmap, V: Borrow<VmFd>> Drop for Memslots<B, V> {
     fn drop(&mut self) {
         let mut leak = false;
         for slot in self.slots.drain(..) {
@@ -323,7 +325,7 @@ impl<B: Bitmap> Drop for Memslots<B> {
             // SAFETY: a zero-sized region deletes the slot; KVM then no
             // longer references the mapping, which `self.memory` may unmap
             // afterwards.
-            if let Err(error) = unsafe { self.vm.set_user_memory_region(delete) } {
+            if let Err(error) = unsafe { self.vm.borrow().set_user_memory_region(delete) } {
                 tracing::error!(
                     slot = slot.slot,
                     gpa = slot.range.gpa,
