@@ -545,6 +545,11 @@ fn the_fallback_step_by_step_checks_its_inputs_and_measures_every_vcpu() {
         .unwrap()
         .launch_digest();
     assert_eq!(attempt(inputs(2, features), 2, true).unwrap(), predicted);
+    // The inputs the plan implies, without the VMM spelling them out.
+    let vm = kvm.create_vm().unwrap();
+    let vcpu = vm.create_vcpu(0).unwrap();
+    let boot = BootVcpu::for_plan(&vm, &vcpu, &cpuid, &plan, KVM_RESET_RDX);
+    assert_eq!(boot.legacy, inputs(2, features));
 }
 
 /// The demo plus seven consecutive data pages at 2 MiB (one plan step of

@@ -57,6 +57,32 @@ pub struct BootVcpu<'a> {
     pub legacy: KvmLegacyInputs,
 }
 
+impl<'a> BootVcpu<'a> {
+    /// The boot vCPU of a launch of `plan`, with the kvm-legacy inputs the
+    /// plan implies: its vCPU count and VMSA features, and
+    /// `ap_cpu_signature`, the CPU signature the VMM writes into the APs'
+    /// RDX (KVM's reset value, `igvm_snp::kvm_legacy::KVM_RESET_RDX`, when
+    /// it writes none).
+    pub fn for_plan(
+        vm: &'a VmFd,
+        vcpu: &'a VcpuFd,
+        cpuid: &'a CpuId,
+        plan: &LaunchPlan<'_>,
+        ap_cpu_signature: u32,
+    ) -> Self {
+        BootVcpu {
+            vm,
+            vcpu,
+            cpuid,
+            legacy: KvmLegacyInputs::new(
+                plan.vcpu_count(),
+                plan.init2_vmsa_features(),
+                ap_cpu_signature,
+            ),
+        }
+    }
+}
+
 /// An SEV-SNP launch of one plan on one firmware, in type states:
 /// [`New`] → [`Initialized`] (KVM_SEV_INIT2, or the VMM's own) → [`Loaded`]
 /// (pages written into the VMM's guest memory) → [`Started`] → [`Updated`]

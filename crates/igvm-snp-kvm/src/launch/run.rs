@@ -4,7 +4,7 @@ use std::fs::File;
 use std::sync::Arc;
 use std::time::Instant;
 
-use igvm_snp::kvm_legacy::{KVM_RESET_RDX, KvmLegacyInputs};
+use igvm_snp::kvm_legacy::KVM_RESET_RDX;
 use igvm_snp::{GpaRange, LaunchPlan};
 use kvm_bindings::{CpuId, KVM_MAX_CPUID_ENTRIES, KVM_X86_SNP_VM};
 use kvm_ioctls::{Kvm, VcpuFd, VmFd};
@@ -100,14 +100,6 @@ fn create_vcpus(
     Ok((vcpus, cpuid))
 }
 
-fn legacy_inputs(plan: &LaunchPlan<'_>, options: &LaunchOptions) -> KvmLegacyInputs {
-    KvmLegacyInputs::new(
-        options.vcpus,
-        plan.init2_vmsa_features(),
-        options.ap_cpu_signature.unwrap_or(KVM_RESET_RDX),
-    )
-}
-
 /// Runs the launch state machine over `fw` once memory and the VM exist;
 /// `before_finish` sees the firmware and the vCPUs just before
 /// LAUNCH_FINISH.
@@ -129,12 +121,10 @@ fn drive<F: SnpFirmware + PrivateMemory>(
     let t = Instant::now();
     let (vcpus, cpuid) = create_vcpus(kvm, vm, options)?;
     let vcpu_time = t.elapsed();
-    let boot = vcpus.first().map(|vcpu| BootVcpu {
-        vm,
-        vcpu,
-        cpuid: &cpuid,
-        legacy: legacy_inputs(plan, options),
-    });
+    let signature = options.ap_cpu_signature.unwrap_or(KVM_RESET_RDX);
+    let boot = vcpus
+        .first()
+        .map(|vcpu| BootVcpu::for_plan(vm, vcpu, &cpuid, plan, signature));
     let mut updated = launcher
         .start()?
         .update(options.vmsa_fallback, boot, options.cpuid_retry)?;
