@@ -219,8 +219,6 @@ fn cpuid_page(leaf: u32, ebx: u32) -> Vec<u8> {
     p
 }
 
-/// The demo with a CPUID page at 0x9000; the model's "CPU" wants EBX 0x20
-/// where the file says 0x21.
 /// A loaded launch on the model started, updated (no fallback) and
 /// finished: the model's digest.
 fn finished_digest<B: vm_memory::bitmap::Bitmap>(
@@ -253,6 +251,8 @@ fn cpuid_step<'p>(plan: &'p LaunchPlan<'_>) -> &'p igvm_snp::LaunchStep {
         .unwrap()
 }
 
+/// The demo with a CPUID page at 0x9000; the model's "CPU" wants EBX 0x20
+/// where the file says 0x21.
 fn demo_with_cpuid() -> (Vec<u8>, ModelConfig) {
     let bytes = demo_with(|dirs| {
         dirs.insert(
@@ -767,11 +767,7 @@ fn memory_with_a_dirty_bitmap_launches_and_records_its_writes() {
         region.bitmap().dirty_at(offset)
     };
     let new_memory = |layout: &[GpaRange]| {
-        let ranges: Vec<_> = layout
-            .iter()
-            .map(|r| (GuestAddress(r.gpa), r.size as usize))
-            .collect();
-        GuestMemoryMmap::<AtomicBitmap>::from_ranges(&ranges).unwrap()
+        igvm_snp_kvm::memory::anonymous_with_bitmap::<AtomicBitmap>(layout).unwrap()
     };
 
     // The demo plus a long step, loaded whole and in windows.

@@ -62,7 +62,10 @@ impl<'a> BootVcpu<'a> {
     /// plan implies: its vCPU count and VMSA features, and
     /// `ap_cpu_signature`, the CPU signature the VMM writes into the APs'
     /// RDX (KVM's reset value, `igvm_snp::kvm_legacy::KVM_RESET_RDX`, when
-    /// it writes none).
+    /// it writes none). The VMM must have created exactly
+    /// [`LaunchPlan::vcpu_count`] vCPUs: taken from the plan, the count
+    /// cannot disagree with it here, and KVM measures one VMSA per vCPU the
+    /// VM really has.
     pub fn for_plan(
         vm: &'a VmFd,
         vcpu: &'a VcpuFd,

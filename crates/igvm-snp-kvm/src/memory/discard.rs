@@ -96,6 +96,9 @@ pub fn discard<B: Bitmap>(memory: &GuestMemoryMmap<B>, range: GpaRange) -> Resul
     // which already allow for a vCPU changing it at any time, and no Rust
     // reference into it exists.
     let rc = unsafe { libc::madvise(addr.cast(), len, advice) };
+    // Marked whether or not it failed: a failing MADV_REMOVE may have
+    // punched part of the range already.
+    region.bitmap().mark_dirty(offset, len);
     if rc != 0 {
         return Err(MemoryError::Discard {
             gpa: range.gpa,
@@ -111,6 +114,5 @@ pub fn discard<B: Bitmap>(memory: &GuestMemoryMmap<B>, range: GpaRange) -> Resul
             ),
         });
     }
-    region.bitmap().mark_dirty(offset, len);
     Ok(())
 }

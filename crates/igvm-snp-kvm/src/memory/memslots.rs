@@ -1,6 +1,5 @@
 //! Registering a VMM's guest memory with a KVM VM.
 
-use std::borrow::Borrow;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::sync::Arc;
 
@@ -35,6 +34,41 @@ impl Slot {
     }
 }
 
+/// A VM the memslots belong to, owned or borrowed: `Arc<VmFd>`, `&VmFd` or
+/// `VmFd`. Sealed: the slots must be deleted on the VM they were made on,
+/// which an arbitrary `Borrow<VmFd>` (free to return another VM each time)
+/// would not promise.
+pub trait VmHandle: sealed::Sealed {
+    /// The VM.
+    fn vm_fd(&self) -> &VmFd;
+}
+
+mod sealed {
+    use super::*;
+    pub trait Sealed {}
+    impl Sealed for VmFd {}
+    impl Sealed for &VmFd {}
+    impl Sealed for Arc<VmFd> {}
+}
+
+impl VmHandle for VmFd {
+    fn vm_fd(&self) -> &VmFd {
+        self
+    }
+}
+
+impl VmHandle for &VmFd {
+    fn vm_fd(&self) -> &VmFd {
+        self
+    }
+}
+
+impl VmHandle for Arc<VmFd> {
+    fn vm_fd(&self) -> &VmFd {
+        self
+    }
+}
+
 /// The KVM memslots of one [`GuestMemoryMmap`]: one per region, numbered
 /// from a first slot, plain or guest_memfd-backed. Holds a clone of the
 /// memory (its regions are reference-counted), so the mappings KVM uses stay
@@ -55,7 +89,7 @@ impl Slot {
 /// # Ok(()) }
 /// ```
 #[derive(Debug)]
-pub struct Memslots<B: Bitmap = (), V: Borrow<VmFd> = Arc<VmFd>> {
+pub struct Memslots<B: Bitmap = (), V: VmHandle = Arc<VmFd>> {
     vm: V,
     flavour: MemoryFlavour,
     slots: Vec<Slot>,
@@ -83,9 +117,9 @@ fn check_slot_range(range: &GpaRange) -> Result<(), MemoryError> {
     Ok(())
 }
 
-impl<B: Bitmap, V: Borrow<VmFd>> Memslots<B, V> {
-    /// Registers every region of `memory` as memslots of `vm` (owned, as an
-    /// `Arc<VmFd>`, or borrowed, as a `&VmFd`) `first_slot`,
+impl<B: Bitmap, V: VmHandle> Memslots<B, V> {
+    /// Registers every region of `memory` as memslots of `vm` (shared, as an
+    /// `Arc<VmFd>`, borrowed, as a `&VmFd`, or owned) `first_slot`,
     /// `first_slot + 1`, … in GPA order. With
     /// [`MemoryFlavour::GuestMemfd`] each region gets a guest_memfd of its
     /// size and the region's mapping becomes its shared view.
@@ -104,7 +138,7 @@ impl<B: Bitmap, V: Borrow<VmFd>> Memslots<B, V> {
         // Refused up front, before any slot exists: KVM's EINVAL for the
         // slot past its limit, or for a slot past its size limit, names
         // neither (and undoing thousands of slots takes seconds).
-        let limit = u32::try_from(vm.borrow().check_extension_int(Cap::NrMemslots)).unwrap_or(0);
+        let limit = u32::try_from(vm.vm_fd().check_extension_int(Cap::NrMemslots)).unwrap_or(0);
         let regions = memory.num_regions();
         if limit > 0 && u64::from(first_slot) + regions as u64 > u64::from(limit) {
             return Err(MemoryError::TooManyMemslots {
@@ -236,7 +270,7 @@ impl<B: Bitmap, V: Borrow<VmFd>> Memslots<B, V> {
 
     /// The VM.
     pub fn vm(&self) -> &VmFd {
-        self.vm.borrow()
+        self.vm.vm_fd()
     }
 
     /// The slots, in GPA order.
@@ -311,7 +345,7 @@ impl<B: Bitmap, V: Borrow<VmFd>> Memslots<B, V> {
     }
 }
 
-impl<B: Bitmap, V: Borrow<VmFd>> Drop for Memslots<B, V> {
+impl<B: Bitmap, V: VmHandle> Drop for Memslots<B, V> {
     fn drop(&mut self) {
         let mut leak = false;
         for slot in self.slots.drain(..) {
@@ -325,7 +359,7 @@ impl<B: Bitmap, V: Borrow<VmFd>> Drop for Memslots<B, V> {
             // SAFETY: a zero-sized region deletes the slot; KVM then no
             // longer references the mapping, which `self.memory` may unmap
             // afterwards.
-            if let Err(error) = unsafe { self.vm.borrow().set_user_memory_region(delete) } {
+            if let Err(error) = unsafe { self.vm.vm_fd().set_user_memory_region(delete) } {
                 tracing::error!(
                     slot = slot.slot,
                     gpa = slot.range.gpa,

@@ -28,12 +28,13 @@ use std::io;
 use igvm_snp::{GpaRange, PAGE_SIZE};
 use kvm_bindings::KVM_MAX_CPUID_ENTRIES;
 use kvm_ioctls::Kvm;
+use vm_memory::bitmap::NewBitmap;
 use vmm_sys_util::errno;
 
 pub use discard::discard;
 pub use layout::{LayoutOptions, layout_for, regions_outside_ram};
 pub use load::{LoadOptions, load_pages, load_plan};
-pub use memslots::Memslots;
+pub use memslots::{Memslots, VmHandle};
 pub use vm_memory::{Bytes, GuestAddress, GuestMemoryBackend, GuestMemoryMmap, GuestMemoryRegion};
 
 const PAGE: u64 = PAGE_SIZE as u64;
@@ -293,6 +294,18 @@ pub struct RegionInfo {
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub fn anonymous(layout: &[GpaRange]) -> Result<GuestMemoryMmap, MemoryError> {
+    anonymous_with_bitmap(layout)
+}
+
+/// As [`anonymous`], with a dirty bitmap `B` per region (e.g.
+/// `vm_memory::bitmap::AtomicBitmap`, vm-memory's `backend-bitmap`
+/// feature).
+///
+/// # Errors
+/// As [`anonymous`].
+pub fn anonymous_with_bitmap<B: NewBitmap>(
+    layout: &[GpaRange],
+) -> Result<GuestMemoryMmap<B>, MemoryError> {
     let ranges = checked_layout(layout)?;
     let mut spec = Vec::with_capacity(ranges.len());
     for r in &ranges {

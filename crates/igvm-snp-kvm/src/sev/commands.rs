@@ -112,9 +112,11 @@ pub enum CpuidRetry {
 ///
 /// `source` holds `pages * 4096` bytes, or is `None` for ZERO pages. It is
 /// mutable because for a rejected CPUID page the kernel writes the
-/// firmware-corrected page back into it. `B` is the source's dirty bitmap
-/// (none by default; guest memory with one, e.g. a VMM's
-/// `GuestMemoryMmap<AtomicBitmap>`, gets such writes marked dirty).
+/// firmware-corrected page back into it. `B` is the source slice's dirty
+/// bitmap (none by default; a slice of guest memory with one, e.g. of a
+/// VMM's `GuestMemoryMmap<AtomicBitmap>`, has the type
+/// `vm_memory::bitmap::BS<'_, AtomicBitmap>` here, and gets such writes
+/// marked dirty).
 #[derive(Debug)]
 pub struct LaunchUpdate<'a, B = ()> {
     gpa: u64,
@@ -435,6 +437,12 @@ pub trait SnpFirmware {
     /// firmware status; for a rejected CPUID page,
     /// [`SevError::CpuidRejected`] with the entry diff; for a VMSA page
     /// the kernel does not accept, [`SevError::VmsaPageTypeUnsupported`].
+    ///
+    /// An implementation that writes into the source (a corrected CPUID
+    /// page) marks what it wrote in the source's dirty bitmap `B`, as
+    /// vm-memory's volatile writes do; a write through the raw address, as
+    /// the kernel's, must be marked by hand. (Generic over `B`, the trait
+    /// is not object safe.)
     fn launch_update<B: BitmapSlice>(
         &mut self,
         update: &mut LaunchUpdate<'_, B>,

@@ -128,12 +128,8 @@ impl<'vm> KvmSnp<'vm> {
         req: CallRequest<'_, B>,
     ) -> Result<Remaining, CallFailure> {
         let context = CommandContext::update(req.gfn * PAGE_SIZE, req.pages, req.page_type);
-        // For a refused CPUID page the kernel writes the corrected table
-        // into the source itself, past any dirty bitmap: mark it here.
-        let cpuid_source = match req.page_type {
-            PageType::Cpuid => req.source.clone(),
-            _ => None,
-        };
+        let page_type = req.page_type;
+        let source = req.source.clone();
         let mut payload =
             Payload::launch_update(req.gfn, req.pages, req.page_type.value(), req.source)
                 // `run_update` passes exactly `pages` pages of source.
@@ -143,11 +139,23 @@ impl<'vm> KvmSnp<'vm> {
                     rejection: None,
                 })?;
         let result = self.issue(&mut payload, &context);
-        if let (Err(_), Some(source)) = (&result, cpuid_source) {
-            source.bitmap().mark_dirty(0, source.len());
-        }
+        mark_kernel_write(page_type, source.as_ref(), result.is_err());
         result?;
         Ok(payload.remaining())
+    }
+}
+
+/// After an SNP_LAUNCH_UPDATE call: for a refused CPUID page the kernel has
+/// written the firmware's corrected table into the source through its user
+/// address, past any dirty bitmap, so the source is marked dirty here. No
+/// other failure, and no success, writes the source.
+fn mark_kernel_write<B: BitmapSlice>(
+    page_type: PageType,
+    source: Option<&VolatileSlice<'_, B>>,
+    failed: bool,
+) {
+    if let (true, PageType::Cpuid, Some(source)) = (failed, page_type, source) {
+        source.bitmap().mark_dirty(0, source.len());
     }
 }
 
@@ -185,7 +193,12 @@ where
                 })?
                 .cpuid_retry(retry);
             let result = run_update(&mut inner, probe, bounced_call);
-            source.copy_from(&bounce.as_bytes()[..source.len()]);
+            // Only a CPUID page can come back changed (refused, or corrected
+            // and retried); copying back anything else would rewrite (and
+            // mark dirty) pages as they were.
+            if page_type == PageType::Cpuid {
+                source.copy_from(&bounce.as_bytes()[..source.len()]);
+            }
             result
         }
         _ => run_update(update, probe, call),
@@ -342,6 +355,25 @@ mod tests {
         )
         .unwrap();
         assert_eq!(seen, [addr]);
+    }
+
+    /// The kernel's in-place CPUID correction bypasses a dirty bitmap:
+    /// marked for a refused CPUID page, and only then.
+    #[test]
+    fn a_kernel_corrected_cpuid_source_is_marked_dirty() {
+        use vm_memory::bitmap::{AtomicBitmap, Bitmap};
+        use vm_memory::{GuestAddress, GuestMemoryBackend, GuestMemoryMmap};
+        let memory =
+            GuestMemoryMmap::<AtomicBitmap>::from_ranges(&[(GuestAddress(0), 0x4000)]).unwrap();
+        let page = |gpa| memory.get_slice(GuestAddress(gpa), 4096).unwrap();
+        let dirty = |gpa| page(gpa).bitmap().dirty_at(0);
+        mark_kernel_write(PageType::Cpuid, Some(&page(0x1000)), false);
+        mark_kernel_write(PageType::Normal, Some(&page(0x2000)), true);
+        mark_kernel_write(PageType::Cpuid, Some(&page(0x3000)), true);
+        assert_eq!(
+            [dirty(0x1000), dirty(0x2000), dirty(0x3000)],
+            [false, false, true]
+        );
     }
 
     #[test]
