@@ -89,10 +89,10 @@ fn any_features_model() -> FirmwareModel {
 const MAX_LAYOUT: u64 = 1 << 30;
 
 /// Launches `plan` as a VMM does, through `Launcher` into fresh anonymous
-/// guest memory covering only what the plan loads, each step loaded and
+/// guest memory covering what the plan loads and its RAM, each step loaded and
 /// launched `window` pages at a time and each window discarded after its
 /// LAUNCH_UPDATE. Skips plans a launch refuses up front (not launchable,
-/// no layout, more than [`MAX_LAYOUT`] of memory) and CPUID pages the
+/// no layout, more than [`MAX_LAYOUT`] of memory outside RAM) and CPUID pages the
 /// firmware rejects, as [`launch`] does.
 ///
 /// # Panics
@@ -104,12 +104,18 @@ pub fn launch_windowed(plan: &LaunchPlan<'_>, window: NonZeroU64) {
     if plan.require_launchable().is_err() {
         return;
     }
-    let Ok(layout) = layout_for(plan, &[], &LayoutOptions::new(52)) else {
+    let options = LayoutOptions::new(52);
+    let Ok(pages) = layout_for(plan, &[], &options) else {
         return;
     };
-    if layout.iter().map(|r| r.size).sum::<u64>() > MAX_LAYOUT {
+    if pages.iter().map(|r| r.size).sum::<u64>() > MAX_LAYOUT {
         return;
     }
+    // The configured RAM too, which the launcher requires (mapped, not
+    // written: the guest's memory map describes it).
+    let Ok(layout) = layout_for(plan, plan.configured_memory(), &options) else {
+        return;
+    };
     let memory = anonymous(&layout).expect("anonymous memory for layout_for's layout");
     let loaded = Launcher::new(plan, any_features_model(), &memory)
         .and_then(Launcher::init2)

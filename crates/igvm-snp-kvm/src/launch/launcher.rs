@@ -111,7 +111,8 @@ impl<'a> BootVcpu<'a> {
 ///   LAUNCH_FINISH measures KVM's VMSAs as KVM would; it refuses to finish
 ///   without them when no VMSA page was launched. Files whose VMSA asks for
 ///   SEV features beyond upstream KVM's need a `ModelConfig` that supports
-///   them (`supported_vmsa_features`), as the example's demo does not.
+///   them (`supported_vmsa_features`); the example's demo file asks for
+///   none.
 /// * **Memory** that is fresh (zero) where the plan has data-less pages,
 ///   or [`Launcher::used_memory`]; it must hold the plan's RAM and every
 ///   step, each step with a source within one region (checked by
