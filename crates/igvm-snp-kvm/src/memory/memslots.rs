@@ -86,6 +86,11 @@ impl VmHandle for Arc<VmFd> {
 /// let memory = anonymous(&[GpaRange::new(0, 2 << 20)])?; // or the VMM's own
 /// let slots = Memslots::register(vm, &memory, MemoryFlavour::Plain, 0)?;
 /// assert_eq!(slots.regions().count(), 1);
+/// drop(slots);
+/// // A VM the VMM owns outright is lent instead.
+/// let own = kvm.create_vm()?;
+/// let lent = Memslots::register(&own, &memory, MemoryFlavour::Plain, 0)?;
+/// assert!(std::ptr::eq(lent.vm(), &own));
 /// # Ok(()) }
 /// ```
 #[derive(Debug)]

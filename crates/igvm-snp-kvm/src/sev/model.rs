@@ -267,7 +267,8 @@ mod firmware {
         /// What a VMM driving the [`crate::launch::Launcher`] on the model
         /// calls after [`crate::launch::Launcher::update`] and before
         /// `finish`, with all of its vCPUs in index order (any iterator of
-        /// `&VcpuFd`, wherever the VMM keeps them): when no VMSA page
+        /// `&VcpuFd`, wherever the VMM keeps them; none of them running, as
+        /// none may before LAUNCH_FINISH): when no VMSA page
         /// was launched (the VMSA fallback), reads each vCPU back from KVM
         /// ([`VcpuSnapshot::read`], with the segment registers the launch
         /// wrote: the plan's VMSA's for vCPU 0, the reset ones for the APs,
