@@ -155,7 +155,6 @@ mod firmware {
         measured: Vec<MeasuredRun>,
         kvm_vcpus: Option<Vec<VcpuSnapshot>>,
         kvm_vmsas: Option<Vec<SevVmsa>>,
-        vmsa_launched: bool,
     }
 
     impl Default for FirmwareModel {
@@ -207,7 +206,6 @@ mod firmware {
                 measured: Vec::new(),
                 kvm_vcpus: None,
                 kvm_vmsas: None,
-                vmsa_launched: false,
             }
         }
 
@@ -287,7 +285,7 @@ mod firmware {
             plan: &igvm_snp::LaunchPlan<'_>,
             vcpus: impl IntoIterator<Item = &'v kvm_ioctls::VcpuFd>,
         ) -> Result<usize, LaunchError> {
-            if self.vmsa_launched {
+            if self.vmsa_launched() {
                 return Ok(0);
             }
             let vcpus: Vec<&kvm_ioctls::VcpuFd> = vcpus.into_iter().collect();
@@ -324,6 +322,11 @@ mod firmware {
         /// vCPU state was given.
         pub fn kvm_vmsas(&self) -> &[SevVmsa] {
             self.kvm_vmsas.as_deref().unwrap_or_default()
+        }
+
+        /// Whether a VMSA page was launched (KVM then builds no VMSA).
+        fn vmsa_launched(&self) -> bool {
+            self.measured.iter().any(|r| r.page_type == PageType::Vmsa)
         }
 
         fn record(&mut self, page_type: PageType, gpa: u64) {
@@ -450,7 +453,6 @@ mod firmware {
                 self.digest.fold(req.page_type.value(), gpa, contents);
                 self.updated.insert(gpa, gpa + PAGE_SIZE);
                 self.record(req.page_type, gpa);
-                self.vmsa_launched |= req.page_type == PageType::Vmsa;
                 processed += 1;
             }
             Ok(Remaining {
@@ -568,7 +570,7 @@ mod firmware {
                 }
                 _ => return Err(reject(context, ModelRejection::FinishBeforeStart)),
             }
-            if self.kvm_vmsas.is_none() && !self.vmsa_launched {
+            if self.kvm_vmsas.is_none() && !self.vmsa_launched() {
                 // KVM's snp_launch_update_vmsa(): sev_es_sync_vmsa() for every
                 // vCPU, each page measured as a VMSA at INITIAL_VMSA_GPA.
                 let Some(states) = &self.kvm_vcpus else {
