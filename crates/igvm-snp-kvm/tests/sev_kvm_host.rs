@@ -198,6 +198,20 @@ fn set_private_on_a_plain_vm_fails_typed() {
     }
 }
 
+/// Where /dev/sev cannot be opened (this host has none), the error says
+/// which device it was.
+#[test]
+fn opening_the_sev_device_names_it() {
+    let Some(kvm) = kvm() else { return };
+    if std::path::Path::new(igvm_snp_kvm::sev::SEV_DEVICE).exists() {
+        eprintln!("opening_the_sev_device_names_it: skipped: this host has /dev/sev");
+        return;
+    }
+    let vm = kvm.create_vm().unwrap();
+    let e = igvm_snp_kvm::sev::KvmSnp::open(&vm).unwrap_err();
+    assert!(e.to_string().starts_with("/dev/sev: "), "{e}");
+}
+
 #[test]
 fn one_driver_for_both_backends() {
     let mut model = FirmwareModel::default();
